@@ -1,0 +1,61 @@
+//! Tool errors and how filesystem errors become them.
+
+use std::io;
+
+use crate::bindings::hearth::tool::types as wit;
+
+/// Why a tool call failed; mirrors the WIT `tool-error` variant one to one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolError {
+    InvalidInput(String),
+    InvalidPath(String),
+    NotFound(String),
+    PermissionDenied(String),
+    IsDirectory(String),
+    Conflict(String),
+    TooLarge(String),
+    Other(String),
+}
+
+impl ToolError {
+    /// Classifies an I/O error on view path `path`, keeping the OS's reason in the message.
+    pub fn from_io(path: &str, err: &io::Error) -> Self {
+        match err.kind() {
+            io::ErrorKind::NotFound => Self::NotFound(format!("`{path}` does not exist")),
+            io::ErrorKind::PermissionDenied => {
+                Self::PermissionDenied(format!("`{path}` may not be accessed: {err}"))
+            }
+            io::ErrorKind::IsADirectory => Self::IsDirectory(format!("`{path}` is a directory")),
+            io::ErrorKind::NotADirectory => Self::NotFound(format!(
+                "`{path}` does not exist (a parent is not a directory)"
+            )),
+            // A symlink whose target lies outside the preopened directory is refused by the host
+            // (openat2 RESOLVE_BENEATH); WASI reports that as "not permitted" or a cross-device
+            // error depending on the call.
+            io::ErrorKind::CrossesDevices => {
+                Self::InvalidPath(format!("`{path}` leads outside the session's view"))
+            }
+            _ => Self::Other(format!("`{path}`: {err}")),
+        }
+    }
+
+    /// Adapter for `map_err` on an I/O result about `path`.
+    pub fn io(path: &str) -> impl Fn(io::Error) -> Self + '_ {
+        move |err| Self::from_io(path, &err)
+    }
+}
+
+impl From<ToolError> for wit::ToolError {
+    fn from(err: ToolError) -> Self {
+        match err {
+            ToolError::InvalidInput(m) => Self::InvalidInput(m),
+            ToolError::InvalidPath(m) => Self::InvalidPath(m),
+            ToolError::NotFound(m) => Self::NotFound(m),
+            ToolError::PermissionDenied(m) => Self::PermissionDenied(m),
+            ToolError::IsDirectory(m) => Self::IsDirectory(m),
+            ToolError::Conflict(m) => Self::Conflict(m),
+            ToolError::TooLarge(m) => Self::TooLarge(m),
+            ToolError::Other(m) => Self::Other(m),
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! The session's view as a tool sees it: which absolute paths exist and which may be written.
+//!
+//! The host preopens each mount at its view path, and wasi-libc routes an absolute path to the
+//! preopen with the longest matching prefix. [`View::resolve`] applies the same rule *before* any
+//! I/O, after normalising the path lexically, so that `..`, `.` and doubled slashes can never
+//! route a path to a different mount than the one it names, and so that a path outside every
+//! mount is refused as `invalid_path` rather than reported as missing.
+
+use crate::ToolError;
+use crate::bindings::hearth::tool::types as wit;
+
+/// One directory of the view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Normalised absolute view path, e.g. `/workspace/skills`.
+    pub path: String,
+    pub writable: bool,
+}
+
+/// The mounts granted to this call, longest path first.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    mounts: Vec<Mount>,
+}
+
+/// A path checked against the view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// `/` itself: not a directory on disk, but the parent of the top-level mounts.
+    Root,
+    /// A path inside (or at the root of) a mount.
+    InMount {
+        /// The normalised view path, ready to hand to `std::fs`.
+        path: String,
+        /// Index of the owning mount in [`View::mounts`].
+        mount: usize,
+    },
+}
+
+impl View {
+    pub fn new(mut mounts: Vec<Mount>) -> Self {
+        mounts.sort_by(|a, b| b.path.len().cmp(&a.path.len()).then(a.path.cmp(&b.path)));
+        Self { mounts }
+    }
+
+    pub(crate) fn from_context(context: &wit::CallContext) -> Self {
+        let mounts = context
+            .mounts
+            .iter()
+            .filter_map(|m| {
+                let path = normalize(&m.path).ok()?;
+                Some(Mount {
+                    path,
+                    writable: m.writable,
+                })
+            })
+            .collect();
+        Self::new(mounts)
+    }
+
+    pub fn mounts(&self) -> &[Mount] {
+        &self.mounts
+    }
+
+    /// Top-level mount paths, for messages ("use a path under /workspace or /tmp").
+    fn roots_for_message(&self) -> String {
+        let mut roots: Vec<&str> = self
+            .mounts
+            .iter()
+            .filter(|m| parent_of(&m.path) == "/")
+            .map(|m| m.path.as_str())
+            .collect();
+        roots.sort_unstable();
+        roots.join(", ")
+    }
+
+    /// Checks `path` against the view. Relative paths and paths outside every mount are
+    /// `invalid_path`.
+    pub fn resolve(&self, path: &str) -> Result<Resolved, ToolError> {
+        if !path.starts_with('/') {
+            return Err(ToolError::InvalidPath(format!(
+                "path `{path}` is relative; use an absolute path under {}",
+                self.roots_for_message()
+            )));
+        }
+        let normalized = normalize(path)
+            .map_err(|why| ToolError::InvalidPath(format!("path `{path}` {why}")))?;
+        if normalized == "/" {
+            return Ok(Resolved::Root);
+        }
+        match self
+            .mounts
+            .iter()
+            .position(|m| is_within(&normalized, &m.path))
+        {
+            Some(mount) => Ok(Resolved::InMount {
+                path: normalized,
+                mount,
+            }),
+            None => Err(ToolError::InvalidPath(format!(
+                "path `{path}` is outside the session's view; use a path under {}",
+                self.roots_for_message()
+            ))),
+        }
+    }
+
+    /// Resolves a path that must lie inside a mount (not `/`), as the file tools need.
+    pub fn resolve_file(&self, path: &str) -> Result<(String, &Mount), ToolError> {
+        match self.resolve(path)? {
+            Resolved::Root => Err(ToolError::IsDirectory(format!(
+                "`{path}` is the root of the view, not a file"
+            ))),
+            Resolved::InMount { path, mount } => Ok((path, &self.mounts[mount])),
+        }
+    }
+
+    /// Like [`View::resolve_file`], and refuses paths in a mount this call may not write.
+    pub fn resolve_writable(&self, path: &str) -> Result<(String, &Mount), ToolError> {
+        let (resolved, mount) = self.resolve_file(path)?;
+        if !mount.writable {
+            return Err(ToolError::PermissionDenied(format!(
+                "`{path}` is in `{}`, which is read-only",
+                mount.path
+            )));
+        }
+        Ok((resolved, mount))
+    }
+
+    /// Mounts whose parent directory is `dir`: they appear as directories in a listing of `dir`
+    /// even though the directory on disk does not contain them.
+    pub fn child_mounts<'a>(&'a self, dir: &'a str) -> impl Iterator<Item = &'a Mount> + 'a {
+        self.mounts
+            .iter()
+            .filter(move |m| parent_of(&m.path) == dir)
+    }
+
+    /// True when `path` is the root of a mount.
+    pub fn is_mount_root(&self, path: &str) -> bool {
+        self.mounts.iter().any(|m| m.path == path)
+    }
+}
+
+/// Lexically normalises an absolute path: drops empty and `.` segments and applies `..`.
+/// Fails when `..` would climb above `/` or the path holds a NUL byte.
+pub fn normalize(path: &str) -> Result<String, &'static str> {
+    if path.contains('\0') {
+        return Err("contains a NUL byte");
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err("climbs above the root of the view");
+                }
+            }
+            other => parts.push(other),
+        }
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+/// True when normalised `path` is `base` or lies below it.
+pub fn is_within(path: &str, base: &str) -> bool {
+    base == "/"
+        || path == base
+        || (path.starts_with(base) && path.as_bytes().get(base.len()) == Some(&b'/'))
+}
+
+/// The parent of a normalised absolute path (`/` for top-level entries and for `/` itself).
+pub fn parent_of(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
+}
+
+/// Joins a normalised directory path and a child name.
+pub fn join(dir: &str, name: &str) -> String {
+    if dir == "/" {
+        format!("/{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view() -> View {
+        View::new(vec![
+            Mount {
+                path: "/workspace".into(),
+                writable: true,
+            },
+            Mount {
+                path: "/tmp".into(),
+                writable: true,
+            },
+            Mount {
+                path: "/workspace/skills".into(),
+                writable: false,
+            },
+        ])
+    }
+
+    #[test]
+    fn normalizes_dot_segments() {
+        assert_eq!(
+            normalize("/workspace/./a//b/../c").as_deref(),
+            Ok("/workspace/a/c")
+        );
+        assert!(normalize("/workspace/../../etc").is_err());
+        assert_eq!(normalize("/").as_deref(), Ok("/"));
+    }
+
+    #[test]
+    fn spelled_differently_still_lands_in_the_read_only_mount() {
+        let v = view();
+        for p in [
+            "/workspace/./skills/x",
+            "/workspace/a/../skills/x",
+            "//workspace/skills//x",
+        ] {
+            let (resolved, mount) = v.resolve_file(p).unwrap();
+            assert_eq!(resolved, "/workspace/skills/x");
+            assert!(!mount.writable, "{p}");
+            assert!(matches!(
+                v.resolve_writable(p),
+                Err(ToolError::PermissionDenied(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn refuses_paths_outside_the_view() {
+        let v = view();
+        for p in [
+            "/etc/passwd",
+            "workspace/a",
+            "/workspacex/a",
+            "/workspace/../etc",
+            "../x",
+        ] {
+            assert!(
+                matches!(v.resolve(p), Err(ToolError::InvalidPath(_))),
+                "{p}"
+            );
+        }
+        assert_eq!(v.resolve("/"), Ok(Resolved::Root));
+    }
+
+    #[test]
+    fn child_mounts_are_listed_under_their_parent() {
+        let v = view();
+        let top: Vec<_> = v.child_mounts("/").map(|m| m.path.as_str()).collect();
+        assert_eq!(top, ["/workspace", "/tmp"]);
+        let nested: Vec<_> = v
+            .child_mounts("/workspace")
+            .map(|m| m.path.as_str())
+            .collect();
+        assert_eq!(nested, ["/workspace/skills"]);
+    }
+}

@@ -1,0 +1,142 @@
+//! `grep`: literal text search in files.
+
+use std::fs;
+use std::io::Read;
+use std::ops::ControlFlow;
+
+use hearth_tool_sdk::glob::Glob;
+use hearth_tool_sdk::walk::walk_files;
+use hearth_tool_sdk::{ToolError, View, export_tool};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+const DEFAULT_MAX_MATCHES: u64 = 1_000;
+const MAX_MATCHES: u64 = 10_000;
+/// Larger files are skipped (and counted in `files_skipped`): a tool's memory is capped, and an
+/// agent grepping a multi-megabyte artefact wants a different tool.
+const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+/// A matching line longer than this is cut (at a character boundary) and ends with `…`.
+const MAX_LINE_CHARS: usize = 1_000;
+/// The same binary test as `read_file`: a NUL byte in the first 8 KiB.
+const SNIFF_BYTES: usize = 8_192;
+
+struct Grep;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    pattern: String,
+    #[serde(default = "default_path")]
+    path: String,
+    glob: Option<String>,
+    max_count: Option<u64>,
+}
+
+fn default_path() -> String {
+    "/workspace".to_owned()
+}
+
+impl hearth_tool_sdk::Tool for Grep {
+    const NAME: &'static str = "grep";
+    const DESCRIPTION: &'static str = "Search files for a literal string (not a regular expression: \
+        `a.c` matches only `a.c`). Searches a file, or every file below a directory (default \
+        /workspace), optionally only files matching `glob` (same rules as the glob tool). Returns \
+        matches as `{path, line, text}` with 1-based line numbers, at most `max_count` in all \
+        (default 1000), with `truncated` when there were more. Binary files are skipped.";
+    const READ_ONLY: bool = true;
+    type Args = Args;
+
+    fn input_schema() -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "pattern": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "The exact text to look for."
+                },
+                "path": {
+                    "type": "string",
+                    "description": "Absolute path of a file or directory to search. Defaults to /workspace."
+                },
+                "glob": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "Only search files matching this glob, e.g. `*.py`."
+                },
+                "max_count": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_MATCHES,
+                    "description": "Maximum number of matches to return. Defaults to 1000."
+                }
+            },
+            "required": ["pattern"],
+            "additionalProperties": false
+        })
+    }
+
+    fn run(view: &View, args: Args) -> Result<Value, ToolError> {
+        let filter = args.glob.as_deref().map(Glob::new).transpose()?;
+        let root = view.resolve(&args.path)?;
+        let limit = args.max_count.unwrap_or(DEFAULT_MAX_MATCHES) as usize;
+        let finder = memchr::memmem::Finder::new(args.pattern.as_bytes());
+        let mut matches = Vec::new();
+        let mut more = false;
+        let mut files_skipped = 0u64;
+        let walk = walk_files(view, &root, |file| {
+            if filter.as_ref().is_some_and(|g| !g.matches(file.relative)) {
+                return ControlFlow::Continue(());
+            }
+            let Some(content) = read_text(file.path, file.metadata.len()) else {
+                files_skipped += 1;
+                return ControlFlow::Continue(());
+            };
+            for (index, line) in content.split(|&b| b == b'\n').enumerate() {
+                if finder.find(line).is_none() {
+                    continue;
+                }
+                if matches.len() == limit {
+                    more = true;
+                    return ControlFlow::Break(());
+                }
+                matches
+                    .push(json!({ "path": file.path, "line": index + 1, "text": display(line) }));
+            }
+            ControlFlow::Continue(())
+        })?;
+        // Stable: lines stay in order within a file.
+        matches.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+        Ok(json!({
+            "matches": matches,
+            "truncated": more || walk.truncated,
+            "files_skipped": files_skipped,
+        }))
+    }
+}
+
+/// The file's bytes when it is a searchable text file; `None` for binary, oversized or
+/// unreadable files.
+fn read_text(path: &str, len: u64) -> Option<Vec<u8>> {
+    if len > MAX_FILE_BYTES {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    fs::File::open(path)
+        .ok()?
+        .take(MAX_FILE_BYTES)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    (!bytes[..bytes.len().min(SNIFF_BYTES)].contains(&0)).then_some(bytes)
+}
+
+fn display(line: &[u8]) -> String {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let text = String::from_utf8_lossy(line);
+    match text.char_indices().nth(MAX_LINE_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.into_owned(),
+    }
+}
+
+export_tool!(Grep);
