@@ -77,14 +77,12 @@ impl View {
     /// Checks `path` against the view. Relative paths and paths outside every mount are
     /// `invalid_path`.
     pub fn resolve(&self, path: &str) -> Result<Resolved, ToolError> {
-        if !path.starts_with('/') {
-            return Err(ToolError::InvalidPath(format!(
-                "path `{path}` is relative; use an absolute path under {}",
+        let normalized = normalize(path).map_err(|why| {
+            ToolError::InvalidPath(format!(
+                "path `{path}` {why}; use an absolute path under {}",
                 self.roots_for_message()
-            )));
-        }
-        let normalized = normalize(path)
-            .map_err(|why| ToolError::InvalidPath(format!("path `{path}` {why}")))?;
+            ))
+        })?;
         if normalized == "/" {
             return Ok(Resolved::Root);
         }
@@ -140,50 +138,7 @@ impl View {
     }
 }
 
-/// Lexically normalises an absolute path: drops empty and `.` segments and applies `..`.
-/// Fails when `..` would climb above `/` or the path holds a NUL byte.
-pub fn normalize(path: &str) -> Result<String, &'static str> {
-    if path.contains('\0') {
-        return Err("contains a NUL byte");
-    }
-    let mut parts: Vec<&str> = Vec::new();
-    for segment in path.split('/') {
-        match segment {
-            "" | "." => {}
-            ".." => {
-                if parts.pop().is_none() {
-                    return Err("climbs above the root of the view");
-                }
-            }
-            other => parts.push(other),
-        }
-    }
-    Ok(format!("/{}", parts.join("/")))
-}
-
-/// True when normalised `path` is `base` or lies below it.
-pub fn is_within(path: &str, base: &str) -> bool {
-    base == "/"
-        || path == base
-        || (path.starts_with(base) && path.as_bytes().get(base.len()) == Some(&b'/'))
-}
-
-/// The parent of a normalised absolute path (`/` for top-level entries and for `/` itself).
-pub fn parent_of(path: &str) -> &str {
-    match path.rfind('/') {
-        Some(0) | None => "/",
-        Some(i) => &path[..i],
-    }
-}
-
-/// Joins a normalised directory path and a child name.
-pub fn join(dir: &str, name: &str) -> String {
-    if dir == "/" {
-        format!("/{name}")
-    } else {
-        format!("{dir}/{name}")
-    }
-}
+pub use hearth_view_path::{is_within, join, normalize, parent_of};
 
 #[cfg(test)]
 mod tests {
@@ -204,16 +159,6 @@ mod tests {
                 writable: false,
             },
         ])
-    }
-
-    #[test]
-    fn normalizes_dot_segments() {
-        assert_eq!(
-            normalize("/workspace/./a//b/../c").as_deref(),
-            Ok("/workspace/a/c")
-        );
-        assert!(normalize("/workspace/../../etc").is_err());
-        assert_eq!(normalize("/").as_deref(), Ok("/"));
     }
 
     #[test]

@@ -34,6 +34,6 @@ pub mod view;
 pub use error::{CallError, LoadError, ToolErrorKind};
 pub use limits::{CallLimits, Manifest};
 pub use runtime::{LoadStats, Runtime, RuntimeConfig, ToolInfo};
-pub use view::{Mount, SessionView};
+pub use view::{Mount, ResolveError, Resolved, SessionView};
 
 include!(concat!(env!("OUT_DIR"), "/builtin_tools.rs"));

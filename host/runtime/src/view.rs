@@ -7,6 +7,8 @@
 
 use std::path::PathBuf;
 
+use hearth_view_path::{PathError, is_normalized, normalize, strip_base};
+
 /// One directory of the view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
@@ -71,16 +73,47 @@ impl SessionView {
     pub fn mounts(&self) -> &[Mount] {
         &self.mounts
     }
+
+    /// Resolves a view path to the mount that owns it (the longest mount path containing it),
+    /// for host code that serves files directly. The result is relative to the mount's host
+    /// directory and must be opened beneath it (e.g. with `cap_std`), never joined onto a path.
+    pub fn resolve(&self, path: &str) -> Result<Resolved<'_>, ResolveError> {
+        let normalized = normalize(path).map_err(|reason| ResolveError::Invalid {
+            path: path.to_owned(),
+            reason,
+        })?;
+        self.mounts
+            .iter()
+            .filter_map(|m| strip_base(&normalized, &m.view_path).map(|rel| (m, rel)))
+            .max_by_key(|(m, _)| m.view_path.len())
+            .map(|(mount, relative)| Resolved {
+                mount,
+                relative: relative.to_owned(),
+                view_path: normalized.clone(),
+            })
+            .ok_or_else(|| ResolveError::Outside {
+                path: path.to_owned(),
+            })
+    }
 }
 
-/// `/a/b` style: starts with `/`, no empty, `.` or `..` segments, no trailing `/`, no NUL.
-pub fn is_normalized(path: &str) -> bool {
-    path.len() > 1
-        && path.starts_with('/')
-        && !path.contains('\0')
-        && path[1..]
-            .split('/')
-            .all(|s| !s.is_empty() && s != "." && s != "..")
+/// A view path and the mount it lies in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved<'a> {
+    pub mount: &'a Mount,
+    /// The path below the mount's directory; empty for the mount itself.
+    pub relative: String,
+    /// The normalised view path.
+    pub view_path: String,
+}
+
+/// A view path that names nothing in the view.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    #[error("path `{path}` {reason}")]
+    Invalid { path: String, reason: PathError },
+    #[error("path `{path}` is outside the session's view")]
+    Outside { path: String },
 }
 
 #[cfg(test)]
@@ -103,6 +136,37 @@ mod tests {
             mount("/workspace/skills", false),
         ])
         .unwrap();
+    }
+
+    #[test]
+    fn resolves_to_the_longest_mount() {
+        let view = SessionView::new(vec![
+            mount("/workspace", true),
+            mount("/workspace/skills", false),
+        ])
+        .unwrap();
+        let r = view.resolve("/workspace/./skills/a/../b.md").unwrap();
+        assert_eq!(
+            (r.mount.view_path.as_str(), r.relative.as_str()),
+            ("/workspace/skills", "b.md")
+        );
+        let r = view.resolve("/workspace/skillsx").unwrap();
+        assert_eq!(
+            (r.mount.view_path.as_str(), r.relative.as_str()),
+            ("/workspace", "skillsx")
+        );
+        assert!(matches!(
+            view.resolve("/etc/passwd"),
+            Err(ResolveError::Outside { .. })
+        ));
+        assert!(matches!(
+            view.resolve("/workspace/../../x"),
+            Err(ResolveError::Invalid { .. })
+        ));
+        assert!(matches!(
+            view.resolve("rel"),
+            Err(ResolveError::Invalid { .. })
+        ));
     }
 
     #[test]

@@ -1,0 +1,508 @@
+//! The HTTP API (v1): routes, handlers and the middleware around them. `docs/openapi.json`
+//! documents exactly these routes; a test fails when the two drift.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tracing::Instrument;
+
+use crate::App;
+use crate::error::{ApiError, ErrorCode};
+use crate::files::{self, FileError};
+use crate::sessions::Session;
+
+/// The OpenAPI document served at `/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+/// Most files one bulk upload or download may name.
+pub const MAX_BULK_FILES: usize = 1_000;
+
+/// The router with every route and middleware.
+pub fn router(app: Arc<App>) -> Router {
+    let body_limit = app.config.max_body_bytes;
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
+        .route("/v1/tools", get(list_tools))
+        .route("/v1/sessions", get(list_sessions).post(create_session))
+        .route(
+            "/v1/sessions/{id}",
+            get(session_info).delete(delete_session),
+        )
+        .route("/v1/sessions/{id}/tools/{name}", post(call_tool))
+        .route(
+            "/v1/sessions/{id}/files/{*path}",
+            get(get_file).put(put_file),
+        )
+        .route("/v1/sessions/{id}/upload", post(upload))
+        .route("/v1/sessions/{id}/download", post(download))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "route_not_found",
+                "no such route; see /v1/openapi.json",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method; see /v1/openapi.json",
+            )
+        })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(app.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(app.clone(), observe))
+        .with_state(app)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Middleware
+
+/// Gives every request an id (`x-request-id`, taken from the request or made up), a tracing
+/// span, a log line, and its place in the metrics.
+async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 128 && !v.is_empty())
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            format!(
+                "{:x}-{}",
+                app.started_nonce,
+                NEXT_ID.fetch_add(1, Ordering::Relaxed)
+            )
+        });
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let span = tracing::info_span!("request", id = %id, %method, %route);
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    let code = response.extensions().get::<ErrorCode>().map(|c| c.0);
+    span.in_scope(|| match code {
+        Some(code) if status >= 500 => tracing::warn!(status, code, ?elapsed, "answered"),
+        Some(code) => tracing::info!(status, code, ?elapsed, "answered"),
+        None => tracing::info!(status, ?elapsed, "answered"),
+    });
+    app.metrics
+        .record_request(&method, &route, status, elapsed, code);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// Every route but `/v1/health` needs the bearer token, when one is configured. The comparison
+/// takes the same time wherever the first differing byte is.
+async fn authenticate(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let Some(token) = &app.config.token else {
+        return next.run(request).await;
+    };
+    if request.uri().path() == "/v1/health" {
+        return next.run(request).await;
+    }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(presented.as_bytes(), token.as_bytes()) {
+        next.run(request).await
+    } else {
+        ApiError::unauthorized().into_response()
+    }
+}
+
+/// Equal-length comparison without early exit; lengths are not secret.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request helpers
+
+fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let bytes = body_bytes(body)?;
+    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Bytes::from_static(b"{}")
+    } else {
+        bytes
+    };
+    serde_json::from_slice(&bytes).map_err(|e| {
+        let code = if e.is_syntax() || e.is_eof() {
+            "invalid_json"
+        } else {
+            "invalid_request"
+        };
+        ApiError::bad_request(code, format!("request body: {e}"))
+    })
+}
+
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                rejection.body_text(),
+            )
+        } else {
+            ApiError::bad_request("invalid_body", rejection.body_text())
+        }
+    })
+}
+
+fn path_params<T>(params: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+    params
+        .map(|Path(p)| p)
+        .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)
+}
+
+fn session_json(session: &Session) -> Value {
+    let mounts: Vec<Value> = session
+        .view
+        .mounts()
+        .iter()
+        .map(|m| json!({ "path": m.view_path, "writable": m.writable }))
+        .collect();
+    json!({
+        "id": session.id,
+        "created_at": session.created_at(),
+        "mounts": mounts,
+        "tool_calls": session.tool_calls(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+async fn health(State(app): State<Arc<App>>) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "tools": app.runtime.tools().count(),
+        "sessions": app.sessions.len(),
+        "jail": {
+            "wasm_tools": "enforced",
+            "exec": "unavailable: this worker does not run programs yet (python-runner)",
+        },
+    }))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let text = app.metrics.render(app.sessions.len());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn list_tools(State(app): State<Arc<App>>) -> Json<Value> {
+    let tools: Vec<Value> = app
+        .runtime
+        .tools()
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "description": t.description,
+                "input_schema": t.input_schema,
+                "read_only": t.read_only,
+            })
+        })
+        .collect();
+    Json(Value::Array(tools))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateSession {
+    id: Option<String>,
+    from_snapshot: Option<String>,
+}
+
+async fn create_session(
+    State(app): State<Arc<App>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let request: CreateSession = json_body(body)?;
+    if request.from_snapshot.is_some() {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "snapshots_unavailable",
+            "this worker has no snapshot store yet; create the session without `from_snapshot`",
+        ));
+    }
+    let app2 = app.clone();
+    let session = blocking(move || app2.sessions.create(request.id)).await??;
+    tracing::info!(session = %session.id, "session created");
+    Ok((StatusCode::CREATED, Json(session_json(&session))))
+}
+
+async fn list_sessions(State(app): State<Arc<App>>) -> Json<Value> {
+    let sessions: Vec<Value> = app
+        .sessions
+        .list()
+        .iter()
+        .map(|s| session_json(s))
+        .collect();
+    Json(json!({ "sessions": sessions }))
+}
+
+async fn session_info(
+    State(app): State<Arc<App>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let session = app.sessions.get(&path_params(id)?)?;
+    Ok(Json(session_json(&session)))
+}
+
+async fn delete_session(
+    State(app): State<Arc<App>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = path_params(id)?;
+    app.sessions.delete(&id).await?;
+    tracing::info!(session = %id, "session deleted");
+    Ok(Json(json!({ "id": id, "deleted": true })))
+}
+
+async fn call_tool(
+    State(app): State<Arc<App>>,
+    params: Result<Path<(String, String)>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let (id, name) = path_params(params)?;
+    let session = app.sessions.get(&id)?;
+    let read_only = app
+        .runtime
+        .tool(&name)
+        .map(|t| t.read_only)
+        .ok_or_else(|| ApiError::from(hearth_runtime::CallError::UnknownTool(name.clone())))?;
+    let args: Value = json_body(body)?;
+    let started = Instant::now();
+    let guard = session.lock(!read_only).await?;
+    let runtime = app.runtime.clone();
+    let session2 = session.clone();
+    let tool = name.clone();
+    let outcome = blocking(move || {
+        let _guard = guard;
+        runtime.call(&session2.view, &tool, &args)
+    })
+    .await?;
+    session.count_tool_call();
+    let code = outcome.as_ref().err().map(|e| e.code()).unwrap_or("ok");
+    app.metrics.record_tool_call(&name, code, started.elapsed());
+    Ok(Json(json!({ "result": outcome? })))
+}
+
+/// `files/{*path}` carries a view path without its leading `/`.
+fn view_path(path: &str) -> String {
+    format!("/{path}")
+}
+
+async fn get_file(
+    State(app): State<Arc<App>>,
+    params: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let (id, path) = path_params(params)?;
+    let session = app.sessions.get(&id)?;
+    let guard = session.lock(false).await?;
+    let max = app.config.max_file_bytes;
+    let path = view_path(&path);
+    let bytes = blocking(move || {
+        let _guard = guard;
+        files::read(&session.view, &path, max)
+    })
+    .await?
+    .map_err(file_error)?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        Body::from(bytes),
+    )
+        .into_response())
+}
+
+async fn put_file(
+    State(app): State<Arc<App>>,
+    params: Result<Path<(String, String)>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (id, path) = path_params(params)?;
+    let session = app.sessions.get(&id)?;
+    let bytes = body_bytes(body)?;
+    let guard = session.lock(true).await?;
+    let path = view_path(&path);
+    let size = bytes.len();
+    let answer_path = path.clone();
+    let created = blocking(move || {
+        let _guard = guard;
+        files::write(&session.view, &path, &bytes)
+    })
+    .await?
+    .map_err(file_error)?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({ "path": answer_path, "size": size, "created": created })),
+    ))
+}
+
+fn file_error(e: FileError) -> ApiError {
+    use crate::files::FileErrorKind as K;
+    let status = match e.kind {
+        K::NotFound => StatusCode::NOT_FOUND,
+        K::PermissionDenied => StatusCode::FORBIDDEN,
+        K::IsDirectory => StatusCode::UNPROCESSABLE_ENTITY,
+        K::InvalidPath => StatusCode::BAD_REQUEST,
+        K::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        K::Io => return ApiError::internal(e),
+    };
+    ApiError::new(status, e.kind.code(), e.message)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadRequest {
+    files: Vec<UploadFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadFile {
+    path: String,
+    /// Base64.
+    content: String,
+}
+
+/// deepagents' `upload_files`: every file gets its own outcome, in order; one bad file does not
+/// fail the others.
+async fn upload(
+    State(app): State<Arc<App>>,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let session = app.sessions.get(&path_params(id)?)?;
+    let request: UploadRequest = json_body(body)?;
+    check_bulk_len(request.files.len())?;
+    let guard = session.lock(true).await?;
+    let results = blocking(move || {
+        let _guard = guard;
+        request
+            .files
+            .iter()
+            .map(|file| {
+                let outcome = base64::engine::general_purpose::STANDARD
+                    .decode(&file.content)
+                    .map_err(|e| format!("invalid_base64: {e}"))
+                    .and_then(|bytes| {
+                        files::write(&session.view, &file.path, &bytes)
+                            .map_err(|e| e.kind.code().to_owned())
+                    });
+                json!({ "path": file.path, "error": outcome.err() })
+            })
+            .collect::<Vec<_>>()
+    })
+    .await?;
+    Ok(Json(json!({ "files": results })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DownloadRequest {
+    paths: Vec<String>,
+}
+
+/// deepagents' `download_files`: base64 contents or an error per path, in order.
+async fn download(
+    State(app): State<Arc<App>>,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let session = app.sessions.get(&path_params(id)?)?;
+    let request: DownloadRequest = json_body(body)?;
+    check_bulk_len(request.paths.len())?;
+    let guard = session.lock(false).await?;
+    let max = app.config.max_file_bytes;
+    let budget = app.config.max_body_bytes as u64;
+    let results = blocking(move || {
+        let _guard = guard;
+        let mut total = 0u64;
+        request
+            .paths
+            .iter()
+            .map(|path| {
+                match files::read(&session.view, path, max.min(budget.saturating_sub(total))) {
+                    Ok(bytes) => {
+                        total += bytes.len() as u64;
+                        let content = base64::engine::general_purpose::STANDARD.encode(bytes);
+                        json!({ "path": path, "content": content, "error": null })
+                    }
+                    Err(e) => json!({ "path": path, "content": null, "error": e.kind.code() }),
+                }
+            })
+            .collect::<Vec<_>>()
+    })
+    .await?;
+    Ok(Json(json!({ "files": results })))
+}
+
+fn check_bulk_len(n: usize) -> Result<(), ApiError> {
+    if n > MAX_BULK_FILES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_files",
+            format!("{n} files in one request; the limit is {MAX_BULK_FILES}"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_compares_whole_values() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+}

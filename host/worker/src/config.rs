@@ -1,0 +1,266 @@
+//! The worker's configuration: embedded defaults, an optional TOML file, command-line flags and
+//! `HEARTH_TOKEN`, in rising order of precedence.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hearth_runtime::CallLimits;
+use serde::Deserialize;
+
+/// The address `hearth serve` listens on when nothing else is said: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8700";
+/// Where sessions and the compiled-tool cache live when nothing else is said.
+pub const DEFAULT_DATA_DIR: &str = "./hearth-data";
+/// The largest request body (a file upload, a tool's arguments). Larger bodies get 413.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// The largest file the files API reads back in one answer.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+/// Live sessions one worker keeps before refusing new ones with 507.
+pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
+
+/// Everything `hearth serve` needs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Bearer token every route but `/v1/health` requires. Without one the worker only listens
+    /// on loopback.
+    pub token: Option<String>,
+    pub log_format: LogFormat,
+    /// Extra tools, one directory each (`tool.wasm` + optional `tool.toml`).
+    pub tools_dir: Option<PathBuf>,
+    /// Compiled tools, kept across restarts [default: `<data_dir>/cache/compiled`]. Must be
+    /// writable by the worker only: its files are native code the worker runs.
+    pub cache_dir: Option<PathBuf>,
+    /// The view path of the workspace.
+    pub workspace_path: String,
+    /// The view path of the scratch directory.
+    pub scratch_path: String,
+    /// Host directories every session sees read-only, e.g. shared skills.
+    pub read_only_areas: Vec<ReadOnlyArea>,
+    pub max_body_bytes: usize,
+    pub max_file_bytes: u64,
+    pub max_sessions: usize,
+    pub limits: LimitsConfig,
+}
+
+/// A host directory mounted read-only into every session's view.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadOnlyArea {
+    /// Where the session sees it, e.g. `/workspace/skills`.
+    pub path: String,
+    /// The host directory behind it.
+    pub source: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// Per-call limits of every tool (a tool's own manifest may only lower them).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub deadline_ms: u64,
+    pub memory_mib: u64,
+    pub result_mib: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let limits = CallLimits::default();
+        Self {
+            deadline_ms: limits.deadline.as_millis() as u64,
+            memory_mib: limits.memory_bytes / (1024 * 1024),
+            result_mib: limits.result_bytes / (1024 * 1024),
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn call_limits(&self) -> CallLimits {
+        CallLimits {
+            deadline: Duration::from_millis(self.deadline_ms),
+            memory_bytes: self.memory_mib * 1024 * 1024,
+            result_bytes: self.result_mib * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8700))),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            token: None,
+            log_format: LogFormat::Human,
+            tools_dir: None,
+            cache_dir: None,
+            workspace_path: "/workspace".into(),
+            scratch_path: "/tmp".into(),
+            read_only_areas: Vec::new(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {error}")]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{path}: {error}")]
+    Parse {
+        path: PathBuf,
+        error: toml::de::Error,
+    },
+    #[error(
+        "refusing to listen on {0} without a token: anyone who can reach it could run tools. \
+         Set HEARTH_TOKEN (or `token` in the config file), or listen on loopback (127.0.0.1)"
+    )]
+    NoTokenOffLoopback(SocketAddr),
+    #[error("view path `{0}` must be absolute and normalised, like /workspace")]
+    BadViewPath(String),
+    #[error("read-only area `{path}` must lie inside the workspace ({workspace})")]
+    AreaOutsideWorkspace { path: String, workspace: String },
+    #[error("read-only area `{path}`: source {source_dir} is not a directory")]
+    AreaSourceMissing { path: String, source_dir: PathBuf },
+    #[error("limit `{0}` must be greater than zero")]
+    ZeroLimit(&'static str),
+}
+
+impl Config {
+    /// Reads a TOML config file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.to_owned(),
+            error,
+        })?;
+        toml::from_str(&text).map_err(|error| ConfigError::Parse {
+            path: path.to_owned(),
+            error,
+        })
+    }
+
+    /// Checks what can be checked before anything starts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.token.is_none() && !self.listen.ip().is_loopback() {
+            return Err(ConfigError::NoTokenOffLoopback(self.listen));
+        }
+        for path in [&self.workspace_path, &self.scratch_path] {
+            if !hearth_view_path::is_normalized(path) {
+                return Err(ConfigError::BadViewPath(path.clone()));
+            }
+        }
+        for area in &self.read_only_areas {
+            if !hearth_view_path::is_normalized(&area.path) {
+                return Err(ConfigError::BadViewPath(area.path.clone()));
+            }
+            if area.path == self.workspace_path
+                || !hearth_view_path::is_within(&area.path, &self.workspace_path)
+            {
+                return Err(ConfigError::AreaOutsideWorkspace {
+                    path: area.path.clone(),
+                    workspace: self.workspace_path.clone(),
+                });
+            }
+            if !area.source.is_dir() {
+                return Err(ConfigError::AreaSourceMissing {
+                    path: area.path.clone(),
+                    source_dir: area.source.clone(),
+                });
+            }
+        }
+        let limits = [
+            ("limits.deadline_ms", self.limits.deadline_ms),
+            ("limits.memory_mib", self.limits.memory_mib),
+            ("limits.result_mib", self.limits.result_mib),
+            ("max_body_bytes", self.max_body_bytes as u64),
+            ("max_sessions", self.max_sessions as u64),
+        ];
+        if let Some((name, _)) = limits.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::ZeroLimit(name));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_loopback_and_valid() {
+        let config = Config::default();
+        assert!(config.listen.ip().is_loopback());
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn no_token_off_loopback_is_refused() {
+        let config = Config {
+            listen: "0.0.0.0:8700".parse().unwrap(),
+            ..Config::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::NoTokenOffLoopback(_))
+        ));
+        let config = Config {
+            token: Some("t".into()),
+            ..config
+        };
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn parses_a_file_and_refuses_unknown_keys() {
+        let config: Config = toml::from_str(
+            "listen = \"127.0.0.1:9000\"\n[limits]\ndeadline_ms = 2000\n[[read_only_areas]]\npath = \"/workspace/skills\"\nsource = \"/srv/skills\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.limits.deadline_ms, 2000);
+        assert_eq!(config.read_only_areas[0].path, "/workspace/skills");
+        assert!(toml::from_str::<Config>("listne = \"x\"").is_err());
+    }
+
+    #[test]
+    fn areas_must_sit_inside_the_workspace() {
+        let area = |path: &str| Config {
+            read_only_areas: vec![ReadOnlyArea {
+                path: path.into(),
+                source: std::env::temp_dir(),
+            }],
+            ..Config::default()
+        };
+        area("/workspace/skills").validate().unwrap();
+        assert!(matches!(
+            area("/etc").validate(),
+            Err(ConfigError::AreaOutsideWorkspace { .. })
+        ));
+        assert!(matches!(
+            area("/workspace").validate(),
+            Err(ConfigError::AreaOutsideWorkspace { .. })
+        ));
+        assert!(matches!(
+            area("/workspace/../etc").validate(),
+            Err(ConfigError::BadViewPath(_))
+        ));
+    }
+}

@@ -1,0 +1,118 @@
+//! Every failure the HTTP API can answer with, in one place:
+//! `{"error": {"code": "<snake_case>", "message": "<for a person>"}}` with a fitting status.
+//!
+//! 4xx answers carry the message meant for the caller. 5xx answers say only that something
+//! went wrong on the worker; the cause is logged with the request id instead, so internal paths
+//! and errors do not leak to agents.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hearth_runtime::{CallError, ResolveError, ToolErrorKind};
+use serde_json::json;
+
+use crate::sessions::SessionError;
+
+/// An error answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// A fault of the worker, not of the request: logged in full, answered generically.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the worker failed to serve this request; see its logs",
+        )
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token (Authorization: Bearer <token>)",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        // Lets the logging middleware count errors by code without parsing bodies.
+        response.extensions_mut().insert(ErrorCode(self.code));
+        response
+    }
+}
+
+/// The error code of an answer, for metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        let message = e.to_string();
+        match e {
+            SessionError::InvalidId(_) => Self::bad_request("invalid_session_id", message),
+            SessionError::Exists(_) => Self::new(StatusCode::CONFLICT, "session_exists", message),
+            SessionError::NotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "session_not_found", message)
+            }
+            SessionError::Full(_) => {
+                Self::new(StatusCode::INSUFFICIENT_STORAGE, "session_limit", message)
+            }
+            SessionError::InvalidView(_) | SessionError::Io(_) => Self::internal(message),
+        }
+    }
+}
+
+impl From<CallError> for ApiError {
+    fn from(e: CallError) -> Self {
+        let code = e.code();
+        let message = e.to_string();
+        let status = match &e {
+            CallError::UnknownTool(_) => StatusCode::NOT_FOUND,
+            CallError::InvalidArguments { .. } => StatusCode::BAD_REQUEST,
+            CallError::Tool { kind, .. } => match kind {
+                ToolErrorKind::InvalidPath => StatusCode::BAD_REQUEST,
+                ToolErrorKind::NotFound => StatusCode::NOT_FOUND,
+                ToolErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+                ToolErrorKind::Conflict => StatusCode::CONFLICT,
+                ToolErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                ToolErrorKind::InvalidInput | ToolErrorKind::IsDirectory | ToolErrorKind::Other => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+            },
+            CallError::DeadlineExceeded { .. } => StatusCode::GATEWAY_TIMEOUT,
+            CallError::MemoryExceeded { .. } => StatusCode::INSUFFICIENT_STORAGE,
+            CallError::ResultTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            // The tool is broken, not the worker: say what happened so its author can fix it.
+            CallError::Crashed { .. } | CallError::InvalidResult { .. } => StatusCode::BAD_GATEWAY,
+            CallError::Host { .. } => return Self::internal(message),
+        };
+        Self::new(status, code, message)
+    }
+}
+
+impl From<ResolveError> for ApiError {
+    fn from(e: ResolveError) -> Self {
+        Self::bad_request("invalid_path", e.to_string())
+    }
+}

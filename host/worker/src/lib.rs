@@ -1,0 +1,122 @@
+//! The Hearth worker: agents' sessions on this machine's disk, and the HTTP API a controller
+//! calls to run tools in them.
+//!
+//! [`start`] is all a binary (or a test) needs: it validates the configuration, loads the tools
+//! (compiled artifacts are cached under the data dir), takes back the sessions already on disk,
+//! binds the listener and serves until the shutdown future resolves, letting in-flight requests
+//! finish.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod files;
+pub mod metrics;
+pub mod sessions;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hearth_runtime::{LoadError, Runtime, RuntimeConfig};
+
+pub use config::Config;
+
+use crate::config::ConfigError;
+use crate::metrics::Metrics;
+use crate::sessions::{SessionError, Sessions};
+
+/// Everything the handlers share.
+pub struct App {
+    pub config: Config,
+    pub runtime: Arc<Runtime>,
+    pub sessions: Sessions,
+    pub metrics: Metrics,
+    /// Distinguishes request ids of this process from those of earlier ones.
+    started_nonce: u32,
+}
+
+/// Why the worker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("loading tools: {0}")]
+    Tools(#[from] LoadError),
+    #[error("opening sessions: {0}")]
+    Sessions(#[from] SessionError),
+    #[error("listening on {addr}: {error}")]
+    Bind {
+        addr: SocketAddr,
+        error: std::io::Error,
+    },
+    #[error("start-up task failed: {0}")]
+    Join(String),
+}
+
+/// A worker that is accepting connections.
+pub struct Running {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    /// Resolves when the server has shut down and every in-flight request has been answered.
+    pub done: tokio::task::JoinHandle<std::io::Result<()>>,
+    pub app: Arc<App>,
+}
+
+/// Builds the shared state: tools, sessions, metrics.
+pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
+    config.validate()?;
+    let runtime_config = RuntimeConfig {
+        builtins: true,
+        tools_dir: config.tools_dir.clone(),
+        cache_dir: Some(
+            config
+                .cache_dir
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("cache").join("compiled")),
+        ),
+        limits: config.limits.call_limits(),
+    };
+    // Compiling tools is CPU-bound and may take a second: keep it off the async threads.
+    let runtime = tokio::task::spawn_blocking(move || Runtime::new(runtime_config))
+        .await
+        .map_err(|e| StartError::Join(e.to_string()))??;
+    let stats = runtime.load_stats();
+    tracing::info!(
+        tools = runtime.tools().count(),
+        compiled = stats.compiled,
+        from_cache = stats.from_cache,
+        "tools loaded"
+    );
+    let sessions = Sessions::open(&config)?;
+    tracing::info!(sessions = sessions.len(), data_dir = %config.data_dir.display(), "sessions opened");
+    let started_nonce = uuid::Uuid::new_v4().as_u128() as u32;
+    Ok(Arc::new(App {
+        config,
+        runtime: Arc::new(runtime),
+        sessions,
+        metrics: Metrics::default(),
+        started_nonce,
+    }))
+}
+
+/// Starts serving `config` until `shutdown` resolves.
+pub async fn start(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Running, StartError> {
+    let addr = config.listen;
+    let app = build_app(config).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|error| StartError::Bind { addr, error })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|error| StartError::Bind { addr, error })?;
+    let router = api::router(app.clone());
+    let done = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    });
+    Ok(Running { addr, done, app })
+}

@@ -1,0 +1,261 @@
+//! `hearth`: run a worker (`hearth serve`), or talk to one from a terminal.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use hearth::Config;
+use hearth::config::LogFormat;
+use serde_json::Value;
+
+#[derive(Parser)]
+#[command(
+    name = "hearth",
+    version,
+    about = "A worker where AI agents live: sessions, Wasm tools, HTTP."
+)]
+struct Cli {
+    #[command(flatten)]
+    remote: Remote,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a worker. With no flags: loopback, ./hearth-data, the built-in tools.
+    Serve {
+        /// TOML configuration file (every key optional; see README).
+        #[arg(long, env = "HEARTH_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address to listen on [default: 127.0.0.1:8700].
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Where sessions and compiled tools are kept [default: ./hearth-data].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Log format [default: human].
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
+    },
+    /// Manage sessions on a running worker.
+    Session {
+        #[command(subcommand)]
+        action: SessionAction,
+    },
+    /// List the tools a running worker offers.
+    Tools,
+    /// Call a tool in a session: `hearth call SESSION write_file '{"file_path": …}'`.
+    Call {
+        session: String,
+        tool: String,
+        /// The tool's arguments as JSON.
+        #[arg(default_value = "{}")]
+        args: String,
+    },
+    /// List a directory of a session (`ls` tool).
+    Ls {
+        session: String,
+        #[arg(default_value = "/workspace")]
+        path: String,
+    },
+}
+
+/// Where the client subcommands find the worker.
+#[derive(clap::Args)]
+struct Remote {
+    /// The worker's URL (client subcommands).
+    #[arg(
+        long,
+        global = true,
+        env = "HEARTH_URL",
+        default_value = "http://127.0.0.1:8700"
+    )]
+    url: String,
+    /// The worker's bearer token (client subcommands; `serve` reads HEARTH_TOKEN).
+    #[arg(long, global = true, env = "HEARTH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl Remote {
+    fn client(&self) -> hearth_client::Client {
+        hearth_client::Client::new(&self.url, self.token.clone())
+    }
+}
+
+#[derive(Subcommand)]
+enum SessionAction {
+    /// Create a session (prints its id).
+    Create {
+        #[arg(long)]
+        id: Option<String>,
+    },
+    List,
+    Info {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hearth: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let remote = cli.remote;
+    match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+            log_format,
+        } => {
+            let mut config = match config {
+                Some(path) => Config::from_file(&path)?,
+                None => Config::default(),
+            };
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            if let Some(dir) = data_dir {
+                config.data_dir = dir;
+            }
+            if let Some(format) = log_format {
+                config.log_format = format;
+            }
+            if let Ok(token) = std::env::var("HEARTH_TOKEN")
+                && !token.is_empty()
+            {
+                config.token = Some(token);
+            }
+            serve(config).await
+        }
+        Command::Session { action } => {
+            let client = remote.client();
+            match action {
+                SessionAction::Create { id } => {
+                    let session = client.create_session(id.as_deref()).await?;
+                    println!("{}", session.id);
+                }
+                SessionAction::List => {
+                    for session in client.list_sessions().await? {
+                        println!(
+                            "{}\t{}\t{} tool calls",
+                            session.id, session.created_at, session.tool_calls
+                        );
+                    }
+                }
+                SessionAction::Info { id } => {
+                    print_json(&serde_json::to_value(client.session(&id).await?)?)?
+                }
+                SessionAction::Delete { id } => client.delete_session(&id).await?,
+            }
+            Ok(())
+        }
+        Command::Tools => {
+            for tool in remote.client().tools().await? {
+                let access = if tool.read_only {
+                    "read-only"
+                } else {
+                    "read-write"
+                };
+                println!(
+                    "{:<12} {access:<10} {}",
+                    tool.name,
+                    tool.description.lines().next().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        Command::Call {
+            session,
+            tool,
+            args,
+        } => {
+            let args: Value =
+                serde_json::from_str(&args).context("the tool arguments are not valid JSON")?;
+            print_json(&remote.client().call_tool(&session, &tool, args).await?)
+        }
+        Command::Ls { session, path } => {
+            let result = remote
+                .client()
+                .call_tool(&session, "ls", serde_json::json!({ "path": path }))
+                .await?;
+            for entry in result["entries"].as_array().into_iter().flatten() {
+                println!(
+                    "{:>10}  {}",
+                    entry["size"],
+                    entry["path"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<()> {
+    init_logging(config.log_format);
+    let running = hearth::start(config, shutdown_signal()).await?;
+    // The first line on stdout is the address, for scripts and tests that start with port 0.
+    println!("hearth listening on http://{}", running.addr);
+    std::io::stdout().flush()?;
+    tracing::info!(addr = %running.addr, "listening");
+    match running.done.await {
+        Ok(result) => result.context("serving")?,
+        Err(e) => bail!("server task failed: {e}"),
+    }
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+fn print_json(value: &Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

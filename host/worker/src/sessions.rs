@@ -1,0 +1,342 @@
+//! Sessions: an agent's home on this worker.
+//!
+//! On disk, under `<data-dir>/sessions/<id>/`:
+//!
+//! ```text
+//! workspace/      the agent's files            -> /workspace (read-write)
+//! tmp/            scratch, kept for the session -> /tmp       (read-write)
+//! state/          host-only bookkeeping: never part of any view
+//!   session.json
+//! ```
+//!
+//! Read-only areas (e.g. shared skills) are operator directories mounted into every view, not
+//! copied: creating a session costs a few `mkdir`s whatever their size, and no session can
+//! change them (every view grants them read-only).
+//!
+//! Each session has a reader/writer lock: read-only tools share it, anything that changes files
+//! takes it alone, so two edits of one file are applied one after the other, never lost.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hearth_runtime::{Mount, SessionView};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+
+/// Longest session id accepted.
+pub const MAX_SESSION_ID_LEN: usize = 64;
+
+/// Why a session operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(
+        "session id `{0}` is invalid: use 1–64 ASCII letters, digits, `-` or `_`, starting with a letter or digit"
+    )]
+    InvalidId(String),
+    #[error("session `{0}` already exists")]
+    Exists(String),
+    #[error("no session `{0}`")]
+    NotFound(String),
+    #[error("this worker already holds its maximum of {0} sessions")]
+    Full(usize),
+    #[error("the configured view is invalid: {0}")]
+    InvalidView(#[from] hearth_runtime::view::ViewError),
+    #[error("session storage: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What `session.json` records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    id: String,
+    created_at_ms: u64,
+}
+
+/// One live session.
+pub struct Session {
+    pub id: String,
+    pub created_at_ms: u64,
+    pub view: SessionView,
+    dir: PathBuf,
+    lock: Arc<tokio::sync::RwLock<()>>,
+    deleted: AtomicBool,
+    tool_calls: AtomicU64,
+}
+
+/// A held session lock; dropping it releases the session.
+pub enum SessionGuard {
+    Shared(#[allow(dead_code, reason = "held for its Drop")] tokio::sync::OwnedRwLockReadGuard<()>),
+    Exclusive(
+        #[allow(dead_code, reason = "held for its Drop")] tokio::sync::OwnedRwLockWriteGuard<()>,
+    ),
+}
+
+impl Session {
+    /// Waits for the session's lock: shared for read-only work, exclusive for writes. Fails if
+    /// the session was deleted while waiting.
+    pub async fn lock(&self, exclusive: bool) -> Result<SessionGuard, SessionError> {
+        let guard = if exclusive {
+            SessionGuard::Exclusive(self.lock.clone().write_owned().await)
+        } else {
+            SessionGuard::Shared(self.lock.clone().read_owned().await)
+        };
+        if self.deleted.load(Ordering::Acquire) {
+            return Err(SessionError::NotFound(self.id.clone()));
+        }
+        Ok(guard)
+    }
+
+    pub fn count_tool_call(&self) {
+        self.tool_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn tool_calls(&self) -> u64 {
+        self.tool_calls.load(Ordering::Relaxed)
+    }
+
+    /// RFC 3339 creation time.
+    pub fn created_at(&self) -> String {
+        rfc3339_ms(self.created_at_ms)
+    }
+}
+
+/// Every session of this worker.
+pub struct Sessions {
+    root: PathBuf,
+    workspace_path: String,
+    scratch_path: String,
+    areas: Vec<Mount>,
+    max_sessions: usize,
+    live: RwLock<HashMap<String, Arc<Session>>>,
+}
+
+impl Sessions {
+    /// Opens (creating if needed) `<data-dir>/sessions` and takes back the sessions already
+    /// there, so a restarted worker keeps its agents' homes.
+    pub fn open(config: &Config) -> Result<Self, SessionError> {
+        let root = config.data_dir.join("sessions");
+        std::fs::create_dir_all(&root)?;
+        let areas = config
+            .read_only_areas
+            .iter()
+            .map(|a| Mount {
+                view_path: a.path.clone(),
+                host_path: a.source.clone(),
+                writable: false,
+            })
+            .collect();
+        let sessions = Self {
+            root,
+            workspace_path: config.workspace_path.clone(),
+            scratch_path: config.scratch_path.clone(),
+            areas,
+            max_sessions: config.max_sessions,
+            live: RwLock::new(HashMap::new()),
+        };
+        // Fail at start-up, not at the first session, if the configured view is unusable.
+        sessions.session(Record {
+            id: "probe".into(),
+            created_at_ms: 0,
+        })?;
+        let mut live = HashMap::new();
+        for entry in std::fs::read_dir(&sessions.root)? {
+            let dir = entry?.path();
+            let Ok(text) = std::fs::read_to_string(dir.join("state/session.json")) else {
+                tracing::warn!(dir = %dir.display(), "skipping a session directory without state/session.json");
+                continue;
+            };
+            match serde_json::from_str::<Record>(&text) {
+                Ok(record) if is_valid_id(&record.id) => {
+                    live.insert(record.id.clone(), Arc::new(sessions.session(record)?));
+                }
+                _ => {
+                    tracing::warn!(dir = %dir.display(), "skipping a session with an unreadable record")
+                }
+            }
+        }
+        if let Ok(mut map) = sessions.live.write() {
+            *map = live;
+        }
+        Ok(sessions)
+    }
+
+    fn session(&self, record: Record) -> Result<Session, SessionError> {
+        let dir = self.root.join(&record.id);
+        let mut mounts = vec![
+            Mount {
+                view_path: self.workspace_path.clone(),
+                host_path: dir.join("workspace"),
+                writable: true,
+            },
+            Mount {
+                view_path: self.scratch_path.clone(),
+                host_path: dir.join("tmp"),
+                writable: true,
+            },
+        ];
+        mounts.extend(self.areas.iter().cloned());
+        let view = SessionView::new(mounts)?;
+        Ok(Session {
+            id: record.id,
+            created_at_ms: record.created_at_ms,
+            view,
+            dir,
+            lock: Arc::default(),
+            deleted: AtomicBool::new(false),
+            tool_calls: AtomicU64::new(0),
+        })
+    }
+
+    /// Creates a session, with `id` or a fresh random one.
+    pub fn create(&self, id: Option<String>) -> Result<Arc<Session>, SessionError> {
+        let id = match id {
+            Some(id) if is_valid_id(&id) => id,
+            Some(id) => return Err(SessionError::InvalidId(id)),
+            None => uuid::Uuid::new_v4().simple().to_string(),
+        };
+        if self.len() >= self.max_sessions {
+            return Err(SessionError::Full(self.max_sessions));
+        }
+        let dir = self.root.join(&id);
+        // `create_dir` (not `_all`) is the existence check: it fails if another request, or an
+        // earlier life of this worker, already made the directory.
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(SessionError::Exists(id));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let record = Record {
+            id: id.clone(),
+            created_at_ms: now_ms(),
+        };
+        let made = (|| {
+            for sub in ["workspace", "tmp", "state"] {
+                std::fs::create_dir(dir.join(sub))?;
+            }
+            std::fs::write(
+                dir.join("state/session.json"),
+                serde_json::to_vec(&record).unwrap_or_default(),
+            )
+        })();
+        if let Err(e) = made {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e.into());
+        }
+        let session = match self.session(record) {
+            Ok(session) => Arc::new(session),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        if let Ok(mut live) = self.live.write() {
+            live.insert(id, session.clone());
+        }
+        Ok(session)
+    }
+
+    pub fn get(&self, id: &str) -> Result<Arc<Session>, SessionError> {
+        self.live
+            .read()
+            .ok()
+            .and_then(|live| live.get(id).cloned())
+            .ok_or_else(|| SessionError::NotFound(id.to_owned()))
+    }
+
+    /// All sessions, oldest first.
+    pub fn list(&self) -> Vec<Arc<Session>> {
+        let mut all: Vec<_> = self
+            .live
+            .read()
+            .map(|l| l.values().cloned().collect())
+            .unwrap_or_default();
+        all.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
+        all
+    }
+
+    pub fn len(&self) -> usize {
+        self.live.read().map(|l| l.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes a session once the calls running in it have finished.
+    pub async fn delete(&self, id: &str) -> Result<(), SessionError> {
+        let session = self.get(id)?;
+        let _exclusive = session.lock(true).await?;
+        session.deleted.store(true, Ordering::Release);
+        if let Ok(mut live) = self.live.write() {
+            live.remove(id);
+        }
+        let dir = session.dir.clone();
+        // `remove_dir_all` does not follow symlinks, so links an agent planted cannot redirect
+        // the deletion outside the session.
+        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir))
+            .await
+            .map_err(|e| SessionError::Io(std::io::Error::other(e)))??;
+        Ok(())
+    }
+}
+
+/// Ids become directory names and URL segments: keep them boring.
+pub fn is_valid_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= MAX_SESSION_ID_LEN
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Milliseconds since the epoch as RFC 3339 UTC (`2026-11-27T01:02:03.456Z`).
+pub fn rfc3339_ms(ms: u64) -> String {
+    let time = UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        for ok in ["a", "S1", "agent-7_run-3", &"x".repeat(64)] {
+            assert!(is_valid_id(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "_a",
+            "a/b",
+            "..",
+            "a b",
+            "é",
+            &"x".repeat(65),
+            "a\0",
+        ] {
+            assert!(!is_valid_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(1_795_741_323_456), "2026-11-27T01:02:03.456Z");
+    }
+}

@@ -1,0 +1,15 @@
+//! End-to-end tests of the worker through a real listening socket (and, where the process itself
+//! matters, the real `hearth` binary).
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests: a failed step should stop the test loudly"
+)]
+
+mod support;
+
+mod api_contract;
+mod binary;
+mod files_api;
+mod sessions_api;
+mod tools_api;

@@ -1,0 +1,123 @@
+//! Sessions: create, list, info, delete, ids, restart.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::{TOKEN, Worker, assert_client_error, assert_error};
+
+#[tokio::test]
+async fn create_list_info_delete() {
+    let w = Worker::start().await;
+    let generated = w.client.create_session(None).await.unwrap();
+    assert_eq!(generated.id.len(), 32);
+    let named = w.client.create_session(Some("agent-7")).await.unwrap();
+    assert_eq!(named.id, "agent-7");
+    let paths: Vec<(&str, bool)> = named
+        .mounts
+        .iter()
+        .map(|m| (m.path.as_str(), m.writable))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ("/workspace", true),
+            ("/tmp", true),
+            ("/workspace/skills", false)
+        ]
+    );
+    assert!(w.workspace("agent-7").is_dir());
+
+    let ids: Vec<String> = w
+        .client
+        .list_sessions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&"agent-7".to_owned()));
+    assert_eq!(w.client.session("agent-7").await.unwrap().id, "agent-7");
+
+    w.client.delete_session("agent-7").await.unwrap();
+    assert!(
+        !w.workspace("agent-7").exists(),
+        "the session's files are gone"
+    );
+    assert_client_error(w.client.session("agent-7").await, 404, "session_not_found");
+    assert_client_error(
+        w.client.delete_session("agent-7").await,
+        404,
+        "session_not_found",
+    );
+}
+
+#[tokio::test]
+async fn ids_are_validated_and_unique() {
+    let w = Worker::start().await;
+    w.client.create_session(Some("dup")).await.unwrap();
+    assert_client_error(
+        w.client.create_session(Some("dup")).await,
+        409,
+        "session_exists",
+    );
+    for bad in ["../escape", "a/b", "", "-x", "with space", &"x".repeat(65)] {
+        assert_client_error(
+            w.client.create_session(Some(bad)).await,
+            400,
+            "invalid_session_id",
+        );
+    }
+    assert!(!w.data.path().join("escape").exists());
+    let snapshot = w
+        .raw(
+            Method::POST,
+            "/v1/sessions",
+            Some(TOKEN),
+            Some(br#"{"from_snapshot": "s1"}"#.to_vec()),
+        )
+        .await;
+    assert_error(&snapshot, 501, "snapshots_unavailable");
+    let unknown = w
+        .raw(
+            Method::POST,
+            "/v1/sessions",
+            Some(TOKEN),
+            Some(br#"{"idd": "x"}"#.to_vec()),
+        )
+        .await;
+    assert_error(&unknown, 400, "invalid_request");
+}
+
+#[tokio::test]
+async fn the_session_limit_is_a_quota() {
+    let w = Worker::start_with(|c| c.max_sessions = 2).await;
+    w.client.create_session(None).await.unwrap();
+    w.client.create_session(None).await.unwrap();
+    assert_client_error(w.client.create_session(None).await, 507, "session_limit");
+}
+
+#[tokio::test]
+async fn sessions_survive_a_restart() {
+    let w = Worker::start().await;
+    w.client.create_session(Some("keep")).await.unwrap();
+    w.client
+        .call_tool(
+            "keep",
+            "write_file",
+            json!({ "file_path": "/workspace/notes.md", "content": "remember" }),
+        )
+        .await
+        .unwrap();
+    let w = w.restart().await;
+    let read = w
+        .client
+        .call_tool(
+            "keep",
+            "read_file",
+            json!({ "file_path": "/workspace/notes.md" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(read["content"], "remember");
+}
