@@ -25,6 +25,29 @@ fn an_infinite_loop_hits_the_deadline() {
 }
 
 #[test]
+fn a_sleep_in_the_host_still_hits_the_deadline() {
+    // Blocked in a host call, a guest is out of reach of epoch checks; the host cuts its sleep
+    // at the deadline so the call ends on time instead of after 30 s.
+    let s = TestSession::new();
+    s.put("ok.txt", "x");
+    let started = std::time::Instant::now();
+    let (code, message) = s.err("hostile", json!({ "action": "sleep", "ms": 30_000 }));
+    assert_eq!(code, "deadline_exceeded", "{message}");
+    // The one place a duration is the property under test: an unclamped sleep would return
+    // after 30 s (and then trap), so the bound is loose enough never to flake.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "the sleep was not cut at the deadline"
+    );
+    next_call_works(&s);
+    // A short sleep within the deadline is served normally.
+    assert_eq!(
+        s.ok("hostile", json!({ "action": "sleep", "ms": 20 }))["ok"],
+        true
+    );
+}
+
+#[test]
 fn a_memory_hog_hits_the_memory_cap() {
     let s = TestSession::new();
     s.put("ok.txt", "x");

@@ -2,7 +2,9 @@
 //! and the cold-start cost of loading the tools with and without the compiled-artifact cache.
 //!
 //! Run: `cargo bench -p hearth-runtime --bench tools` (prints a Markdown table).
-//! `HEARTH_BENCH_ITERS` overrides the iterations per operation (default 2000).
+//! `HEARTH_BENCH_ITERS` overrides the iterations per operation (default 2000);
+//! `HEARTH_BENCH_DIR` puts the workspace elsewhere (default: the system temp dir), e.g. on a
+//! tmpfs to separate Hearth's own cost from the disk's.
 
 #![allow(
     clippy::unwrap_used,
@@ -21,7 +23,11 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
-    let root = tempfile::tempdir().unwrap();
+    let root = match std::env::var_os("HEARTH_BENCH_DIR") {
+        Some(dir) => tempfile::tempdir_in(dir).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    };
+    println!("workspace directory: {}\n", root.path().display());
     let (view, workspace) = session(root.path());
     populate(&workspace);
 

@@ -25,6 +25,8 @@
 
 pub mod cache;
 pub mod capture;
+mod clock;
+mod engine;
 pub mod error;
 pub mod limits;
 mod runtime;
@@ -33,7 +35,7 @@ pub mod view;
 
 pub use error::{CallError, LoadError, ToolErrorKind};
 pub use limits::{CallLimits, Manifest};
-pub use runtime::{LoadStats, Runtime, RuntimeConfig, ToolInfo};
+pub use runtime::{DEFAULT_MAX_CONCURRENT_CALLS, LoadStats, Runtime, RuntimeConfig, ToolInfo};
 pub use view::{Mount, ResolveError, Resolved, SessionView};
 
 include!(concat!(env!("OUT_DIR"), "/builtin_tools.rs"));

@@ -11,6 +11,8 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::cache::{CacheOutcome, CompileCache};
 use crate::capture::CapturedOutput;
+use crate::clock::{CallClock, CallDeadline, clamp_sleeps_to_deadline};
+use crate::engine::{CallSlots, build_engine};
 use crate::error::{CallError, LoadError, ToolErrorKind};
 use crate::limits::{CallLimits, MAX_CAPTURED_OUTPUT_BYTES, Manifest};
 use crate::schema::Schema;
@@ -41,7 +43,13 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// The host's limits for every call: the default, and the ceiling a manifest may lower.
     pub limits: CallLimits,
+    /// Calls that run at once; more wait for a slot. Each slot reserves address space (not
+    /// memory) for one instance.
+    pub max_concurrent_calls: u32,
 }
+
+/// Enough for a loaded 2-core worker (each call holds a slot only while its guest runs).
+pub const DEFAULT_MAX_CONCURRENT_CALLS: u32 = 128;
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
@@ -50,6 +58,7 @@ impl Default for RuntimeConfig {
             tools_dir: None,
             cache_dir: None,
             limits: CallLimits::default(),
+            max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
         }
     }
 }
@@ -85,15 +94,30 @@ pub struct Runtime {
     engine: Engine,
     tools: BTreeMap<String, LoadedTool>,
     stats: LoadStats,
+    /// wasmtime-wasi's synchronous bindings run each host call as a future. Without a Tokio
+    /// context on the calling thread they fall back to a global runtime and a `yield_now` per
+    /// host call, which costs tens of microseconds each; entering this runtime's context makes
+    /// them a direct poll on the calling thread. Its one thread drives the timers of guest
+    /// sleeps. `Option` only so `Drop` can shut it down from any context.
+    wasi_runtime: Option<tokio::runtime::Runtime>,
+    slots: CallSlots,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.wasi_runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Runtime {
     /// Builds the engine, starts its epoch ticker, and loads every tool. Any tool that fails to
     /// load fails the whole start.
     pub fn new(config: RuntimeConfig) -> Result<Self, LoadError> {
-        let mut engine_config = wasmtime::Config::new();
-        engine_config.epoch_interruption(true);
-        let engine = Engine::new(&engine_config).map_err(|e| LoadError::Engine(e.to_string()))?;
+        let max_calls = config.max_concurrent_calls.max(1);
+        let engine = build_engine(config.limits, max_calls)
+            .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         // Without a ticker no deadline would fire: refuse to start rather than pretend.
         spawn_epoch_ticker(&engine)
             .map_err(|e| LoadError::Engine(format!("starting the epoch ticker: {e}")))?;
@@ -106,13 +130,22 @@ impl Runtime {
             })?;
         let mut linker = Linker::<CallState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .and_then(|()| clamp_sleeps_to_deadline(&mut linker))
             .and_then(|()| bindings::Tool::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
             .map_err(|e| LoadError::Engine(e.to_string()))?;
+        let wasi_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("hearth-wasi")
+            .enable_time()
+            .build()
+            .map_err(|e| LoadError::Engine(format!("starting the WASI timer thread: {e}")))?;
 
         let mut runtime = Self {
             engine,
             tools: BTreeMap::new(),
             stats: LoadStats::default(),
+            wasi_runtime: Some(wasi_runtime),
+            slots: CallSlots::new(max_calls),
         };
         if config.builtins {
             for (name, wasm) in crate::BUILTIN_TOOLS {
@@ -252,12 +285,23 @@ impl Runtime {
         Ok(())
     }
 
+    /// Enters the Tokio context wasmtime-wasi's host calls run in, unless the caller (e.g. a
+    /// worker's `spawn_blocking` thread) already has one.
+    fn enter_wasi_context(&self) -> Option<tokio::runtime::EnterGuard<'_>> {
+        match tokio::runtime::Handle::try_current() {
+            Ok(_) => None,
+            Err(_) => self.wasi_runtime.as_ref().map(|r| r.enter()),
+        }
+    }
+
     /// Asks a freshly instantiated tool what it is, with no filesystem at all.
     fn describe(&self, pre: &bindings::ToolPre<CallState>) -> wasmtime::Result<wit::Metadata> {
-        let state = CallState::new(
-            WasiCtxBuilder::new().build(),
-            CallLimits::default().memory_bytes,
-        );
+        let _context = self.enter_wasi_context();
+        let clock = CallClock::start();
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.monotonic_clock(clock);
+        let memory = CallLimits::default().memory_bytes;
+        let state = CallState::new(wasi.build(), clock, memory, DESCRIBE_DEADLINE);
         let mut store = new_store(&self.engine, state, DESCRIBE_DEADLINE);
         let instance = pre.instantiate(&mut store)?;
         instance.call_describe(&mut store)
@@ -295,6 +339,8 @@ impl Runtime {
                 error,
             })?;
         let started = Instant::now();
+        let _slot = self.slots.acquire();
+        let _context = self.enter_wasi_context();
         let result = self.run(tool, view, args);
         let elapsed = started.elapsed();
         match &result {
@@ -320,7 +366,9 @@ impl Runtime {
         let stdout = CapturedOutput::new(MAX_CAPTURED_OUTPUT_BYTES);
         let stderr = CapturedOutput::new(MAX_CAPTURED_OUTPUT_BYTES);
 
+        let clock = CallClock::start();
         let mut wasi = WasiCtxBuilder::new();
+        wasi.monotonic_clock(clock);
         // Must precede `preopened_dir`: the flag is captured per directory. It lets filesystem
         // calls run on this (blocking) thread instead of hopping through a thread pool.
         wasi.allow_blocking_current_thread(true)
@@ -346,7 +394,12 @@ impl Runtime {
         }
         mounts.sort_by_key(|m| std::cmp::Reverse(m.path.len()));
 
-        let state = CallState::new(wasi.build(), info.limits.memory_bytes);
+        let state = CallState::new(
+            wasi.build(),
+            clock,
+            info.limits.memory_bytes,
+            info.limits.deadline,
+        );
         let mut store = new_store(&self.engine, state, info.limits.deadline);
         let context = wit::CallContext { mounts };
         let outcome = tool
@@ -354,6 +407,14 @@ impl Runtime {
             .instantiate(&mut store)
             .and_then(|instance| instance.call_invoke(&mut store, &context, &args.to_string()));
 
+        // A guest can return after its deadline without meeting an epoch check, e.g. straight
+        // after a sleep the host cut short. Its answer may rest on that cut: refuse it.
+        if outcome.is_ok() && tokio::time::Instant::now() >= store.data().deadline {
+            return Err(CallError::DeadlineExceeded {
+                tool: info.name.clone(),
+                deadline: info.limits.deadline,
+            });
+        }
         match outcome {
             Ok(Ok(text)) => {
                 let size = text.len() as u64;
@@ -446,15 +507,34 @@ struct CallState {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: CallLimiter,
+    clock: CallClock,
+    deadline: tokio::time::Instant,
 }
 
 impl CallState {
-    fn new(wasi: WasiCtx, memory_bytes: u64) -> Self {
+    fn new(wasi: WasiCtx, clock: CallClock, memory_bytes: u64, deadline: Duration) -> Self {
+        let now = tokio::time::Instant::now();
         Self {
             wasi,
             table: ResourceTable::new(),
             limiter: CallLimiter::new(memory_bytes),
+            clock,
+            deadline: now.checked_add(deadline).unwrap_or(now),
         }
+    }
+}
+
+impl CallDeadline for CallState {
+    fn deadline(&self) -> tokio::time::Instant {
+        self.deadline
+    }
+
+    fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
+    fn clock(&self) -> CallClock {
+        self.clock
     }
 }
 

@@ -43,6 +43,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub max_file_bytes: u64,
     pub max_sessions: usize,
+    /// Tool calls that run at once; more wait their turn.
+    pub max_concurrent_calls: u32,
     pub limits: LimitsConfig,
 }
 
@@ -111,6 +113,7 @@ impl Default for Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             max_sessions: DEFAULT_MAX_SESSIONS,
+            max_concurrent_calls: hearth_runtime::DEFAULT_MAX_CONCURRENT_CALLS,
             limits: LimitsConfig::default(),
         }
     }
@@ -192,6 +195,7 @@ impl Config {
             ("limits.result_mib", self.limits.result_mib),
             ("max_body_bytes", self.max_body_bytes as u64),
             ("max_sessions", self.max_sessions as u64),
+            ("max_concurrent_calls", u64::from(self.max_concurrent_calls)),
         ];
         if let Some((name, _)) = limits.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::ZeroLimit(name));

@@ -75,6 +75,7 @@ pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
                 .unwrap_or_else(|| config.data_dir.join("cache").join("compiled")),
         ),
         limits: config.limits.call_limits(),
+        max_concurrent_calls: config.max_concurrent_calls,
     };
     // Compiling tools is CPU-bound and may take a second: keep it off the async threads.
     let runtime = tokio::task::spawn_blocking(move || Runtime::new(runtime_config))

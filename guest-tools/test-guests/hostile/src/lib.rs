@@ -32,6 +32,8 @@ enum Args {
     Env,
     /// Prints `bytes` bytes to stdout and stderr, then succeeds.
     Print { bytes: u64 },
+    /// Sleeps (blocked in the host, where epoch checks cannot reach it).
+    Sleep { ms: u64 },
 }
 
 impl hearth_tool_sdk::Tool for Hostile {
@@ -46,12 +48,13 @@ impl hearth_tool_sdk::Tool for Hostile {
             "properties": {
                 "action": {
                     "type": "string",
-                    "enum": ["spin", "hog", "panic", "read", "write", "list", "connect", "env", "print"]
+                    "enum": ["spin", "hog", "panic", "read", "write", "list", "connect", "env", "print", "sleep"]
                 },
                 "path": { "type": "string" },
                 "content": { "type": "string" },
                 "addr": { "type": "string" },
-                "bytes": { "type": "integer", "minimum": 0 }
+                "bytes": { "type": "integer", "minimum": 0 },
+                "ms": { "type": "integer", "minimum": 0 }
             },
             "required": ["action"],
             "additionalProperties": false
@@ -91,6 +94,10 @@ impl hearth_tool_sdk::Tool for Hostile {
                 "vars": std::env::vars().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
                 "args": std::env::args().collect::<Vec<_>>(),
             }),
+            Args::Sleep { ms } => {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                json!({ "ok": true })
+            }
             Args::Print { bytes } => {
                 let line = [b'x'; 1024];
                 let mut left = bytes as usize;

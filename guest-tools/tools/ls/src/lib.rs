@@ -66,11 +66,17 @@ impl hearth_tool_sdk::Tool for Ls {
                 };
                 let path = view::join(&dir, &name);
                 if !view.is_mount_root(&path) {
-                    entries.push(describe(&path));
+                    // The entry's own metadata costs one `fstatat` on the open directory; only
+                    // symlinks need a second look (at their target).
+                    let metadata = entry
+                        .metadata()
+                        .ok()
+                        .filter(|m| !m.file_type().is_symlink());
+                    entries.push(describe(&path, metadata));
                 }
             }
         }
-        entries.extend(view.child_mounts(&dir).map(|m| describe(&m.path)));
+        entries.extend(view.child_mounts(&dir).map(|m| describe(&m.path, None)));
         entries.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
         let truncated = entries.len() > MAX_LS_ENTRIES;
         entries.truncate(MAX_LS_ENTRIES);
@@ -80,8 +86,11 @@ impl hearth_tool_sdk::Tool for Ls {
 
 /// One listing entry. Symlinks are described by their target when it resolves inside the view,
 /// and as a zero-size file otherwise (the host refuses to follow links out of the view).
-fn describe(path: &str) -> Value {
-    let metadata = fs::metadata(path).or_else(|_| fs::symlink_metadata(path));
+fn describe(path: &str, known: Option<fs::Metadata>) -> Value {
+    let metadata = match known {
+        Some(m) => Ok(m),
+        None => fs::metadata(path).or_else(|_| fs::symlink_metadata(path)),
+    };
     let (is_dir, size, modified) = match &metadata {
         Ok(m) => (
             m.is_dir(),

@@ -167,7 +167,9 @@ impl Page {
         let mut current: u64 = 0; // 0-based index of the line being scanned
         let mut at_line_start = true;
         let mut chunk = head.to_vec();
-        let mut buf = vec![0u8; 64 * 1024];
+        // A file shorter than the sniffed head is already whole: no buffer, no second read.
+        let mut more = head.len() == SNIFF_BYTES;
+        let mut buf = Vec::new();
         loop {
             for piece in chunk.split_inclusive(|&b| b == b'\n') {
                 at_line_start = false;
@@ -185,7 +187,12 @@ impl Page {
                     at_line_start = true;
                 }
             }
+            if !more {
+                break;
+            }
+            buf.resize(64 * 1024, 0);
             let n = read_full(&mut file, &mut buf)?;
+            more = n == buf.len();
             if n == 0 {
                 break;
             }

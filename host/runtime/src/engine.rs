@@ -1,0 +1,112 @@
+//! The wasmtime engine every tool runs on, and the gate that keeps calls within its capacity.
+//!
+//! Instances come from a pooling allocator: each call's linear memory is a slot reused from an
+//! earlier call, reset by the allocator, with its first pages kept resident. A fresh `mmap` per
+//! call would instead pay page faults for every page the guest touches and a TLB-flushing
+//! `munmap` at the end — most of a small tool call's cost. The pool has a fixed number of slots,
+//! so [`CallSlots`] makes surplus calls wait for one instead of failing.
+
+use std::sync::{Condvar, Mutex};
+
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::limits::CallLimits;
+
+/// Core instances a Rust `wasm32-wasip2` component needs (its module plus the shims
+/// `wasm-component-ld` adds), with room to spare.
+const CORE_INSTANCES_PER_CALL: u32 = 8;
+/// Bytes of each memory slot kept resident between calls (reset with `memset`, not re-faulted).
+const MEMORY_KEEP_RESIDENT_BYTES: usize = 2 * 1024 * 1024;
+
+/// Builds the engine: epoch interruption on (deadlines), a pooling allocator sized for
+/// `max_concurrent_calls` instances whose memories may grow to `limits.memory_bytes`.
+pub(crate) fn build_engine(
+    limits: CallLimits,
+    max_concurrent_calls: u32,
+) -> wasmtime::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(max_concurrent_calls)
+        .total_core_instances(max_concurrent_calls * CORE_INSTANCES_PER_CALL)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_CALL)
+        .total_memories(max_concurrent_calls * 2)
+        .total_tables(max_concurrent_calls * CORE_INSTANCES_PER_CALL)
+        .total_stacks(max_concurrent_calls)
+        .max_memory_size(usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX))
+        .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT_BYTES)
+        .table_keep_resident(64 * 1024);
+    let mut config = wasmtime::Config::new();
+    config.epoch_interruption(true);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config)
+}
+
+/// A counting semaphore over the pool's slots. Blocking is fine: calls run on blocking threads.
+pub(crate) struct CallSlots {
+    free: Mutex<u32>,
+    freed: Condvar,
+}
+
+/// One held slot; returned on drop.
+pub(crate) struct CallSlot<'a>(&'a CallSlots);
+
+impl CallSlots {
+    pub(crate) fn new(slots: u32) -> Self {
+        Self {
+            free: Mutex::new(slots),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Waits for a free slot.
+    pub(crate) fn acquire(&self) -> CallSlot<'_> {
+        let mut free = self
+            .free
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        while *free == 0 {
+            free = self
+                .freed
+                .wait(free)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        *free -= 1;
+        CallSlot(self)
+    }
+}
+
+impl Drop for CallSlot<'_> {
+    fn drop(&mut self) {
+        let mut free = self
+            .0
+            .free
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *free += 1;
+        self.0.freed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn slots_block_until_released() {
+        let slots = Arc::new(CallSlots::new(1));
+        let held = slots.acquire();
+        let waiter = {
+            let slots = slots.clone();
+            std::thread::spawn(move || {
+                let _slot = slots.acquire();
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(
+            !waiter.is_finished(),
+            "the second caller waits while the only slot is held"
+        );
+        drop(held);
+        waiter.join().unwrap();
+    }
+}
