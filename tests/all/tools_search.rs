@@ -193,3 +193,41 @@ fn grep_caps_matches_and_skips_binaries() {
         "invalid_arguments"
     );
 }
+
+#[test]
+fn searches_default_to_the_sessions_workspace_wherever_it_is_mounted() {
+    let s = TestSession::new();
+    s.put("src/lib.rs", "fn answer() {}\n");
+    let view = hearth_runtime::SessionView::new(vec![
+        hearth_runtime::Mount {
+            view_path: "/home/agent".into(),
+            host_path: s.workspace.clone(),
+            writable: true,
+        },
+        hearth_runtime::Mount {
+            view_path: "/scratch".into(),
+            host_path: s.tmp.clone(),
+            writable: true,
+        },
+    ])
+    .unwrap();
+    let runtime = hearth_tests::runtime();
+    let glob = runtime
+        .call(&view, "glob", &json!({ "pattern": "*.rs" }))
+        .unwrap();
+    assert_eq!(paths(&glob), ["/home/agent/src/lib.rs"]);
+    let grep = runtime
+        .call(&view, "grep", &json!({ "pattern": "answer" }))
+        .unwrap();
+    assert_eq!(grep["matches"][0]["path"], "/home/agent/src/lib.rs");
+    let outside = runtime.call(
+        &view,
+        "read_file",
+        &json!({ "file_path": "/workspace/src/lib.rs" }),
+    );
+    assert_eq!(
+        outside.unwrap_err().code(),
+        "invalid_path",
+        "/workspace is not part of this view"
+    );
+}

@@ -21,6 +21,7 @@ pub struct Mount {
 #[derive(Debug, Clone, Default)]
 pub struct View {
     mounts: Vec<Mount>,
+    home: String,
 }
 
 /// A path checked against the view.
@@ -38,9 +39,18 @@ pub enum Resolved {
 }
 
 impl View {
-    pub fn new(mut mounts: Vec<Mount>) -> Self {
+    /// `home` is the workspace's view path, the default for tools' optional path arguments.
+    pub fn new(mut mounts: Vec<Mount>, home: &str) -> Self {
         mounts.sort_by(|a, b| b.path.len().cmp(&a.path.len()).then(a.path.cmp(&b.path)));
-        Self { mounts }
+        Self {
+            mounts,
+            home: home.to_owned(),
+        }
+    }
+
+    /// The workspace's view path (`/workspace` unless the operator chose another).
+    pub fn home(&self) -> &str {
+        &self.home
     }
 
     pub(crate) fn from_context(context: &wit::CallContext) -> Self {
@@ -55,7 +65,7 @@ impl View {
                 })
             })
             .collect();
-        Self::new(mounts)
+        Self::new(mounts, &context.home)
     }
 
     pub fn mounts(&self) -> &[Mount] {
@@ -145,20 +155,23 @@ mod tests {
     use super::*;
 
     fn view() -> View {
-        View::new(vec![
-            Mount {
-                path: "/workspace".into(),
-                writable: true,
-            },
-            Mount {
-                path: "/tmp".into(),
-                writable: true,
-            },
-            Mount {
-                path: "/workspace/skills".into(),
-                writable: false,
-            },
-        ])
+        View::new(
+            vec![
+                Mount {
+                    path: "/workspace".into(),
+                    writable: true,
+                },
+                Mount {
+                    path: "/tmp".into(),
+                    writable: true,
+                },
+                Mount {
+                    path: "/workspace/skills".into(),
+                    writable: false,
+                },
+            ],
+            "/workspace",
+        )
     }
 
     #[test]

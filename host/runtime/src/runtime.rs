@@ -401,7 +401,10 @@ impl Runtime {
             info.limits.deadline,
         );
         let mut store = new_store(&self.engine, state, info.limits.deadline);
-        let context = wit::CallContext { mounts };
+        let context = wit::CallContext {
+            mounts,
+            home: view.home().to_owned(),
+        };
         let outcome = tool
             .pre
             .instantiate(&mut store)

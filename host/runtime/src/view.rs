@@ -23,6 +23,8 @@ pub struct Mount {
 /// A view that cannot be granted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ViewError {
+    #[error("a view needs at least one mount (the workspace)")]
+    Empty,
     #[error(
         "view path `{0}` must be absolute and normalised (no `.`, `..`, empty segments or trailing `/`)"
     )]
@@ -42,9 +44,13 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    /// Validates the mounts. Nested mounts (a read-only area inside the workspace) are allowed;
-    /// they shadow the directory they sit in for every path below them.
+    /// Validates the mounts. The first is the session's home (its workspace), where tools look
+    /// when a path argument is left out. Nested mounts (a read-only area inside the workspace)
+    /// are allowed; they shadow the directory they sit in for every path below them.
     pub fn new(mounts: Vec<Mount>) -> Result<Self, ViewError> {
+        if mounts.is_empty() {
+            return Err(ViewError::Empty);
+        }
         for (i, mount) in mounts.iter().enumerate() {
             if mount.view_path == "/" {
                 return Err(ViewError::RootMount);
@@ -72,6 +78,11 @@ impl SessionView {
 
     pub fn mounts(&self) -> &[Mount] {
         &self.mounts
+    }
+
+    /// The view path of the session's workspace (the first mount).
+    pub fn home(&self) -> &str {
+        self.mounts.first().map_or("/", |m| m.view_path.as_str())
     }
 
     /// Resolves a view path to the mount that owns it (the longest mount path containing it),

@@ -8,7 +8,10 @@
 //! `HEARTH_BENCH_DIR` puts the worker's data dir elsewhere (default: the system temp dir);
 //! `HEARTH_BENCH_CALLS` sets the calls per measurement (default 3000 at c=1, 64×300 at c=64).
 
-#![allow(clippy::unwrap_used, reason = "a benchmark that cannot set up should stop loudly")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a benchmark that cannot set up should stop loudly"
+)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -21,7 +24,10 @@ const TOKEN: &str = "bench-token";
 const CONCURRENCY: usize = 64;
 
 fn main() {
-    let calls: usize = std::env::var("HEARTH_BENCH_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(3000);
+    let calls: usize = std::env::var("HEARTH_BENCH_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
     let data = match std::env::var_os("HEARTH_BENCH_DIR") {
         Some(dir) => tempfile::tempdir_in(dir).unwrap(),
         None => tempfile::tempdir().unwrap(),
@@ -34,7 +40,11 @@ fn main() {
     let mut conn = Conn::open(&addr);
     let session = conn.create_session().unwrap();
     for _ in 0..200 {
-        conn.tool(&session, "write_file", &json!({ "file_path": "/workspace/warm.txt", "content": "x" }));
+        conn.tool(
+            &session,
+            "write_file",
+            &json!({ "file_path": "/workspace/warm.txt", "content": "x" }),
+        );
     }
 
     let mut create = Vec::new();
@@ -44,7 +54,12 @@ fn main() {
         create_errors += usize::from(conn.create_session().is_none());
         create.push(started.elapsed());
     }
-    report("POST /v1/sessions (new session ready), c=1", create, create_errors, None);
+    report(
+        "POST /v1/sessions (new session ready), c=1",
+        create,
+        create_errors,
+        None,
+    );
 
     let kib = "x".repeat(1023) + "\n";
     let write = json!({ "file_path": "/workspace/one-kib.txt", "content": kib });
@@ -53,7 +68,11 @@ fn main() {
     let read = json!({ "file_path": "/workspace/one-kib.txt" });
     let (lat, errors, elapsed) = sequential(&mut conn, calls, &session, "read_file", &read);
     report("read_file 1 KiB, c=1", lat, errors, Some(elapsed));
-    conn.tool(&session, "write_file", &json!({ "file_path": "/workspace/edit.txt", "content": "value = 0\n" }));
+    conn.tool(
+        &session,
+        "write_file",
+        &json!({ "file_path": "/workspace/edit.txt", "content": "value = 0\n" }),
+    );
     let mut edit_lat = Vec::new();
     let mut edit_errors = 0;
     let started = Instant::now();
@@ -67,11 +86,21 @@ fn main() {
         edit_errors += usize::from(!ok);
         edit_lat.push(took);
     }
-    report("edit_file, c=1", edit_lat, edit_errors, Some(started.elapsed()));
+    report(
+        "edit_file, c=1",
+        edit_lat,
+        edit_errors,
+        Some(started.elapsed()),
+    );
 
     let per_client = calls.div_ceil(10).max(100);
     let (lat, errors, elapsed) = mixed(&addr, CONCURRENCY, per_client);
-    report(&format!("mixed read/write/edit, c={CONCURRENCY}, a session per client"), lat, errors, Some(elapsed));
+    report(
+        &format!("mixed read/write/edit, c={CONCURRENCY}, a session per client"),
+        lat,
+        errors,
+        Some(elapsed),
+    );
 
     let _ = server.kill();
     let _ = server.wait();
@@ -89,8 +118,13 @@ fn start_worker(data_dir: &std::path::Path) -> (Child, String) {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().trim_start_matches("hearth listening on http://").to_owned();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .trim_start_matches("hearth listening on http://")
+        .to_owned();
     (server, addr)
 }
 
@@ -104,7 +138,9 @@ impl Conn {
     fn open(addr: &str) -> Self {
         let stream = TcpStream::connect(addr).unwrap();
         stream.set_nodelay(true).unwrap();
-        Self { reader: BufReader::new(stream) }
+        Self {
+            reader: BufReader::new(stream),
+        }
     }
 
     /// Sends a POST with a JSON body; returns the status and body.
@@ -118,7 +154,11 @@ impl Conn {
         stream.write_all(body).unwrap();
         let mut line = String::new();
         self.reader.read_line(&mut line).unwrap();
-        let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let status = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         let mut length = 0usize;
         loop {
             line.clear();
@@ -140,7 +180,9 @@ impl Conn {
     fn create_session(&mut self) -> Option<String> {
         let (status, body) = self.post("/v1/sessions", b"{}");
         let value: Value = serde_json::from_slice(&body).ok()?;
-        (status == 201).then(|| value["id"].as_str().map(str::to_owned)).flatten()
+        (status == 201)
+            .then(|| value["id"].as_str().map(str::to_owned))
+            .flatten()
     }
 
     /// One tool call; (succeeded, latency).
@@ -152,7 +194,13 @@ impl Conn {
     }
 }
 
-fn sequential(conn: &mut Conn, calls: usize, session: &str, tool: &str, args: &Value) -> (Vec<Duration>, usize, Duration) {
+fn sequential(
+    conn: &mut Conn,
+    calls: usize,
+    session: &str,
+    tool: &str,
+    args: &Value,
+) -> (Vec<Duration>, usize, Duration) {
     let mut latencies = Vec::with_capacity(calls);
     let mut errors = 0;
     let started = Instant::now();
@@ -172,7 +220,11 @@ fn mixed(addr: &str, clients: usize, per_client: usize) -> (Vec<Duration>, usize
         let mut conn = Conn::open(addr);
         let session = conn.create_session().unwrap();
         for f in 0..4 {
-            conn.tool(&session, "write_file", &json!({ "file_path": format!("/workspace/f{f}.txt"), "content": "counter: 0\n" }));
+            conn.tool(
+                &session,
+                "write_file",
+                &json!({ "file_path": format!("/workspace/f{f}.txt"), "content": "counter: 0\n" }),
+            );
         }
         prepared.push((conn, session));
     }
@@ -196,11 +248,19 @@ fn mixed(addr: &str, clients: usize, per_client: usize) -> (Vec<Duration>, usize
                             let old = format!("counter: {}", counters[f]);
                             counters[f] += 1;
                             let new = format!("counter: {}", counters[f]);
-                            conn.tool(&session, "edit_file", &json!({ "file_path": path, "old_string": old, "new_string": new }))
+                            conn.tool(
+                                &session,
+                                "edit_file",
+                                &json!({ "file_path": path, "old_string": old, "new_string": new }),
+                            )
                         }
                         _ => {
                             let content = format!("counter: {}\n{kib}\n", counters[f]);
-                            conn.tool(&session, "write_file", &json!({ "file_path": path, "content": content }))
+                            conn.tool(
+                                &session,
+                                "write_file",
+                                &json!({ "file_path": path, "content": content }),
+                            )
                         }
                     };
                     errors += usize::from(!ok);
@@ -225,8 +285,15 @@ fn mixed(addr: &str, clients: usize, per_client: usize) -> (Vec<Duration>, usize
 fn report(name: &str, mut latencies: Vec<Duration>, errors: usize, elapsed: Option<Duration>) {
     latencies.sort();
     let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    let rate = elapsed.map(|e| format!("{:.0} calls/s", latencies.len() as f64 / e.as_secs_f64())).unwrap_or_default();
-    println!("| {name} | {} | {} | {} | {errors} | {rate} |", micros(pick(0.50)), micros(pick(0.99)), latencies.len());
+    let rate = elapsed
+        .map(|e| format!("{:.0} calls/s", latencies.len() as f64 / e.as_secs_f64()))
+        .unwrap_or_default();
+    println!(
+        "| {name} | {} | {} | {} | {errors} | {rate} |",
+        micros(pick(0.50)),
+        micros(pick(0.99)),
+        latencies.len()
+    );
 }
 
 fn micros(d: Duration) -> String {

@@ -17,17 +17,12 @@ struct GlobTool;
 #[serde(deny_unknown_fields)]
 struct Args {
     pattern: String,
-    #[serde(default = "default_path")]
-    path: String,
-}
-
-fn default_path() -> String {
-    "/workspace".to_owned()
+    path: Option<String>,
 }
 
 impl hearth_tool_sdk::Tool for GlobTool {
     const NAME: &'static str = "glob";
-    const DESCRIPTION: &'static str = "Find files by pattern below a directory (default /workspace). \
+    const DESCRIPTION: &'static str = "Find files by pattern below a directory (default: the workspace). \
         A pattern without `/` matches file names at any depth (`*.py`); a pattern with `/` matches \
         the path relative to the directory, and a leading `/` anchors it there (`/*.py` is top-level \
         only). `**` spans directories, `{a,b}` gives alternatives, `[a-z]` and `?` match characters. \
@@ -47,7 +42,7 @@ impl hearth_tool_sdk::Tool for GlobTool {
                 },
                 "path": {
                     "type": "string",
-                    "description": "Absolute path of the directory to search. Defaults to /workspace."
+                    "description": "Absolute path of the directory to search. Defaults to the workspace (/workspace)."
                 }
             },
             "required": ["pattern"],
@@ -57,7 +52,7 @@ impl hearth_tool_sdk::Tool for GlobTool {
 
     fn run(view: &View, args: Args) -> Result<Value, ToolError> {
         let glob = Glob::new(&args.pattern)?;
-        let root = view.resolve(&args.path)?;
+        let root = view.resolve(args.path.as_deref().unwrap_or(view.home()))?;
         let mut matches = Vec::new();
         let mut more = false;
         let walk = walk_files(view, &root, |file| {

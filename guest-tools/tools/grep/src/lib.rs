@@ -26,21 +26,16 @@ struct Grep;
 #[serde(deny_unknown_fields)]
 struct Args {
     pattern: String,
-    #[serde(default = "default_path")]
-    path: String,
+    path: Option<String>,
     glob: Option<String>,
     max_count: Option<u64>,
-}
-
-fn default_path() -> String {
-    "/workspace".to_owned()
 }
 
 impl hearth_tool_sdk::Tool for Grep {
     const NAME: &'static str = "grep";
     const DESCRIPTION: &'static str = "Search files for a literal string (not a regular expression: \
-        `a.c` matches only `a.c`). Searches a file, or every file below a directory (default \
-        /workspace), optionally only files matching `glob` (same rules as the glob tool). Returns \
+        `a.c` matches only `a.c`). Searches a file, or every file below a directory (default: \
+        the workspace), optionally only files matching `glob` (same rules as the glob tool). Returns \
         matches as `{path, line, text}` with 1-based line numbers, at most `max_count` in all \
         (default 1000), with `truncated` when there were more. Binary files are skipped.";
     const READ_ONLY: bool = true;
@@ -57,7 +52,7 @@ impl hearth_tool_sdk::Tool for Grep {
                 },
                 "path": {
                     "type": "string",
-                    "description": "Absolute path of a file or directory to search. Defaults to /workspace."
+                    "description": "Absolute path of a file or directory to search. Defaults to the workspace (/workspace)."
                 },
                 "glob": {
                     "type": "string",
@@ -78,7 +73,7 @@ impl hearth_tool_sdk::Tool for Grep {
 
     fn run(view: &View, args: Args) -> Result<Value, ToolError> {
         let filter = args.glob.as_deref().map(Glob::new).transpose()?;
-        let root = view.resolve(&args.path)?;
+        let root = view.resolve(args.path.as_deref().unwrap_or(view.home()))?;
         let limit = args.max_count.unwrap_or(DEFAULT_MAX_MATCHES) as usize;
         let finder = memchr::memmem::Finder::new(args.pattern.as_bytes());
         let mut matches = Vec::new();

@@ -121,3 +121,51 @@ async fn sessions_survive_a_restart() {
         .unwrap();
     assert_eq!(read["content"], "remember");
 }
+
+#[tokio::test]
+async fn the_view_paths_are_configurable() {
+    let w = Worker::start_with(|c| {
+        c.workspace_path = "/project".into();
+        c.scratch_path = "/scratch".into();
+        c.read_only_areas[0].path = "/project/skills".into();
+    })
+    .await;
+    let session = w.client.create_session(None).await.unwrap();
+    let paths: Vec<&str> = session.mounts.iter().map(|m| m.path.as_str()).collect();
+    assert_eq!(paths, ["/project", "/scratch", "/project/skills"]);
+    let s = session.id;
+    w.client
+        .call_tool(
+            &s,
+            "write_file",
+            json!({ "file_path": "/project/src/a.py", "content": "x" }),
+        )
+        .await
+        .unwrap();
+    let found = w
+        .client
+        .call_tool(&s, "glob", json!({ "pattern": "*.py" }))
+        .await
+        .unwrap();
+    assert_eq!(found["matches"][0]["path"], "/project/src/a.py");
+    let skill = w
+        .client
+        .call_tool(
+            &s,
+            "read_file",
+            json!({ "file_path": "/project/skills/SKILL.md" }),
+        )
+        .await;
+    assert_eq!(skill.unwrap()["content"], "# shared skill\n");
+    assert_client_error(
+        w.client
+            .call_tool(
+                &s,
+                "read_file",
+                json!({ "file_path": "/workspace/src/a.py" }),
+            )
+            .await,
+        400,
+        "invalid_path",
+    );
+}
