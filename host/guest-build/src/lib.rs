@@ -126,10 +126,15 @@ fn scrub_outer_cargo_env(command: &mut Command) {
 
 fn ensure_target_installed() -> Result<(), Error> {
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    ensure_target_installed_for(Path::new(&rustc))
+}
+
+/// Asks `rustc` for its sysroot and looks for the guest target's standard library there.
+fn ensure_target_installed_for(rustc: &Path) -> Result<(), Error> {
     let sysroot = Command::new(rustc)
         .args(["--print", "sysroot"])
         .output()
-        .map_err(|e| Error::Cargo(format!("running rustc: {e}")))?;
+        .map_err(|e| Error::Cargo(format!("running {}: {e}", rustc.display())))?;
     let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
     if sysroot.join("lib/rustlib").join(GUEST_TARGET).is_dir() {
         Ok(())
@@ -158,4 +163,38 @@ fn artifacts(dir: &Path, out_dir: &Path) -> Result<Vec<Artifact>, Error> {
     }
     found.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in `rustc` whose sysroot is `sysroot`.
+    fn fake_rustc(dir: &Path, sysroot: &Path) -> PathBuf {
+        let script = dir.join("rustc");
+        std::fs::write(&script, format!("#!/bin/sh\necho {}\n", sysroot.display())).unwrap();
+        let mut permissions = std::fs::metadata(&script).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+        std::fs::set_permissions(&script, permissions).unwrap();
+        script
+    }
+
+    #[test]
+    fn a_missing_target_says_how_to_install_it() {
+        let dir = std::env::temp_dir().join(format!("hearth-guest-build-{}", std::process::id()));
+        let sysroot = dir.join("sysroot");
+        std::fs::create_dir_all(sysroot.join("lib/rustlib/x86_64-unknown-linux-gnu")).unwrap();
+        let rustc = fake_rustc(&dir, &sysroot);
+        let error = ensure_target_installed_for(&rustc).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("run `rustup target add wasm32-wasip2`"),
+            "{error}"
+        );
+
+        std::fs::create_dir_all(sysroot.join("lib/rustlib/wasm32-wasip2")).unwrap();
+        ensure_target_installed_for(&rustc).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -350,7 +350,11 @@ impl Runtime {
                 | CallError::MemoryExceeded { .. }
                 | CallError::Crashed { .. }),
             ) => {
-                tracing::warn!(tool = name, ?elapsed, code = e.code(), error = %e, "tool call hit a limit");
+                let stderr = match e {
+                    CallError::Crashed { stderr, .. } => stderr.as_str(),
+                    _ => "",
+                };
+                tracing::warn!(tool = name, ?elapsed, code = e.code(), error = %e, stderr, "tool call hit a limit");
             }
             Err(e) => tracing::debug!(tool = name, ?elapsed, code = e.code(), "tool call refused"),
         }
@@ -456,8 +460,12 @@ fn is_valid_tool_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
+/// A tool's error message is shown to agents and logged: a hostile or buggy tool must not make
+/// it megabytes long.
+const MAX_ERROR_MESSAGE_BYTES: usize = 4 * 1024;
+
 fn tool_refusal(error: wit::ToolError) -> CallError {
-    let (kind, message) = match error {
+    let (kind, mut message) = match error {
         wit::ToolError::InvalidInput(m) => (ToolErrorKind::InvalidInput, m),
         wit::ToolError::InvalidPath(m) => (ToolErrorKind::InvalidPath, m),
         wit::ToolError::NotFound(m) => (ToolErrorKind::NotFound, m),
@@ -467,6 +475,14 @@ fn tool_refusal(error: wit::ToolError) -> CallError {
         wit::ToolError::TooLarge(m) => (ToolErrorKind::TooLarge, m),
         wit::ToolError::Other(m) => (ToolErrorKind::Other, m),
     };
+    if message.len() > MAX_ERROR_MESSAGE_BYTES {
+        let mut end = MAX_ERROR_MESSAGE_BYTES;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
     CallError::Tool { kind, message }
 }
 
