@@ -70,6 +70,15 @@ fn a_panic_is_a_crash_with_its_message() {
 }
 
 #[test]
+fn exiting_instead_of_returning_is_a_crash_not_a_host_fault() {
+    let s = TestSession::new();
+    s.put("ok.txt", "x");
+    let (code, message) = s.err("hostile", json!({ "action": "exit" }));
+    assert_eq!(code, "tool_crashed", "{message}");
+    next_call_works(&s);
+}
+
+#[test]
 fn chatty_output_is_capped_not_fatal() {
     let s = TestSession::new();
     let out = s.ok(

@@ -378,3 +378,44 @@ fn delete_refuses_roots_and_removes_links_not_targets() {
     );
     assert!(s.workspace.exists() && s.tmp.exists());
 }
+
+#[test]
+fn special_files_are_refused_not_waited_on() {
+    let s = TestSession::new();
+    let fifo = s.workspace.join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Opening a FIFO for reading would block until a writer appears: never, here.
+    assert_eq!(
+        s.err("read_file", json!({ "file_path": "/workspace/pipe" }))
+            .0,
+        "invalid_input"
+    );
+    let edit = json!({ "file_path": "/workspace/pipe", "old_string": "a", "new_string": "b" });
+    assert_eq!(s.err("edit_file", edit).0, "invalid_input");
+    s.put("a.txt", "needle");
+    let grep = s.ok("grep", json!({ "pattern": "needle" }));
+    assert_eq!(
+        grep["matches"][0]["path"], "/workspace/a.txt",
+        "walks skip the FIFO"
+    );
+}
+
+#[test]
+fn names_of_the_maximum_length_can_be_written_and_edited() {
+    let s = TestSession::new();
+    let path = format!("/workspace/{}", "n".repeat(255));
+    s.ok("write_file", json!({ "file_path": path, "content": "one" }));
+    s.ok("write_file", json!({ "file_path": path, "content": "two" }));
+    s.ok(
+        "edit_file",
+        json!({ "file_path": path, "old_string": "two", "new_string": "three" }),
+    );
+    assert_eq!(
+        s.ok("read_file", json!({ "file_path": path }))["content"],
+        "three"
+    );
+}

@@ -25,8 +25,10 @@ pub fn write_atomic(path: &str, bytes: &[u8]) -> io::Result<()> {
     let parent = view::parent_of(path);
     fs::create_dir_all(parent)?;
     let name = path.rsplit('/').next().unwrap_or("file");
+    // Short and independent of `name`, so a file with a name of the maximum length can still
+    // be replaced.
     let nonce = RandomState::new().hash_one(path);
-    let temp_name = format!(".{name}.hearth-{nonce:016x}.tmp");
+    let temp_name = format!(".hearth-{nonce:016x}.tmp");
 
     let (dir, relative_parent) = preopen_for(parent)?;
     let relative = |file: &str| {

@@ -35,6 +35,9 @@ impl ToolError {
             io::ErrorKind::CrossesDevices => {
                 Self::InvalidPath(format!("`{path}` leads outside the session's view"))
             }
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+                Self::TooLarge(format!("`{path}`: no space left for the session: {err}"))
+            }
             _ => Self::Other(format!("`{path}`: {err}")),
         }
     }

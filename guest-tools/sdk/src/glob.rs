@@ -75,26 +75,31 @@ impl Glob {
     }
 }
 
+/// Segment-wise match with `**`, by dynamic programming over (pattern segment, path segment):
+/// O(pattern × path) whatever the number of `**`, where naive backtracking is exponential.
 fn path_matches(pattern: &[Segment], path: &[&str]) -> bool {
-    match pattern.split_first() {
-        None => path.is_empty(),
-        Some((Segment::AnyDirs, rest)) => {
-            // `**` consumes zero or more non-dot segments.
-            for skip in 0..=path.len() {
-                if path_matches(rest, &path[skip..]) {
-                    return true;
-                }
-                if skip < path.len() && path[skip].starts_with('.') {
-                    return false;
+    // reachable[j]: the pattern prefix consumed so far can match the first j path segments.
+    let mut reachable = vec![false; path.len() + 1];
+    reachable[0] = true;
+    for segment in pattern {
+        let mut next = vec![false; path.len() + 1];
+        match segment {
+            Segment::AnyDirs => {
+                // Zero or more further segments, none of them a dot-name.
+                for j in 0..=path.len() {
+                    next[j] =
+                        reachable[j] || (j > 0 && next[j - 1] && !path[j - 1].starts_with('.'));
                 }
             }
-            false
+            Segment::Pattern(p) => {
+                for j in 1..=path.len() {
+                    next[j] = reachable[j - 1] && segment_matches(p, path[j - 1]);
+                }
+            }
         }
-        Some((Segment::Pattern(p), rest)) => match path.split_first() {
-            Some((name, tail)) => segment_matches(p, name) && path_matches(rest, tail),
-            None => false,
-        },
+        reachable = next;
     }
+    reachable[path.len()]
 }
 
 /// Matches one path segment, applying the dot-name rule.
@@ -321,6 +326,19 @@ mod tests {
         assert!(m(r"a\*c", "a*c"));
         assert!(!m(r"a\*c", "abc"));
         assert!(m("{a}", "{a}"), "a group without a comma is literal");
+    }
+
+    #[test]
+    fn many_globstars_stay_fast() {
+        let pattern = format!("{}zz", "**/".repeat(16));
+        let deep = format!("{}nope", "d/".repeat(20));
+        let started = std::time::Instant::now();
+        assert!(!m(&pattern, &deep));
+        assert!(m(&pattern, "a/b/zz"));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "matching is polynomial"
+        );
     }
 
     #[test]

@@ -72,14 +72,19 @@ impl View {
         &self.mounts
     }
 
-    /// Top-level mount paths, for messages ("use a path under /workspace or /tmp").
+    /// The mounts not nested in another mount (`/workspace`, `/tmp`): what `/` shows.
+    pub fn top_mounts(&self) -> impl Iterator<Item = &Mount> {
+        self.mounts.iter().filter(|m| {
+            !self
+                .mounts
+                .iter()
+                .any(|o| o.path != m.path && is_within(&m.path, &o.path))
+        })
+    }
+
+    /// Top mount paths, for messages ("use a path under /tmp, /workspace").
     fn roots_for_message(&self) -> String {
-        let mut roots: Vec<&str> = self
-            .mounts
-            .iter()
-            .filter(|m| parent_of(&m.path) == "/")
-            .map(|m| m.path.as_str())
-            .collect();
+        let mut roots: Vec<&str> = self.top_mounts().map(|m| m.path.as_str()).collect();
         roots.sort_unstable();
         roots.join(", ")
     }
@@ -134,12 +139,19 @@ impl View {
         Ok((resolved, mount))
     }
 
-    /// Mounts whose parent directory is `dir`: they appear as directories in a listing of `dir`
-    /// even though the directory on disk does not contain them.
-    pub fn child_mounts<'a>(&'a self, dir: &'a str) -> impl Iterator<Item = &'a Mount> + 'a {
-        self.mounts
-            .iter()
-            .filter(move |m| parent_of(&m.path) == dir)
+    /// Mounts that appear as entries of a listing of `dir` although the directory on disk
+    /// does not hold them: for `/`, the top mounts (wherever they are mounted); elsewhere, the
+    /// mounts whose parent is `dir`.
+    pub fn child_mounts<'a>(&'a self, dir: &'a str) -> Box<dyn Iterator<Item = &'a Mount> + 'a> {
+        if dir == "/" {
+            Box::new(self.top_mounts())
+        } else {
+            Box::new(
+                self.mounts
+                    .iter()
+                    .filter(move |m| parent_of(&m.path) == dir),
+            )
+        }
     }
 
     /// True when `path` is the root of a mount.
@@ -215,6 +227,25 @@ mod tests {
         let v = view();
         let top: Vec<_> = v.child_mounts("/").map(|m| m.path.as_str()).collect();
         assert_eq!(top, ["/workspace", "/tmp"]);
+        let deep = View::new(
+            vec![
+                Mount {
+                    path: "/home/agent/ws".into(),
+                    writable: true,
+                },
+                Mount {
+                    path: "/tmp".into(),
+                    writable: true,
+                },
+            ],
+            "/home/agent/ws",
+        );
+        let top: Vec<_> = deep.child_mounts("/").map(|m| m.path.as_str()).collect();
+        assert_eq!(
+            top,
+            ["/home/agent/ws", "/tmp"],
+            "a deep workspace still shows under /"
+        );
         let nested: Vec<_> = v
             .child_mounts("/workspace")
             .map(|m| m.path.as_str())

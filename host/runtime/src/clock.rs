@@ -7,6 +7,8 @@
 //! ready at the earlier of the guest's wish and the call's deadline; back in wasm, the epoch
 //! check ends the call as "deadline exceeded".
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use wasmtime::component::{Linker, Resource, ResourceTable};
@@ -23,6 +25,8 @@ pub(crate) trait CallDeadline {
     fn table(&mut self) -> &mut ResourceTable;
     /// The guest's monotonic clock (the one given to its WASI context).
     fn clock(&self) -> CallClock;
+    /// Raised when a sleep ends early because of the deadline.
+    fn sleep_cut(&self) -> Arc<AtomicBool>;
 }
 
 /// The guest's monotonic clock: nanoseconds since the call began. Owning it lets the host turn
@@ -80,23 +84,33 @@ fn clamped<T: CallDeadline>(
     state: &mut T,
     wait: Duration,
 ) -> wasmtime::Result<Resource<DynPollable>> {
-    let wished = tokio::time::Instant::now().checked_add(wait);
-    let until = match wished {
-        Some(wished) => wished.min(state.deadline()),
-        None => state.deadline(),
+    let deadline = state.deadline();
+    let wished = tokio::time::Instant::now()
+        .checked_add(wait)
+        .unwrap_or(deadline);
+    let (until, cut) = if wished > deadline {
+        (deadline, Some(state.sleep_cut()))
+    } else {
+        (wished, None)
     };
-    let sleep = state.table().push(ClampedSleep { until })?;
+    let sleep = state.table().push(ClampedSleep { until, cut })?;
     subscribe(state.table(), sleep)
 }
 
 /// A sleep that ends no later than the call's deadline.
 struct ClampedSleep {
     until: tokio::time::Instant,
+    /// Present when the guest asked for longer than the deadline allows; raised once the
+    /// shortened sleep is over.
+    cut: Option<Arc<AtomicBool>>,
 }
 
 #[wasmtime_wasi::async_trait]
 impl Pollable for ClampedSleep {
     async fn ready(&mut self) {
         tokio::time::sleep_until(self.until).await;
+        if let Some(cut) = &self.cut {
+            cut.store(true, Ordering::Release);
+        }
     }
 }

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -409,14 +411,27 @@ impl Runtime {
             mounts,
             home: view.home().to_owned(),
         };
-        let outcome = tool
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| instance.call_invoke(&mut store, &context, &args.to_string()));
+        let instance = match tool.pre.instantiate(&mut store) {
+            Ok(instance) => instance,
+            // The guest has not run yet: only its declared memory can be at fault.
+            Err(_) if store.data().limiter.memory_exceeded => {
+                return Err(CallError::MemoryExceeded {
+                    tool: info.name.clone(),
+                    limit_bytes: info.limits.memory_bytes,
+                });
+            }
+            Err(e) => return Err(host_error(format!("instantiating: {e:#}"))),
+        };
+        let outcome = instance.call_invoke(&mut store, &context, &args.to_string());
 
-        // A guest can return after its deadline without meeting an epoch check, e.g. straight
-        // after a sleep the host cut short. Its answer may rest on that cut: refuse it.
-        if outcome.is_ok() && tokio::time::Instant::now() >= store.data().deadline {
+        // A guest can return without meeting another epoch check after a sleep the host cut
+        // short at the deadline; its answer may rest on a wait that did not happen: refuse it.
+        if outcome.is_ok()
+            && store
+                .data()
+                .sleep_cut
+                .load(std::sync::atomic::Ordering::Acquire)
+        {
             return Err(CallError::DeadlineExceeded {
                 tool: info.name.clone(),
                 deadline: info.limits.deadline,
@@ -495,29 +510,31 @@ fn classify_failure(
     stderr: &CapturedOutput,
 ) -> CallError {
     let tool = info.name.clone();
+    let trap = error.downcast_ref::<Trap>();
+    if matches!(trap, Some(Trap::Interrupt)) {
+        return CallError::DeadlineExceeded {
+            tool,
+            deadline: info.limits.deadline,
+        };
+    }
     if state.limiter.memory_exceeded {
         return CallError::MemoryExceeded {
             tool,
             limit_bytes: info.limits.memory_bytes,
         };
     }
-    match error.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => CallError::DeadlineExceeded {
-            tool,
-            deadline: info.limits.deadline,
-        },
-        Some(trap) => {
-            let captured = stderr.take();
-            CallError::Crashed {
-                tool,
-                reason: trap.to_string(),
-                stderr: String::from_utf8_lossy(&captured.bytes).into_owned(),
-            }
-        }
-        None => CallError::Host {
-            tool,
-            reason: format!("{error:#}"),
-        },
+    let reason = match (trap, error.downcast_ref::<wasmtime_wasi::I32Exit>()) {
+        (Some(trap), _) => trap.to_string(),
+        (None, Some(exit)) => format!("the tool exited (code {}) instead of returning", exit.0),
+        // Anything else raised inside a host call on the guest's behalf (a bad resource handle,
+        // a closed stream): the guest's fault, not the worker's.
+        (None, None) => format!("{error:#}"),
+    };
+    let captured = stderr.take();
+    CallError::Crashed {
+        tool,
+        reason,
+        stderr: String::from_utf8_lossy(&captured.bytes).into_owned(),
     }
 }
 
@@ -528,6 +545,8 @@ struct CallState {
     limiter: CallLimiter,
     clock: CallClock,
     deadline: tokio::time::Instant,
+    /// Set when a guest's sleep was cut short at the deadline.
+    sleep_cut: Arc<AtomicBool>,
 }
 
 impl CallState {
@@ -539,6 +558,7 @@ impl CallState {
             limiter: CallLimiter::new(memory_bytes),
             clock,
             deadline: now.checked_add(deadline).unwrap_or(now),
+            sleep_cut: Arc::default(),
         }
     }
 }
@@ -554,6 +574,10 @@ impl CallDeadline for CallState {
 
     fn clock(&self) -> CallClock {
         self.clock
+    }
+
+    fn sleep_cut(&self) -> Arc<AtomicBool> {
+        self.sleep_cut.clone()
     }
 }
 

@@ -90,7 +90,12 @@ async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) -> R
                 NEXT_ID.fetch_add(1, Ordering::Relaxed)
             )
         });
-    let method = request.method().to_string();
+    // Only standard methods become label values: an extension method per request must not
+    // grow the metrics without bound.
+    let method = match request.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "DELETE" | "HEAD" | "OPTIONS" | "PATCH") => m.to_owned(),
+        _ => "other".to_owned(),
+    };
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -393,6 +398,7 @@ fn file_error(e: FileError) -> ApiError {
         K::IsDirectory => StatusCode::UNPROCESSABLE_ENTITY,
         K::InvalidPath => StatusCode::BAD_REQUEST,
         K::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        K::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
         K::Io => return ApiError::internal(e),
     };
     ApiError::new(status, e.kind.code(), e.message)

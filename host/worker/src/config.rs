@@ -137,6 +137,8 @@ pub enum ConfigError {
          Set HEARTH_TOKEN (or `token` in the config file), or listen on loopback (127.0.0.1)"
     )]
     NoTokenOffLoopback(SocketAddr),
+    #[error("the token is empty: set a real one, or leave it out to listen on loopback only")]
+    EmptyToken,
     #[error("view path `{0}` must be absolute and normalised, like /workspace")]
     BadViewPath(String),
     #[error("read-only area `{path}` must lie inside the workspace ({workspace})")]
@@ -162,6 +164,9 @@ impl Config {
 
     /// Checks what can be checked before anything starts.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            return Err(ConfigError::EmptyToken);
+        }
         if self.token.is_none() && !self.listen.ip().is_loopback() {
             return Err(ConfigError::NoTokenOffLoopback(self.listen));
         }
@@ -230,6 +235,11 @@ mod tests {
             ..config
         };
         config.validate().unwrap();
+        let config = Config {
+            token: Some("  ".into()),
+            ..config
+        };
+        assert!(matches!(config.validate(), Err(ConfigError::EmptyToken)));
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub enum FileErrorKind {
     IsDirectory,
     InvalidPath,
     TooLarge,
+    StorageFull,
     Io,
 }
 
@@ -33,6 +34,7 @@ impl FileErrorKind {
             Self::IsDirectory => "is_directory",
             Self::InvalidPath => "invalid_path",
             Self::TooLarge => "too_large",
+            Self::StorageFull => "storage_full",
             Self::Io => "io_error",
         }
     }
@@ -58,7 +60,11 @@ impl FileError {
             io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => FileErrorKind::NotFound,
             io::ErrorKind::PermissionDenied => FileErrorKind::PermissionDenied,
             io::ErrorKind::IsADirectory => FileErrorKind::IsDirectory,
-            io::ErrorKind::CrossesDevices => FileErrorKind::InvalidPath,
+            // Escaping the mount; a name too long; a "parent" that is a file.
+            io::ErrorKind::CrossesDevices
+            | io::ErrorKind::InvalidFilename
+            | io::ErrorKind::AlreadyExists => FileErrorKind::InvalidPath,
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => FileErrorKind::StorageFull,
             _ => FileErrorKind::Io,
         };
         Self::new(kind, format!("`{path}`: {e}"))
@@ -99,17 +105,27 @@ fn locate(view: &SessionView, path: &str) -> Result<Located, FileError> {
 /// Reads a whole file of at most `max_bytes`.
 pub fn read(view: &SessionView, path: &str, max_bytes: u64) -> Result<Vec<u8>, FileError> {
     let at = locate(view, path)?;
-    let file = at
+    // Look before opening: opening a FIFO would block this thread indefinitely.
+    let metadata = at
         .dir
-        .open(&at.relative)
+        .metadata(&at.relative)
         .map_err(|e| FileError::io(path, &e))?;
-    let metadata = file.metadata().map_err(|e| FileError::io(path, &e))?;
     if metadata.is_dir() {
         return Err(FileError::new(
             FileErrorKind::IsDirectory,
             format!("`{path}` is a directory"),
         ));
     }
+    if !metadata.is_file() {
+        return Err(FileError::new(
+            FileErrorKind::InvalidPath,
+            format!("`{path}` is not a regular file"),
+        ));
+    }
+    let file = at
+        .dir
+        .open(&at.relative)
+        .map_err(|e| FileError::io(path, &e))?;
     if metadata.len() > max_bytes {
         return Err(too_large(path, max_bytes));
     }
@@ -157,14 +173,10 @@ pub fn write(view: &SessionView, path: &str, bytes: &[u8]) -> Result<bool, FileE
             .create_dir_all(parent)
             .map_err(|e| FileError::io(path, &e))?;
     }
-    let name = relative
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = parent.unwrap_or(Path::new("")).join(format!(
-        ".{name}.hearth-{}.tmp",
-        uuid::Uuid::new_v4().simple()
-    ));
+    // Short and independent of the file's name, so a name of the maximum length still works.
+    let temp = parent
+        .unwrap_or(Path::new(""))
+        .join(format!(".hearth-{}.tmp", uuid::Uuid::new_v4().simple()));
     let written = at
         .dir
         .open_with(&temp, OpenOptions::new().write(true).create_new(true))

@@ -27,6 +27,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 
+/// The session's record, relative to its directory; written last on create, removed first on
+/// delete.
+const RECORD: &str = "state/session.json";
+
 /// Longest session id accepted.
 pub const MAX_SESSION_ID_LEN: usize = 64;
 
@@ -145,17 +149,23 @@ impl Sessions {
         let mut live = HashMap::new();
         for entry in std::fs::read_dir(&sessions.root)? {
             let dir = entry?.path();
-            let Ok(text) = std::fs::read_to_string(dir.join("state/session.json")) else {
-                tracing::warn!(dir = %dir.display(), "skipping a session directory without state/session.json");
-                continue;
-            };
-            match serde_json::from_str::<Record>(&text) {
-                Ok(record) if is_valid_id(&record.id) => {
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let record = std::fs::read_to_string(dir.join(RECORD))
+                .ok()
+                .and_then(|text| serde_json::from_str::<Record>(&text).ok());
+            match record {
+                // The directory's name is the id: a renamed or copied directory must not serve
+                // another session's id.
+                Some(record) if record.id == name && is_valid_id(&name) => {
                     live.insert(record.id.clone(), Arc::new(sessions.session(record)?));
                 }
-                _ => {
-                    tracing::warn!(dir = %dir.display(), "skipping a session with an unreadable record")
-                }
+                _ => tracing::warn!(
+                    dir = %dir.display(),
+                    "not a session (no valid state/session.json naming it); left alone until its id is created again"
+                ),
             }
         }
         if let Ok(mut map) = sessions.live.write() {
@@ -198,47 +208,53 @@ impl Sessions {
             Some(id) => return Err(SessionError::InvalidId(id)),
             None => uuid::Uuid::new_v4().simple().to_string(),
         };
-        if self.len() >= self.max_sessions {
+        // Held across the check, the directories and the insert, so concurrent creates can
+        // neither exceed the limit nor race for one id. Creating is a few `mkdir`s.
+        let mut live = self
+            .live
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if live.len() >= self.max_sessions {
             return Err(SessionError::Full(self.max_sessions));
         }
+        if live.contains_key(&id) {
+            return Err(SessionError::Exists(id));
+        }
         let dir = self.root.join(&id);
-        // `create_dir` (not `_all`) is the existence check: it fails if another request, or an
-        // earlier life of this worker, already made the directory.
-        match std::fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(SessionError::Exists(id));
-            }
-            Err(e) => return Err(e.into()),
+        // Leftovers of a create or delete that died half-way are not a session: clear them.
+        if dir.exists() {
+            tracing::warn!(dir = %dir.display(), "removing the leftovers of an unfinished session");
+            std::fs::remove_dir_all(&dir)?;
         }
         let record = Record {
             id: id.clone(),
             created_at_ms: now_ms(),
         };
         let made = (|| {
+            std::fs::create_dir(&dir)?;
             for sub in ["workspace", "tmp", "state"] {
                 std::fs::create_dir(dir.join(sub))?;
             }
+            // Written last: a directory without it is a session that was never finished.
             std::fs::write(
-                dir.join("state/session.json"),
+                dir.join(RECORD),
                 serde_json::to_vec(&record).unwrap_or_default(),
             )
         })();
-        if let Err(e) = made {
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(e.into());
-        }
-        let session = match self.session(record) {
-            Ok(session) => Arc::new(session),
+        let session = made
+            .map_err(SessionError::from)
+            .and_then(|()| self.session(record));
+        match session {
+            Ok(session) => {
+                let session = Arc::new(session);
+                live.insert(id, session.clone());
+                Ok(session)
+            }
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
-                return Err(e);
+                Err(e)
             }
-        };
-        if let Ok(mut live) = self.live.write() {
-            live.insert(id, session.clone());
         }
-        Ok(session)
     }
 
     pub fn get(&self, id: &str) -> Result<Arc<Session>, SessionError> {
@@ -277,11 +293,20 @@ impl Sessions {
             live.remove(id);
         }
         let dir = session.dir.clone();
+        // The record goes first: if the removal dies half-way, what is left is no longer a
+        // session (a restart will not resurrect it, a create of the same id clears it).
         // `remove_dir_all` does not follow symlinks, so links an agent planted cannot redirect
         // the deletion outside the session.
-        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir))
-            .await
-            .map_err(|e| SessionError::Io(std::io::Error::other(e)))??;
+        tokio::task::spawn_blocking(move || {
+            let gone = |r: std::io::Result<()>| match r {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            };
+            gone(std::fs::remove_file(dir.join(RECORD)))?;
+            gone(std::fs::remove_dir_all(dir))
+        })
+        .await
+        .map_err(|e| SessionError::Io(std::io::Error::other(e)))??;
         Ok(())
     }
 }

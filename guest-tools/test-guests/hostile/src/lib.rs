@@ -34,6 +34,8 @@ enum Args {
     Print { bytes: u64 },
     /// Sleeps (blocked in the host, where epoch checks cannot reach it).
     Sleep { ms: u64 },
+    /// Calls `exit` instead of returning.
+    Exit,
 }
 
 impl hearth_tool_sdk::Tool for Hostile {
@@ -48,7 +50,7 @@ impl hearth_tool_sdk::Tool for Hostile {
             "properties": {
                 "action": {
                     "type": "string",
-                    "enum": ["spin", "hog", "panic", "read", "write", "list", "connect", "env", "print", "sleep"]
+                    "enum": ["spin", "hog", "panic", "read", "write", "list", "connect", "env", "print", "sleep", "exit"]
                 },
                 "path": { "type": "string" },
                 "content": { "type": "string" },
@@ -94,6 +96,7 @@ impl hearth_tool_sdk::Tool for Hostile {
                 "vars": std::env::vars().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
                 "args": std::env::args().collect::<Vec<_>>(),
             }),
+            Args::Exit => std::process::exit(0),
             Args::Sleep { ms } => {
                 std::thread::sleep(std::time::Duration::from_millis(ms));
                 json!({ "ok": true })

@@ -76,6 +76,13 @@ impl hearth_tool_sdk::Tool for ReadFile {
                 args.file_path
             )));
         }
+        if !metadata.is_file() {
+            // A FIFO or device could block the host thread past the call's deadline.
+            return Err(ToolError::InvalidInput(format!(
+                "`{}` is not a regular file",
+                args.file_path
+            )));
+        }
         let mut file = File::open(&path).map_err(ToolError::io(&args.file_path))?;
         let mut head = vec![0u8; SNIFF_BYTES];
         let n = read_full(&mut file, &mut head).map_err(ToolError::io(&args.file_path))?;
@@ -217,8 +224,7 @@ impl Page {
             // A single line longer than a whole page still yields its beginning, so the agent
             // sees something and can move past it with `next_offset`.
             if self.lines == 0 {
-                let end = floor_char_boundary(line, MAX_PAGE_BYTES);
-                line.truncate(end);
+                line.truncate(complete_utf8_prefix(line));
                 self.content.append(line);
                 self.lines = 1;
             }
@@ -231,12 +237,13 @@ impl Page {
     }
 }
 
-fn floor_char_boundary(bytes: &[u8], max: usize) -> usize {
-    let mut end = bytes.len().min(max);
-    while end > 0 && end < bytes.len() && (bytes[end] & 0xC0) == 0x80 {
-        end -= 1;
+/// The length of `bytes` without a UTF-8 sequence cut off at its end (a cut line must not end
+/// in half a character).
+fn complete_utf8_prefix(bytes: &[u8]) -> usize {
+    match std::str::from_utf8(bytes) {
+        Err(e) if e.error_len().is_none() => e.valid_up_to(),
+        _ => bytes.len(),
     }
-    end
 }
 
 fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {

@@ -172,3 +172,47 @@ async fn raw_http(url: &str, request_line: &str, body: &[u8]) -> (u16, String) {
         .unwrap_or(0);
     (status, answer)
 }
+
+#[tokio::test]
+async fn special_files_and_long_names() {
+    let w = Worker::start().await;
+    let s = w.client.create_session(None).await.unwrap().id;
+    let fifo = w.workspace(&s).join("pipe");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_client_error(
+        w.client.get_file(&s, "/workspace/pipe").await,
+        400,
+        "invalid_path",
+    );
+    let long = format!("/workspace/{}", "n".repeat(255));
+    w.client.put_file(&s, &long, b"one".to_vec()).await.unwrap();
+    w.client.put_file(&s, &long, b"two".to_vec()).await.unwrap();
+    assert_eq!(w.client.get_file(&s, &long).await.unwrap(), b"two");
+    let too_long = format!("/workspace/{}", "n".repeat(256));
+    assert_client_error(
+        w.client.put_file(&s, &too_long, b"x".to_vec()).await,
+        400,
+        "invalid_path",
+    );
+    w.client
+        .put_file(&s, "/workspace/file.txt", b"x".to_vec())
+        .await
+        .unwrap();
+    let under_a_file = w
+        .client
+        .put_file(&s, "/workspace/file.txt/child", b"x".to_vec())
+        .await;
+    assert!(
+        matches!(
+            under_a_file.as_ref().map_err(|e| e.status()),
+            Err(Some(400 | 404))
+        ),
+        "{under_a_file:?}"
+    );
+}

@@ -109,6 +109,12 @@ async fn sessions_survive_a_restart() {
         )
         .await
         .unwrap();
+    // Leftovers that are not sessions: a half-created directory, and a copy of "keep" under
+    // another name (its record names "keep").
+    let sessions = w.data.path().join("sessions");
+    std::fs::create_dir_all(sessions.join("half/workspace")).unwrap();
+    std::fs::write(sessions.join("half/workspace/stale.txt"), "old").unwrap();
+    copy_dir(&sessions.join("keep"), &sessions.join("impostor"));
     let w = w.restart().await;
     let read = w
         .client
@@ -120,6 +126,25 @@ async fn sessions_survive_a_restart() {
         .await
         .unwrap();
     assert_eq!(read["content"], "remember");
+    let ids: Vec<String> = w
+        .client
+        .list_sessions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(ids, ["keep"]);
+    w.client.create_session(Some("half")).await.unwrap();
+    let stale = w
+        .client
+        .call_tool(
+            "half",
+            "read_file",
+            json!({ "file_path": "/workspace/stale.txt" }),
+        )
+        .await;
+    assert_client_error(stale, 404, "file_not_found");
 }
 
 #[tokio::test]
@@ -168,4 +193,16 @@ async fn the_view_paths_are_configurable() {
         400,
         "invalid_path",
     );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
 }
