@@ -1,0 +1,104 @@
+//! A cgroup (v1 memory and pids controllers, as these machines have) per run: the memory limit
+//! that catches a memory bomb, the process limit that catches a fork bomb (uid 0 in the jail is
+//! not bound by `RLIMIT_NPROC`), a way to kill every process of the run, and OOM detection.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Where the v1 hierarchies are mounted.
+const V1_ROOT: &str = "/sys/fs/cgroup";
+/// Hearth's parent group in each hierarchy.
+const PARENT: &str = "hearth";
+
+/// The run's cgroup in each controller; removed on drop.
+#[derive(Debug)]
+pub struct RunCgroup {
+    memory: PathBuf,
+    pids: PathBuf,
+}
+
+impl RunCgroup {
+    /// Creates `hearth/<name>` in the memory and pids hierarchies with the given limits.
+    /// `Err` says why cgroups are unavailable on this machine.
+    pub fn create(name: &str, memory_bytes: u64, max_processes: u64) -> Result<Self, String> {
+        let memory = Path::new(V1_ROOT).join("memory").join(PARENT).join(name);
+        let pids = Path::new(V1_ROOT).join("pids").join(PARENT).join(name);
+        for dir in [&memory, &pids] {
+            fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        }
+        let group = Self { memory, pids };
+        let write = |dir: &Path, file: &str, value: String| {
+            fs::write(dir.join(file), value)
+                .map_err(|e| format!("writing {}/{file}: {e}", dir.display()))
+        };
+        write(
+            &group.memory,
+            "memory.limit_in_bytes",
+            memory_bytes.to_string(),
+        )?;
+        // No swap either, where the kernel accounts it (absent when swap accounting is off).
+        let _ = write(
+            &group.memory,
+            "memory.memsw.limit_in_bytes",
+            memory_bytes.to_string(),
+        );
+        write(&group.pids, "pids.max", max_processes.to_string())?;
+        Ok(group)
+    }
+
+    /// The `cgroup.procs` files the jail helper joins.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        vec![
+            self.memory.join("cgroup.procs"),
+            self.pids.join("cgroup.procs"),
+        ]
+    }
+
+    /// Whether the kernel's OOM killer acted in this group.
+    pub fn oom_killed(&self) -> bool {
+        fs::read_to_string(self.memory.join("memory.oom_control"))
+            .ok()
+            .and_then(|text| {
+                text.lines().find_map(|l| {
+                    l.strip_prefix("oom_kill ")
+                        .and_then(|n| n.trim().parse::<u64>().ok())
+                })
+            })
+            .is_some_and(|n| n > 0)
+    }
+
+    /// SIGKILLs every process still in the group.
+    pub fn kill_all(&self) {
+        for _ in 0..10 {
+            let Ok(text) = fs::read_to_string(self.pids.join("cgroup.procs")) else {
+                return;
+            };
+            let pids: Vec<i32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+            if pids.is_empty() {
+                return;
+            }
+            for pid in pids {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for RunCgroup {
+    fn drop(&mut self) {
+        self.kill_all();
+        for dir in [&self.memory, &self.pids] {
+            // A group can be removed once empty; the processes were just killed.
+            for _ in 0..50 {
+                if fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
+}

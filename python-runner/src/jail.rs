@@ -1,0 +1,456 @@
+//! The helper's side: build the jail described by a [`JailSpec`], then run the program in it.
+//!
+//! `run_main` follows one fixed order (each step needs the privileges the later ones remove):
+//!
+//! 1. join the run's cgroups (memory, pids);
+//! 2. `unshare` mount, pid, network, IPC, UTS and cgroup namespaces — fail closed;
+//! 3. `fork`: the parent only relays the child's exit; the child is pid 1 of the new pid
+//!    namespace, dies with the parent (`PR_SET_PDEATHSIG`), and takes every process it started
+//!    with it when it exits;
+//! 4. a minimal root on a tmpfs: the runtime read-only, the session's directories at their view
+//!    paths, a minimal `/dev`, `/proc` for the jail's own pids; `pivot_root` into it, detach the
+//!    old root, make the new root read-only;
+//! 5. rlimits; `no_new_privs`; every capability dropped (bounding set included);
+//! 6. Landlock: read everything in the jail, write only the writable directories;
+//! 7. seccomp, last, since it forbids the mounts above;
+//! 8. report the layers on stderr, `execve` with exactly the requested environment.
+
+use std::ffi::CString;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use landlock::{
+    ABI, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
+    path_beneath_rules,
+};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::resource::{Resource, setrlimit};
+use nix::sys::signal::Signal;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, chdir, execve, fork, pivot_root, sethostname};
+
+use crate::spec::{ENFORCED, JAIL_FAILED_EXIT, JailSpec, Layers, REPORT_PREFIX, Report};
+
+/// Device nodes the jail gets, bound from the host's `/dev`.
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
+
+/// The helper's entry point: never returns.
+pub fn run_main() -> ! {
+    let spec = match std::env::args()
+        .nth(1)
+        .map(|a| serde_json::from_str::<JailSpec>(&a))
+    {
+        Some(Ok(spec)) => spec,
+        Some(Err(e)) => fail(
+            &Layers::new(),
+            &format!("the jail spec is not valid JSON: {e}"),
+        ),
+        None => fail(&Layers::new(), "usage: hearth-jail <spec-json>"),
+    };
+    let mut layers = Layers::new();
+
+    // 1. cgroups: joined before the namespaces, so the cgroup namespace is rooted at them.
+    if spec.cgroup_procs.is_empty() {
+        layers.insert(
+            "cgroups".into(),
+            "unavailable: not configured on this worker".into(),
+        );
+    } else {
+        let pid = std::process::id().to_string();
+        match spec
+            .cgroup_procs
+            .iter()
+            .try_for_each(|procs| fs::write(procs, &pid))
+        {
+            Ok(()) => layers.insert("cgroups".into(), ENFORCED.into()),
+            Err(e) => fail(&layers, &format!("joining the run's cgroups: {e}")),
+        };
+    }
+
+    // 2. namespaces, all or nothing.
+    let flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWCGROUP;
+    if let Err(e) = unshare(flags) {
+        fail(&layers, &format!("creating namespaces: {e}"));
+    }
+    for ns in ["mount", "pid", "network", "ipc", "uts", "cgroup"] {
+        layers.insert(format!("{ns}_namespace"), ENFORCED.into());
+    }
+
+    // 3. fork into the pid namespace.
+    // SAFETY: the helper is single-threaded (it starts no threads), so the child may run any
+    // code after `fork`, not only async-signal-safe functions.
+    #[expect(
+        unsafe_code,
+        reason = "fork is unsafe by contract; see the SAFETY comment"
+    )]
+    let forked = unsafe { fork() };
+    match forked {
+        Ok(ForkResult::Parent { child }) => relay_exit(child),
+        Ok(ForkResult::Child) => {}
+        Err(e) => fail(&layers, &format!("fork: {e}")),
+    }
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
+        fail(&layers, &format!("PR_SET_PDEATHSIG: {e}"));
+    }
+
+    // 4. the root.
+    if let Err(e) = build_root(&spec) {
+        fail(&layers, &format!("building the jail's root: {e}"));
+    }
+    layers.insert("pivot_root".into(), ENFORCED.into());
+    layers.insert("read_only_root".into(), ENFORCED.into());
+    let _ = sethostname("hearth");
+
+    // 5. limits and privileges.
+    match apply_rlimits(&spec) {
+        Ok(()) => layers.insert("rlimits".into(), ENFORCED.into()),
+        Err(e) => fail(&layers, &format!("setrlimit: {e}")),
+    };
+    if let Err(e) = nix::sys::prctl::set_no_new_privs() {
+        fail(&layers, &format!("PR_SET_NO_NEW_PRIVS: {e}"));
+    }
+    layers.insert("no_new_privs".into(), ENFORCED.into());
+    match drop_capabilities() {
+        Ok(()) => layers.insert("capabilities".into(), "enforced: all dropped".into()),
+        Err(e) => fail(&layers, &format!("dropping capabilities: {e}")),
+    };
+
+    // 6. Landlock (best effort on old kernels, reported either way).
+    let landlock = apply_landlock(&spec);
+    layers.insert("landlock".into(), landlock);
+
+    // 7. seccomp.
+    if let Err(e) = crate::seccomp::install() {
+        fail(&layers, &e.to_string());
+    }
+    layers.insert("seccomp".into(), ENFORCED.into());
+    layers.insert(
+        "environment".into(),
+        "enforced: only the requested variables".into(),
+    );
+
+    // 8. run.
+    if let Err(e) = chdir(spec.cwd.as_str()) {
+        fail(&layers, &format!("entering {}: {e}", spec.cwd));
+    }
+    let Some(program) = resolve_program(&spec) else {
+        let name = spec.argv.first().map(String::as_str).unwrap_or("");
+        fail(&layers, &format!("program `{name}` not found in the jail"));
+    };
+    report(&Report {
+        layers: layers.clone(),
+        error: None,
+    });
+    let argv: Vec<CString> = spec
+        .argv
+        .iter()
+        .filter_map(|a| CString::new(a.as_str()).ok())
+        .collect();
+    let env: Vec<CString> = spec
+        .env
+        .iter()
+        .filter_map(|(k, v)| CString::new(format!("{k}={v}")).ok())
+        .collect();
+    let error = match CString::new(program.as_os_str().as_encoded_bytes()) {
+        Ok(path) => execve(&path, &argv, &env)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default(),
+        Err(e) => e.to_string(),
+    };
+    // The report line is out already; say what happened in plain words and exit like a shell.
+    let _ = writeln!(
+        std::io::stderr(),
+        "hearth-jail: cannot execute {}: {error}",
+        program.display()
+    );
+    std::process::exit(126);
+}
+
+/// Writes the report line, then exits with [`JAIL_FAILED_EXIT`]: the program never started.
+fn fail(layers: &Layers, why: &str) -> ! {
+    report(&Report {
+        layers: layers.clone(),
+        error: Some(why.to_owned()),
+    });
+    std::process::exit(JAIL_FAILED_EXIT);
+}
+
+fn report(report: &Report) {
+    let line = serde_json::to_string(report).unwrap_or_default();
+    let _ = writeln!(std::io::stderr(), "{REPORT_PREFIX}{line}");
+}
+
+/// The parent half of the fork: wait for the jail's pid 1 and exit the same way.
+fn relay_exit(child: nix::unistd::Pid) -> ! {
+    loop {
+        match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, code)) => std::process::exit(code),
+            Ok(WaitStatus::Signaled(_, signal, _)) => {
+                // Die the same way, so the host sees the signal and not a made-up exit code.
+                // SAFETY: resetting a disposition to the default has no preconditions.
+                #[expect(unsafe_code, reason = "signal(2), see the SAFETY comment")]
+                let _ = unsafe {
+                    nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl)
+                };
+                let _ = nix::sys::signal::raise(signal);
+                std::process::exit(128 + signal as i32)
+            }
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => std::process::exit(JAIL_FAILED_EXIT),
+        }
+    }
+}
+
+fn io_err(e: nix::errno::Errno) -> std::io::Error {
+    std::io::Error::from_raw_os_error(e as i32)
+}
+
+/// Lays out the jail's root on a tmpfs over `spec.root_dir` and pivots into it.
+fn build_root(spec: &JailSpec) -> std::io::Result<()> {
+    let none: Option<&str> = None;
+    // Nothing mounted from here on may propagate back to the host.
+    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none).map_err(io_err)?;
+    let root = &spec.root_dir;
+    mount(
+        Some("tmpfs"),
+        root,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("size=16m,mode=0755"),
+    )
+    .map_err(io_err)?;
+    for (link, target) in &spec.symlinks {
+        symlink(target, root.join(link))?;
+    }
+    for bind in &spec.binds {
+        let target = inside(root, &bind.target);
+        if bind.source.is_dir() {
+            fs::create_dir_all(&target)?;
+        } else {
+            if let Some(parent) = target.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            fs::File::create(&target)?;
+        }
+        bind_mount(&bind.source, &target, bind.writable)?;
+    }
+    // /dev: a tmpfs holding only the harmless devices, plus /dev/shm for multiprocessing.
+    let dev = root.join("dev");
+    fs::create_dir_all(&dev)?;
+    mount(
+        Some("tmpfs"),
+        &dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("size=64k,mode=0755"),
+    )
+    .map_err(io_err)?;
+    for device in DEVICES {
+        let node = dev.join(device);
+        fs::File::create(&node)?;
+        bind_mount(&Path::new("/dev").join(device), &node, true)?;
+    }
+    fs::create_dir_all(dev.join("shm"))?;
+    mount(
+        Some("tmpfs"),
+        &dev.join("shm"),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("size=64m,mode=1777"),
+    )
+    .map_err(io_err)?;
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        symlink(target, dev.join(name))?;
+    }
+    // /proc of the new pid namespace: the jail's own processes only.
+    let proc = root.join("proc");
+    fs::create_dir_all(&proc)?;
+    mount(
+        Some("proc"),
+        &proc,
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("hidepid=2"),
+    )
+    .map_err(io_err)?;
+
+    // Into the new root; the old one is detached so no path reaches the host's tree.
+    let old = root.join(".oldroot");
+    fs::create_dir_all(&old)?;
+    chdir(root.as_path()).map_err(io_err)?;
+    pivot_root(".", ".oldroot").map_err(io_err)?;
+    chdir("/").map_err(io_err)?;
+    umount2("/.oldroot", MntFlags::MNT_DETACH).map_err(io_err)?;
+    fs::remove_dir("/.oldroot")?;
+    mount(
+        none,
+        "/",
+        none,
+        MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        none,
+    )
+    .map_err(io_err)
+}
+
+/// A jail path (absolute) below the root directory on the host side.
+fn inside(root: &Path, jail_path: &str) -> PathBuf {
+    root.join(jail_path.trim_start_matches('/'))
+}
+
+fn bind_mount(source: &Path, target: &Path, writable: bool) -> std::io::Result<()> {
+    let none: Option<&str> = None;
+    mount(
+        Some(source),
+        target,
+        none,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        none,
+    )
+    .map_err(io_err)?;
+    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    if !writable {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    if source.starts_with("/dev") {
+        flags.remove(MsFlags::MS_NODEV);
+    }
+    mount(none, target, none, flags, none).map_err(io_err)
+}
+
+fn apply_rlimits(spec: &JailSpec) -> nix::Result<()> {
+    let limits = &spec.limits;
+    setrlimit(Resource::RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds)?;
+    setrlimit(
+        Resource::RLIMIT_FSIZE,
+        limits.file_size_bytes,
+        limits.file_size_bytes,
+    )?;
+    setrlimit(
+        Resource::RLIMIT_NOFILE,
+        limits.open_files,
+        limits.open_files,
+    )?;
+    setrlimit(Resource::RLIMIT_CORE, 0, 0)?;
+    if limits.address_space_bytes > 0 {
+        setrlimit(
+            Resource::RLIMIT_AS,
+            limits.address_space_bytes,
+            limits.address_space_bytes,
+        )?;
+    }
+    Ok(())
+}
+
+/// Empties the bounding, ambient, effective, permitted and inheritable sets: the program runs as
+/// uid 0 of a jail in which uid 0 can do nothing special, and `execve` cannot give any back.
+fn drop_capabilities() -> std::io::Result<()> {
+    for cap in 0..=63 {
+        // SAFETY: prctl with integer arguments only; EINVAL for capabilities the kernel does not
+        // know is expected and ignored.
+        #[expect(unsafe_code, reason = "raw prctl, see the SAFETY comment")]
+        let dropped = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
+        if dropped != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    // SAFETY: as above, integer arguments only.
+    #[expect(unsafe_code, reason = "raw prctl, see the SAFETY comment")]
+    let cleared = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        )
+    };
+    if cleared != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: `header` and `data` are valid for the kernel to read (version 3 takes two data
+    // structs) and live across the call.
+    #[expect(unsafe_code, reason = "raw capset, see the SAFETY comment")]
+    let set = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
+    if set != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `struct __user_cap_header_struct` of `<linux/capability.h>` (not in the libc crate).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+/// `struct __user_cap_data_struct`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// Read anywhere in the jail (there is nothing else to read), write only in its writable
+/// binds and `/dev`. Read-only binds are also read-only mounts; this is the second lock.
+fn apply_landlock(spec: &JailSpec) -> String {
+    let abi = ABI::V5;
+    let writable: Vec<&str> = spec
+        .binds
+        .iter()
+        .filter(|b| b.writable)
+        .map(|b| b.target.as_str())
+        .chain(["/dev"])
+        .collect();
+    let status = Ruleset::default()
+        .handle_access(AccessFs::from_all(abi))
+        .and_then(|r| r.create())
+        .and_then(|r| r.add_rules(path_beneath_rules(["/"], AccessFs::from_read(abi))))
+        .and_then(|r| r.add_rules(path_beneath_rules(&writable, AccessFs::from_all(abi))))
+        .and_then(|r| r.restrict_self());
+    match status {
+        Ok(s) if s.ruleset == RulesetStatus::FullyEnforced => ENFORCED.into(),
+        Ok(s) => format!("unavailable: {:?} on this kernel", s.ruleset),
+        Err(e) => format!("unavailable: {e}"),
+    }
+}
+
+/// `argv[0]` as a path inside the jail.
+fn resolve_program(spec: &JailSpec) -> Option<PathBuf> {
+    let name = spec.argv.first()?;
+    if name.contains('/') {
+        return Some(PathBuf::from(name));
+    }
+    spec.search_path
+        .iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| p.is_file())
+}

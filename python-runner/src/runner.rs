@@ -1,0 +1,374 @@
+//! The host's side of a run: build the spec, start the helper, enforce what a process cannot
+//! enforce on itself (wall time over the whole process tree, output caps, cgroup limits), and
+//! describe what happened.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::cgroup::RunCgroup;
+use crate::spec::{Bind, JAIL_FAILED_EXIT, JailSpec, Layers, REPORT_PREFIX, Report, RlimitSpec};
+
+/// Directories searched for a program named without a `/`.
+const SEARCH_PATH: &[&str] = &["/usr/local/bin", "/usr/bin", "/bin"];
+/// What a jailed program's `PATH` is.
+const JAIL_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// Why a run could not even start (the program's own failures are an [`Outcome`]).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the Python interpreter `{python}` could not be resolved: {reason}")]
+    Interpreter { python: String, reason: String },
+    #[error("starting the jail helper {helper}: {error}")]
+    Spawn {
+        helper: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("preparing the run: {0}")]
+    Prepare(String),
+}
+
+/// The real interpreter (never a shim), resolved once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interpreter {
+    /// e.g. `/root/.pyenv/versions/3.11.7/bin/python3.11`
+    pub executable: PathBuf,
+    /// `sys.base_prefix`, bound read-only into every jail at the same path.
+    pub prefix: PathBuf,
+}
+
+impl Interpreter {
+    /// Asks `python` (a name on PATH, a shim or a path) where it really lives.
+    pub fn detect(python: &str) -> Result<Self, RunError> {
+        let failed = |reason: String| RunError::Interpreter {
+            python: python.to_owned(),
+            reason,
+        };
+        let output = Command::new(python)
+            .args([
+                "-E",
+                "-s",
+                "-S",
+                "-c",
+                "import os, sys; print(os.path.realpath(sys.executable)); print(sys.base_prefix)",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| failed(e.to_string()))?;
+        if !output.status.success() {
+            return Err(failed(String::from_utf8_lossy(&output.stderr).into_owned()));
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        let mut lines = text.lines();
+        match (lines.next(), lines.next()) {
+            (Some(executable), Some(prefix)) => Ok(Self {
+                executable: executable.into(),
+                prefix: prefix.into(),
+            }),
+            _ => Err(failed(format!("unexpected answer: {text}"))),
+        }
+    }
+}
+
+/// Limits of one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecLimits {
+    /// Wall time; then every process of the run is killed.
+    pub wall: Duration,
+    pub cpu_seconds: u64,
+    pub memory_bytes: u64,
+    pub max_processes: u64,
+    /// Largest file a process may write (`RLIMIT_FSIZE`; beyond it, SIGXFSZ).
+    pub file_size_bytes: u64,
+    /// Kept of each of stdout and stderr; the rest is read and dropped (`truncated`).
+    pub output_bytes: usize,
+}
+
+impl Default for ExecLimits {
+    fn default() -> Self {
+        Self {
+            wall: Duration::from_secs(60),
+            cpu_seconds: 60,
+            memory_bytes: 1024 * 1024 * 1024,
+            max_processes: 256,
+            file_size_bytes: 1024 * 1024 * 1024,
+            output_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// One program to run.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Names the run's cgroups; unique among concurrent runs.
+    pub id: String,
+    /// An empty, host-only directory the jail mounts its root on.
+    pub root_dir: PathBuf,
+    /// The session's directories at their view paths (parents before what is nested in them).
+    pub mounts: Vec<Bind>,
+    pub cwd: String,
+    pub argv: Vec<String>,
+    /// Added to the jail's base environment (`PATH`, `HOME`, `LANG`, …).
+    pub env: BTreeMap<String, String>,
+    pub stdin: Vec<u8>,
+    pub limits: ExecLimits,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The program's exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, when one did.
+    pub signal: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub truncated: bool,
+    pub timed_out: bool,
+    pub oom_killed: bool,
+    pub duration: Duration,
+    /// Each isolation layer: `enforced` or `unavailable: why`.
+    pub layers: Layers,
+    /// Set when the jail refused to start the program (a required layer failed).
+    pub jail_error: Option<String>,
+}
+
+/// Runs jobs. Cheap to share.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    helper: PathBuf,
+    interpreter: Interpreter,
+    runtime: Vec<Bind>,
+    symlinks: Vec<(String, String)>,
+}
+
+impl Runner {
+    /// `helper` is the `hearth-jail` binary; `python` the interpreter to offer (resolved now).
+    pub fn new(helper: PathBuf, python: &str) -> Result<Self, RunError> {
+        let interpreter = Interpreter::detect(python)?;
+        let mut runtime = vec![Bind {
+            source: "/usr".into(),
+            target: "/usr".into(),
+            writable: false,
+        }];
+        let mut symlinks = Vec::new();
+        // Merged-/usr systems have these as symlinks into /usr; others as directories.
+        for top in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+            let host = Path::new("/").join(top);
+            match std::fs::read_link(&host) {
+                Ok(target) => {
+                    symlinks.push((top.to_owned(), target.to_string_lossy().into_owned()))
+                }
+                Err(_) if host.is_dir() => runtime.push(Bind {
+                    source: host.clone(),
+                    target: format!("/{top}"),
+                    writable: false,
+                }),
+                Err(_) => {}
+            }
+        }
+        if !interpreter.prefix.starts_with("/usr") {
+            let prefix = interpreter.prefix.to_string_lossy().into_owned();
+            runtime.push(Bind {
+                source: interpreter.prefix.clone(),
+                target: prefix,
+                writable: false,
+            });
+        }
+        Ok(Self {
+            helper,
+            interpreter,
+            runtime,
+            symlinks,
+        })
+    }
+
+    pub fn interpreter(&self) -> &Interpreter {
+        &self.interpreter
+    }
+
+    /// The jail's environment: a fixed base plus the job's variables.
+    fn environment(&self, job: &Job) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::from([
+            ("PATH".to_owned(), JAIL_PATH.to_owned()),
+            ("HOME".to_owned(), "/tmp".to_owned()),
+            ("TMPDIR".to_owned(), "/tmp".to_owned()),
+            ("LANG".to_owned(), "C.UTF-8".to_owned()),
+            ("PYTHONIOENCODING".to_owned(), "utf-8".to_owned()),
+            ("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned()),
+        ]);
+        env.extend(job.env.clone());
+        env
+    }
+
+    /// Runs `job` to completion (or to its wall time). Blocks the calling thread.
+    pub fn run(&self, job: &Job) -> Result<Outcome, RunError> {
+        let started = Instant::now();
+        let (cgroup, cgroup_error) =
+            match RunCgroup::create(&job.id, job.limits.memory_bytes, job.limits.max_processes) {
+                Ok(group) => (Some(group), None),
+                Err(why) => (None, Some(why)),
+            };
+        let mut binds = self.runtime.clone();
+        binds.extend(job.mounts.iter().cloned());
+        let spec = JailSpec {
+            root_dir: job.root_dir.clone(),
+            binds,
+            symlinks: self.symlinks.clone(),
+            cwd: job.cwd.clone(),
+            argv: job.argv.clone(),
+            search_path: SEARCH_PATH.iter().map(|s| (*s).to_owned()).collect(),
+            env: self.environment(job),
+            limits: RlimitSpec {
+                cpu_seconds: job.limits.cpu_seconds,
+                file_size_bytes: job.limits.file_size_bytes,
+                open_files: 1024,
+                // With a memory cgroup the address space need not be capped (which breaks
+                // programs that reserve much and use little); without one it is the only bound.
+                address_space_bytes: if cgroup.is_some() {
+                    0
+                } else {
+                    job.limits.memory_bytes.saturating_mul(2)
+                },
+            },
+            cgroup_procs: cgroup
+                .as_ref()
+                .map(RunCgroup::procs_files)
+                .unwrap_or_default(),
+        };
+        let spec_json =
+            serde_json::to_string(&spec).map_err(|e| RunError::Prepare(e.to_string()))?;
+        std::fs::create_dir_all(&job.root_dir).map_err(|e| RunError::Prepare(e.to_string()))?;
+
+        let mut child = Command::new(&self.helper)
+            .arg(spec_json)
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|error| RunError::Spawn {
+                helper: self.helper.clone(),
+                error,
+            })?;
+        let pid = child.id();
+        let stdin = child.stdin.take();
+        let input = job.stdin.clone();
+        let feeder = std::thread::spawn(move || {
+            if let Some(mut stdin) = stdin {
+                let _ = stdin.write_all(&input);
+            }
+        });
+        let cap = job.limits.output_bytes;
+        let stdout = child.stdout.take().map(|s| capture(s, cap));
+        // Room for the helper's report line on top of the program's own output.
+        let stderr = child.stderr.take().map(|s| capture(s, cap + 64 * 1024));
+
+        let (done_tx, done_rx) = mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let _ = done_tx.send(child.wait());
+        });
+        let (status, timed_out) = match done_rx.recv_timeout(job.limits.wall) {
+            Ok(status) => (status.ok(), false),
+            Err(_) => {
+                // The helper's process group; its jail dies with it (PR_SET_PDEATHSIG), and
+                // the pid namespace takes every remaining process down with its pid 1.
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                (done_rx.recv().ok().and_then(Result::ok), true)
+            }
+        };
+        let _ = waiter.join();
+        if let Some(group) = &cgroup {
+            group.kill_all();
+        }
+        let _ = feeder.join();
+        let (stdout, stdout_cut) = stdout.map(join_capture).unwrap_or_default();
+        let (mut stderr, mut stderr_cut) = stderr.map(join_capture).unwrap_or_default();
+        let report = take_report(&mut stderr);
+        if stderr.len() > cap {
+            stderr.truncate(cap);
+            stderr_cut = true;
+        }
+        let oom_killed = cgroup.as_ref().is_some_and(RunCgroup::oom_killed);
+        drop(cgroup);
+        // The jail's root was a mount in its own namespace; on the host the directory is empty.
+        let _ = std::fs::remove_dir(&job.root_dir);
+
+        let mut layers = report
+            .as_ref()
+            .map(|r| r.layers.clone())
+            .unwrap_or_default();
+        if let Some(why) = cgroup_error {
+            layers.insert("cgroups".into(), format!("unavailable: {why}"));
+        }
+        layers.insert("wall_time".into(), crate::spec::ENFORCED.into());
+        let jail_error = report.and_then(|r| r.error).or_else(|| {
+            (!timed_out
+                && status.is_some_and(|s| s.code() == Some(JAIL_FAILED_EXIT))
+                && layers.len() <= 2)
+                .then(|| "the jail helper failed before reporting".to_owned())
+        });
+        use std::os::unix::process::ExitStatusExt;
+        Ok(Outcome {
+            exit_code: status.and_then(|s| s.code()),
+            signal: status.and_then(|s| s.signal()),
+            stdout,
+            stderr,
+            truncated: stdout_cut || stderr_cut,
+            timed_out,
+            oom_killed,
+            duration: started.elapsed(),
+            layers,
+            jail_error,
+        })
+    }
+}
+
+type Captured = std::thread::JoinHandle<(Vec<u8>, bool)>;
+
+/// Reads a pipe to its end on a thread, keeping the first `cap` bytes.
+fn capture(mut pipe: impl Read + Send + 'static, cap: usize) -> Captured {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut cut = false;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let room = cap.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..n.min(room)]);
+                    cut |= n > room;
+                }
+            }
+        }
+        (kept, cut)
+    })
+}
+
+fn join_capture(handle: Captured) -> (Vec<u8>, bool) {
+    handle.join().unwrap_or_default()
+}
+
+/// Removes the helper's report line from the start of stderr and parses it.
+fn take_report(stderr: &mut Vec<u8>) -> Option<Report> {
+    let prefix = REPORT_PREFIX.as_bytes();
+    if !stderr.starts_with(prefix) {
+        return None;
+    }
+    let end = stderr
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(stderr.len());
+    let report = serde_json::from_slice(&stderr[prefix.len()..end]).ok();
+    stderr.drain(..(end + 1).min(stderr.len()));
+    report
+}

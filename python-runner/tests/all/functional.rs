@@ -1,0 +1,138 @@
+//! What a jailed program can do: the session's files at the paths tools use.
+
+use crate::support::{Sandbox, text};
+
+#[test]
+fn true_runs_and_every_layer_reports() {
+    let s = Sandbox::new();
+    let out = s.run(&["/bin/true"]);
+    assert_eq!(out.exit_code, Some(0), "{out:?}");
+    assert_eq!(out.jail_error, None);
+    for layer in [
+        "mount_namespace",
+        "pid_namespace",
+        "network_namespace",
+        "pivot_root",
+        "seccomp",
+        "no_new_privs",
+        "capabilities",
+        "rlimits",
+        "environment",
+    ] {
+        assert!(
+            out.layers
+                .get(layer)
+                .is_some_and(|v| v.starts_with("enforced")),
+            "{layer}: {:?}",
+            out.layers
+        );
+    }
+    assert!(
+        out.layers.contains_key("landlock") && out.layers.contains_key("cgroups"),
+        "{:?}",
+        out.layers
+    );
+}
+
+#[test]
+fn python_imports_from_the_workspace() {
+    let s = Sandbox::new();
+    s.put("utils.py", "def answer():\n    return 42\n");
+    s.put("pkg/__init__.py", "");
+    s.put(
+        "pkg/mod.py",
+        "from utils import answer\nVALUE = answer() + 1\n",
+    );
+    s.put(
+        "main.py",
+        "import utils\nfrom pkg.mod import VALUE\nprint(utils.answer(), VALUE)\n",
+    );
+    let python = crate::support::runner()
+        .interpreter()
+        .executable
+        .to_string_lossy()
+        .into_owned();
+    let out = s.run(&[&python, "-E", "-s", "-B", "main.py"]);
+    assert_eq!(text(&out.stdout), "42 43\n", "{}", text(&out.stderr));
+    assert_eq!(out.exit_code, Some(0));
+}
+
+#[test]
+fn files_cross_between_host_and_jail_at_the_same_paths() {
+    let s = Sandbox::new();
+    s.put("in.txt", "from the host");
+    std::fs::write(s.tmp.join("scratch.txt"), "scratch").unwrap();
+    let out = s.python(
+        "print(open('/workspace/in.txt').read(), open('/tmp/scratch.txt').read())\n\
+         open('/workspace/out.txt', 'w').write('from the jail')\n\
+         open('/tmp/made.txt', 'w').write('tmp too')",
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "from the host scratch\n",
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.workspace.join("out.txt")).unwrap(),
+        "from the jail"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.tmp.join("made.txt")).unwrap(),
+        "tmp too"
+    );
+}
+
+#[test]
+fn exit_codes_exceptions_stdin_and_unicode_pass_through() {
+    let s = Sandbox::new();
+    let out = s.python("import sys; sys.exit(7)");
+    assert_eq!(out.exit_code, Some(7));
+    let out = s.python("raise ValueError('boom')");
+    assert_eq!(out.exit_code, Some(1));
+    assert!(
+        text(&out.stderr).contains("ValueError: boom"),
+        "{}",
+        text(&out.stderr)
+    );
+    let mut job = s.job(&["/bin/cat"]);
+    job.stdin = "héllo ✓ 世界".as_bytes().to_vec();
+    let out = crate::support::runner().run(&job).unwrap();
+    assert_eq!(text(&out.stdout), "héllo ✓ 世界");
+    let out = s.python("print('ünïcødé ✓')");
+    assert_eq!(text(&out.stdout), "ünïcødé ✓\n");
+}
+
+#[test]
+fn shell_commands_run() {
+    let s = Sandbox::new();
+    s.put("a.txt", "x");
+    let out = s.run(&["/bin/sh", "-c", "ls /workspace && echo done >&2 && exit 3"]);
+    assert_eq!(out.exit_code, Some(3));
+    assert!(text(&out.stdout).contains("a.txt"));
+    assert_eq!(text(&out.stderr), "done\n");
+}
+
+#[test]
+fn the_environment_is_only_what_was_asked() {
+    let s = Sandbox::new();
+    let mut job = s.job(&["/usr/bin/env"]);
+    job.env.insert("MY_VAR".into(), "1".into());
+    let out = crate::support::runner().run(&job).unwrap();
+    let vars: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(|l| l.split('=').next().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        vars,
+        [
+            "HOME",
+            "LANG",
+            "MY_VAR",
+            "PATH",
+            "PYTHONDONTWRITEBYTECODE",
+            "PYTHONIOENCODING",
+            "TMPDIR"
+        ]
+    );
+}
