@@ -187,6 +187,19 @@ impl Client {
             .unwrap_or(Value::Null))
     }
 
+    /// `POST /v1/sessions/{id}/exec`: `request` is `{"command"}`, `{"argv"}`,
+    /// `{"script", "args"}` or `{"call", "kwargs"}`, plus `timeout_s`, `stdin`, `env`.
+    pub async fn exec(&self, session: &str, request: Value) -> Result<Value, Error> {
+        let path = format!("/v1/sessions/{session}/exec");
+        json_of(
+            self.request(Method::POST, &path)
+                .json(&request)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
     /// `PUT /v1/sessions/{id}/files/{path}`: `view_path` is absolute (`/workspace/data.bin`).
     pub async fn put_file(
         &self,

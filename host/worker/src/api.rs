@@ -48,6 +48,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/sessions/{id}/files/{*path}",
             get(get_file).put(put_file),
         )
+        .route("/v1/sessions/{id}/exec", post(exec))
         .route("/v1/sessions/{id}/upload", post(upload))
         .route("/v1/sessions/{id}/download", post(download))
         .fallback(|| async {
@@ -215,15 +216,24 @@ fn session_json(session: &Session) -> Value {
 // Handlers
 
 async fn health(State(app): State<Arc<App>>) -> Json<Value> {
+    let mut jail = serde_json::Map::new();
+    jail.insert("wasm_tools".into(), "enforced".into());
+    match &app.exec.unavailable {
+        Some(why) => {
+            jail.insert("exec".into(), format!("unavailable: {why}").into());
+        }
+        None => {
+            for (layer, state) in &app.exec.layers {
+                jail.insert(layer.clone(), state.clone().into());
+            }
+        }
+    }
     Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "tools": app.runtime.tools().count(),
         "sessions": app.sessions.len(),
-        "jail": {
-            "wasm_tools": "enforced",
-            "exec": "unavailable: this worker does not run programs yet (python-runner)",
-        },
+        "jail": jail,
     }))
 }
 
@@ -332,6 +342,51 @@ async fn call_tool(
     let code = outcome.as_ref().err().map(|e| e.code()).unwrap_or("ok");
     app.metrics.record_tool_call(&name, code, started.elapsed());
     Ok(Json(json!({ "result": outcome? })))
+}
+
+/// Runs a program in the session's jail. A program that fails, times out or is killed is still
+/// a 200: the answer says what happened. Exec holds the session exclusively while it runs.
+async fn exec(
+    State(app): State<Arc<App>>,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let session = app.sessions.get(&path_params(id)?)?;
+    if let Some(why) = &app.exec.unavailable {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "exec_unavailable",
+            why.clone(),
+        ));
+    }
+    let request: crate::exec::ExecRequest = json_body(body)?;
+    let prepared = app
+        .exec
+        .job(&session, request)
+        .map_err(|m| ApiError::bad_request("invalid_exec", m))?;
+    let guard = session.lock(true).await?;
+    let app2 = app.clone();
+    let (outcome, result) = blocking(move || {
+        let _guard = guard;
+        let runner = app2
+            .exec
+            .runner()
+            .ok_or_else(|| "exec is unavailable".to_owned())?;
+        let outcome = runner.run(&prepared.job).map_err(|e| e.to_string())?;
+        let result = prepared
+            .result_file
+            .as_deref()
+            .map(|file| crate::exec::take_result(file, &outcome));
+        Ok::<_, String>((outcome, result))
+    })
+    .await?
+    .map_err(ApiError::internal)?;
+    if let Some(why) = &outcome.jail_error {
+        return Err(ApiError::internal(format!(
+            "the jail refused to run: {why}"
+        )));
+    }
+    Ok(Json(crate::exec::outcome_json(&outcome, result)))
 }
 
 /// `files/{*path}` carries a view path without its leading `/`.

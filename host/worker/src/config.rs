@@ -46,6 +46,47 @@ pub struct Config {
     /// Tool calls that run at once; more wait their turn.
     pub max_concurrent_calls: u32,
     pub limits: LimitsConfig,
+    pub exec: ExecConfig,
+}
+
+/// Running programs in the session (`/exec`), jailed by `python-runner`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecConfig {
+    /// The interpreter offered to scripts (a name on PATH, a shim or a path; resolved once to
+    /// the real binary, whose prefix is mounted read-only in every jail).
+    pub python: String,
+    /// The `hearth-jail` helper [default: next to the `hearth` binary].
+    pub helper: Option<PathBuf>,
+    /// Layers that must report `enforced`, or exec is refused. The namespaces, the private root,
+    /// `no_new_privs`, the capability drop, seccomp and the environment scrub always are (the
+    /// helper fails closed without them); list e.g. `landlock` or `cgroups` to require those.
+    pub required_layers: Vec<String>,
+    /// Wall time when a request gives none, and the most a request may ask for.
+    pub timeout_s: f64,
+    pub max_timeout_s: f64,
+    pub memory_mib: u64,
+    pub max_processes: u64,
+    /// Largest file a program may write.
+    pub file_size_mib: u64,
+    /// Kept of each of stdout and stderr.
+    pub output_bytes: usize,
+}
+
+impl Default for ExecConfig {
+    fn default() -> Self {
+        Self {
+            python: "python3".into(),
+            helper: None,
+            required_layers: Vec::new(),
+            timeout_s: 120.0,
+            max_timeout_s: 3600.0,
+            memory_mib: 1024,
+            max_processes: 256,
+            file_size_mib: 1024,
+            output_bytes: 1024 * 1024,
+        }
+    }
 }
 
 /// A host directory mounted read-only into every session's view.
@@ -115,6 +156,7 @@ impl Default for Config {
             max_sessions: DEFAULT_MAX_SESSIONS,
             max_concurrent_calls: hearth_runtime::DEFAULT_MAX_CONCURRENT_CALLS,
             limits: LimitsConfig::default(),
+            exec: ExecConfig::default(),
         }
     }
 }

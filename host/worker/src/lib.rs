@@ -9,6 +9,7 @@
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod exec;
 pub mod files;
 pub mod metrics;
 pub mod sessions;
@@ -30,6 +31,7 @@ pub struct App {
     pub config: Config,
     pub runtime: Arc<Runtime>,
     pub sessions: Sessions,
+    pub exec: exec::Exec,
     pub metrics: Metrics,
     /// Distinguishes request ids of this process from those of earlier ones.
     started_nonce: u32,
@@ -89,12 +91,21 @@ pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
         "tools loaded"
     );
     let sessions = Sessions::open(&config)?;
+    let (exec_config, data_dir) = (config.exec.clone(), config.data_dir.clone());
+    let exec = tokio::task::spawn_blocking(move || exec::Exec::start(&exec_config, &data_dir))
+        .await
+        .map_err(|e| StartError::Join(e.to_string()))?;
+    match &exec.unavailable {
+        None => tracing::info!(layers = ?exec.layers, "exec jail ready"),
+        Some(why) => tracing::warn!(reason = %why, "exec unavailable"),
+    }
     tracing::info!(sessions = sessions.len(), data_dir = %config.data_dir.display(), "sessions opened");
     let started_nonce = uuid::Uuid::new_v4().as_u128() as u32;
     Ok(Arc::new(App {
         config,
         runtime: Arc::new(runtime),
         sessions,
+        exec,
         metrics: Metrics::default(),
         started_nonce,
     }))

@@ -94,6 +94,11 @@ impl Session {
         Ok(guard)
     }
 
+    /// The session's scratch mount (`/tmp`): the second of every session's view.
+    pub fn scratch(&self) -> &Mount {
+        &self.view.mounts()[1]
+    }
+
     pub fn count_tool_call(&self) {
         self.tool_calls.fetch_add(1, Ordering::Relaxed);
     }

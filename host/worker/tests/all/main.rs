@@ -10,6 +10,7 @@ mod support;
 
 mod api_contract;
 mod binary;
+mod exec_api;
 mod files_api;
 mod sessions_api;
 mod tools_api;

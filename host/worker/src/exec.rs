@@ -1,0 +1,354 @@
+//! `POST /v1/sessions/{id}/exec`: the session's programs, run by the jail of `python-runner`.
+//!
+//! The worker resolves the interpreter and the jail helper once, then proves the jail with a
+//! probe run (`/bin/true`) whose layer report is what `/v1/health` shows. Exec is refused
+//! (503) when the probe failed or a layer the operator requires is not enforced: the jail fails
+//! closed, never silently weaker.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hearth_python_runner::{Bind, ExecLimits, Job, Layers, Outcome, Runner};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::config::ExecConfig;
+use crate::sessions::Session;
+
+/// The file name of the helper looked for next to the `hearth` binary.
+pub const HELPER_NAME: &str = "hearth-jail";
+/// Longest stdin or kwargs accepted (the request body limit applies too).
+const MAX_ENV_VARS: usize = 256;
+
+/// Python run with `call`: imports `module`, calls `function(**kwargs)` with the JSON kwargs
+/// read from stdin, and writes the JSON of the return value to the result file.
+const CALL_SHIM: &str = r#"
+import importlib, json, sys
+target, result_path = sys.argv[1], sys.argv[2]
+module_name, _, function_name = target.partition(":")
+kwargs = json.loads(sys.stdin.read() or "{}")
+function = getattr(importlib.import_module(module_name), function_name)
+result = function(**kwargs)
+encoded = json.dumps(result)
+with open(result_path, "w") as out:
+    out.write(encoded)
+"#;
+
+/// The exec facility of a worker: ready, or why not.
+pub struct Exec {
+    runner: Option<Runner>,
+    /// The probe run's layers (what `/v1/health` reports).
+    pub layers: Layers,
+    /// Why exec is refused, when it is.
+    pub unavailable: Option<String>,
+    config: ExecConfig,
+    data_dir: PathBuf,
+}
+
+static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
+
+impl Exec {
+    /// Resolves the helper and the interpreter, and proves the jail with a probe run. Never
+    /// fails: a worker without a working jail still serves tools, and says why exec is off.
+    pub fn start(config: &ExecConfig, data_dir: &Path) -> Self {
+        let mut exec = Self {
+            runner: None,
+            layers: Layers::new(),
+            unavailable: None,
+            config: config.clone(),
+            data_dir: data_dir.to_owned(),
+        };
+        let helper = match config.helper.clone().or_else(find_helper) {
+            Some(helper) if helper.is_file() => helper,
+            Some(helper) => {
+                return exec.refuse(format!(
+                    "the jail helper {} does not exist",
+                    helper.display()
+                ));
+            }
+            None => {
+                return exec.refuse(format!(
+                    "no `{HELPER_NAME}` next to the hearth binary; set exec.helper"
+                ));
+            }
+        };
+        let runner = match Runner::new(helper, &config.python) {
+            Ok(runner) => runner,
+            Err(e) => return exec.refuse(e.to_string()),
+        };
+        match probe(&runner, data_dir) {
+            Ok(layers) => exec.layers = layers,
+            Err(why) => return exec.refuse(why),
+        }
+        let missing: Vec<&String> = config
+            .required_layers
+            .iter()
+            .filter(|layer| {
+                !exec
+                    .layers
+                    .get(*layer)
+                    .is_some_and(|state| state.starts_with("enforced"))
+            })
+            .collect();
+        if !missing.is_empty() {
+            let list: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+            return exec.refuse(format!(
+                "required jail layers are not enforced here: {}",
+                list.join(", ")
+            ));
+        }
+        exec.runner = Some(runner);
+        exec
+    }
+
+    fn refuse(mut self, why: String) -> Self {
+        tracing::warn!(reason = %why, "exec is unavailable on this worker");
+        self.unavailable = Some(why);
+        self
+    }
+
+    pub fn runner(&self) -> Option<&Runner> {
+        self.runner.as_ref()
+    }
+
+    /// Builds the job for `request` in `session`. Err is a message for a 400.
+    pub fn job(&self, session: &Session, request: ExecRequest) -> Result<PreparedJob, String> {
+        let runner = self.runner.as_ref().ok_or("exec is unavailable")?;
+        let python = runner
+            .interpreter()
+            .executable
+            .to_string_lossy()
+            .into_owned();
+        let run = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}-{run}", session.id);
+        let mut stdin = request.stdin.unwrap_or_default().into_bytes();
+        let mut result_file = None;
+        let argv: Vec<String> = match (request.command, request.argv, request.script, request.call)
+        {
+            (Some(command), None, None, None) => vec!["/bin/sh".into(), "-c".into(), command],
+            (None, Some(argv), None, None) if !argv.is_empty() => argv,
+            (None, None, Some(script), None) => {
+                let mut argv = vec![python, "-E".into(), "-s".into(), "-B".into(), script];
+                argv.extend(request.args.unwrap_or_default());
+                argv
+            }
+            (None, None, None, Some(call)) => {
+                let (module, function) =
+                    call.split_once(':').ok_or("`call` is `module:function`")?;
+                if !is_dotted_name(module) || !is_identifier(function) {
+                    return Err(format!("`call` `{call}` is not `module.path:function`"));
+                }
+                if !stdin.is_empty() {
+                    return Err(
+                        "`stdin` cannot be combined with `call` (the kwargs are its input)".into(),
+                    );
+                }
+                stdin = serde_json::to_vec(&request.kwargs.unwrap_or(json!({})))
+                    .map_err(|e| e.to_string())?;
+                let scratch = session.scratch();
+                let view_file = format!("{}/.hearth-result-{id}.json", scratch.view_path);
+                result_file = Some(scratch.host_path.join(format!(".hearth-result-{id}.json")));
+                vec![
+                    python,
+                    "-E".into(),
+                    "-s".into(),
+                    "-B".into(),
+                    "-c".into(),
+                    CALL_SHIM.into(),
+                    call,
+                    view_file,
+                ]
+            }
+            _ => {
+                return Err(
+                    "give exactly one of `command`, `argv` (non-empty), `script` or `call`".into(),
+                );
+            }
+        };
+        let env = request.env.unwrap_or_default();
+        if env.len() > MAX_ENV_VARS || !env.keys().all(|k| is_env_name(k)) {
+            return Err(format!(
+                "`env` takes at most {MAX_ENV_VARS} variables named like SHELL_NAMES"
+            ));
+        }
+        let wall = match request.timeout_s {
+            None => self.config.timeout_s,
+            Some(t) if t > 0.0 && t <= self.config.max_timeout_s => t,
+            Some(t) => {
+                return Err(format!(
+                    "`timeout_s` must be in (0, {}], got {t}",
+                    self.config.max_timeout_s
+                ));
+            }
+        };
+        let wall = Duration::from_secs_f64(wall);
+        let mounts = session
+            .view
+            .mounts()
+            .iter()
+            .map(|m| Bind {
+                source: m.host_path.clone(),
+                target: m.view_path.clone(),
+                writable: m.writable,
+            })
+            .collect();
+        let job = Job {
+            root_dir: self.data_dir.join("jail-roots").join(&id),
+            id,
+            mounts,
+            cwd: session.view.home().to_owned(),
+            argv,
+            env,
+            stdin,
+            limits: ExecLimits {
+                wall,
+                cpu_seconds: wall.as_secs().max(1) + 1,
+                memory_bytes: self.config.memory_mib * 1024 * 1024,
+                max_processes: self.config.max_processes,
+                file_size_bytes: self.config.file_size_mib * 1024 * 1024,
+                output_bytes: self.config.output_bytes,
+            },
+        };
+        Ok(PreparedJob { job, result_file })
+    }
+}
+
+/// A job and where a `call`'s result will be.
+pub struct PreparedJob {
+    pub job: Job,
+    pub result_file: Option<PathBuf>,
+}
+
+/// The request body of `/exec`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecRequest {
+    pub command: Option<String>,
+    pub argv: Option<Vec<String>>,
+    pub script: Option<String>,
+    pub args: Option<Vec<String>>,
+    pub call: Option<String>,
+    pub kwargs: Option<Value>,
+    pub timeout_s: Option<f64>,
+    pub stdin: Option<String>,
+    pub env: Option<BTreeMap<String, String>>,
+}
+
+/// The answer body of `/exec`.
+pub fn outcome_json(outcome: &Outcome, result: Option<Result<Value, String>>) -> Value {
+    let mut answer = json!({
+        "exit_code": outcome.exit_code,
+        "signal": outcome.signal,
+        "stdout": String::from_utf8_lossy(&outcome.stdout),
+        "stderr": String::from_utf8_lossy(&outcome.stderr),
+        "timed_out": outcome.timed_out,
+        "oom_killed": outcome.oom_killed,
+        "truncated": outcome.truncated,
+        "duration_ms": outcome.duration.as_millis() as u64,
+        "jail": outcome.layers,
+    });
+    if let Some(result) = result {
+        match result {
+            Ok(value) => answer["result"] = value,
+            Err(why) => answer["result_error"] = Value::String(why),
+        }
+    }
+    answer
+}
+
+/// Reads and removes a `call`'s result file.
+pub fn take_result(path: &Path, outcome: &Outcome) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path);
+    let _ = std::fs::remove_file(path);
+    match text {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("the result is not JSON: {e}")),
+        Err(_) if outcome.exit_code == Some(0) => Err("the call wrote no result".into()),
+        Err(_) => Err("the call failed before returning (see stderr)".into()),
+    }
+}
+
+/// `hearth-jail` next to the running binary (or one directory up, where cargo puts test
+/// binaries).
+fn find_helper() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    [dir.join(HELPER_NAME), dir.parent()?.join(HELPER_NAME)]
+        .into_iter()
+        .find(|p| p.is_file())
+}
+
+/// Runs `/bin/true` in a throwaway session-shaped directory; its report is the jail's state.
+fn probe(runner: &Runner, data_dir: &Path) -> Result<Layers, String> {
+    let dir = data_dir.join("jail-probe");
+    let _ = std::fs::remove_dir_all(&dir);
+    for sub in ["workspace", "tmp"] {
+        std::fs::create_dir_all(dir.join(sub)).map_err(|e| format!("preparing the probe: {e}"))?;
+    }
+    let job = Job {
+        id: format!("probe-{}", std::process::id()),
+        root_dir: dir.join("root"),
+        mounts: vec![
+            Bind {
+                source: dir.join("workspace"),
+                target: "/workspace".into(),
+                writable: true,
+            },
+            Bind {
+                source: dir.join("tmp"),
+                target: "/tmp".into(),
+                writable: true,
+            },
+        ],
+        cwd: "/workspace".into(),
+        argv: vec!["/bin/true".into()],
+        env: BTreeMap::new(),
+        stdin: Vec::new(),
+        limits: ExecLimits {
+            wall: Duration::from_secs(10),
+            ..ExecLimits::default()
+        },
+    };
+    let outcome = runner.run(&job).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(why) = outcome.jail_error {
+        return Err(format!("the jail could not be built: {why}"));
+    }
+    if outcome.exit_code != Some(0) {
+        return Err(format!(
+            "the probe run failed: {}",
+            String::from_utf8_lossy(&outcome.stderr)
+        ));
+    }
+    Ok(outcome.layers)
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+fn is_dotted_name(s: &str) -> bool {
+    !s.is_empty() && s.split('.').all(is_identifier)
+}
+
+fn is_env_name(s: &str) -> bool {
+    is_identifier(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(is_dotted_name("pkg.sub.module"));
+        assert!(!is_dotted_name("pkg..x") && !is_dotted_name("../x") && !is_dotted_name(""));
+        assert!(is_identifier("run_all") && !is_identifier("1x") && !is_identifier("a-b"));
+        assert!(is_env_name("MY_VAR") && !is_env_name("A=B") && !is_env_name(""));
+    }
+}

@@ -1,0 +1,231 @@
+//! `/exec` over HTTP: the session's files, the same paths as the tools, and the jail's report.
+
+use serde_json::json;
+
+use crate::support::{Worker, assert_client_error};
+
+#[tokio::test]
+async fn a_multi_file_project_runs_by_path() {
+    let w = Worker::start().await;
+    let s = w.client.create_session(None).await.unwrap().id;
+    let c = &w.client;
+    for (path, content) in [
+        ("/workspace/utils.py", "def answer():\n    return 42\n"),
+        ("/workspace/pkg/__init__.py", ""),
+        (
+            "/workspace/pkg/calc.py",
+            "from utils import answer\n\ndef double(x):\n    return {'x': x, 'twice': 2 * x, 'answer': answer()}\n",
+        ),
+        (
+            "/workspace/main.py",
+            "import sys, utils\nfrom pkg.calc import double\nprint(utils.answer(), double(2)['twice'], sys.argv[1:])\n",
+        ),
+    ] {
+        c.call_tool(
+            &s,
+            "write_file",
+            json!({ "file_path": path, "content": content }),
+        )
+        .await
+        .unwrap();
+    }
+    let out = c
+        .exec(&s, json!({ "script": "main.py", "args": ["a", "b"] }))
+        .await
+        .unwrap();
+    assert_eq!(out["stdout"], "42 4 ['a', 'b']\n", "{out}");
+    assert_eq!(out["exit_code"], 0);
+    assert_eq!(out["jail"]["network_namespace"], "enforced");
+    let call = c
+        .exec(
+            &s,
+            json!({ "call": "pkg.calc:double", "kwargs": { "x": 21 } }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        call["result"],
+        json!({ "x": 21, "twice": 42, "answer": 42 }),
+        "{call}"
+    );
+    let shell = c
+        .exec(
+            &s,
+            json!({ "command": "python3 -c 'import utils; print(utils.answer())'" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(shell["stdout"], "42\n", "{shell}");
+}
+
+#[tokio::test]
+async fn tools_and_programs_share_the_view() {
+    let w = Worker::start().await;
+    let s = w.client.create_session(None).await.unwrap().id;
+    let c = &w.client;
+    c.call_tool(
+        &s,
+        "write_file",
+        json!({ "file_path": "/tmp/from-tool.txt", "content": "tool" }),
+    )
+    .await
+    .unwrap();
+    let out = c
+        .exec(&s, json!({ "command": "cat /tmp/from-tool.txt; echo program > /workspace/from-program.txt; echo scratch > /tmp/p.txt" }))
+        .await
+        .unwrap();
+    assert_eq!(out["stdout"], "tool", "{out}");
+    let read = c
+        .call_tool(
+            &s,
+            "read_file",
+            json!({ "file_path": "/workspace/from-program.txt" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(read["content"], "program\n");
+    let read = c
+        .call_tool(&s, "read_file", json!({ "file_path": "/tmp/p.txt" }))
+        .await
+        .unwrap();
+    assert_eq!(read["content"], "scratch\n");
+    let skill = c
+        .exec(
+            &s,
+            json!({ "command": "cat /workspace/skills/SKILL.md; echo x > /workspace/skills/new" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(skill["stdout"], "# shared skill\n");
+    assert_ne!(
+        skill["exit_code"], 0,
+        "the read-only area is read-only for programs too: {skill}"
+    );
+    assert!(!w.skills.path().join("new").exists());
+}
+
+#[tokio::test]
+async fn one_sessions_tmp_is_not_anothers() {
+    let w = Worker::start().await;
+    let a = w.client.create_session(None).await.unwrap().id;
+    let b = w.client.create_session(None).await.unwrap().id;
+    w.client
+        .exec(&a, json!({ "command": "echo mine > /tmp/private" }))
+        .await
+        .unwrap();
+    let out = w
+        .client
+        .exec(&b, json!({ "command": "cat /tmp/private" }))
+        .await
+        .unwrap();
+    assert_ne!(out["exit_code"], 0, "{out}");
+    assert_eq!(out["stdout"], "");
+}
+
+#[tokio::test]
+async fn stdin_exit_codes_exceptions_timeouts_and_unicode() {
+    let w = Worker::start().await;
+    let s = w.client.create_session(None).await.unwrap().id;
+    let c = &w.client;
+    let out = c
+        .exec(&s, json!({ "argv": ["cat"], "stdin": "entrée ✓" }))
+        .await
+        .unwrap();
+    assert_eq!(out["stdout"], "entrée ✓");
+    let out = c.exec(&s, json!({ "command": "exit 5" })).await.unwrap();
+    assert_eq!(out["exit_code"], 5);
+    c.call_tool(&s, "write_file", json!({ "file_path": "/workspace/bad.py", "content": "def f():\n    raise KeyError('nope')\n" })).await.unwrap();
+    let out = c.exec(&s, json!({ "call": "bad:f" })).await.unwrap();
+    assert_eq!(out["exit_code"], 1);
+    assert!(
+        out["stderr"].as_str().unwrap().contains("KeyError: 'nope'"),
+        "{out}"
+    );
+    assert!(out["result_error"].is_string(), "{out}");
+    let out = c
+        .exec(&s, json!({ "command": "sleep 30", "timeout_s": 0.5 }))
+        .await
+        .unwrap();
+    assert_eq!(out["timed_out"], true, "{out}");
+    let out = c
+        .exec(&s, json!({ "command": "env", "env": { "GREETING": "hi" } }))
+        .await
+        .unwrap();
+    assert!(out["stdout"].as_str().unwrap().contains("GREETING=hi"));
+    assert!(
+        !out["stdout"].as_str().unwrap().contains("HEARTH_TOKEN"),
+        "the worker's environment stays out"
+    );
+}
+
+#[tokio::test]
+async fn bad_exec_requests_are_refused() {
+    let w = Worker::start().await;
+    let s = w.client.create_session(None).await.unwrap().id;
+    for bad in [
+        json!({}),
+        json!({ "command": "true", "argv": ["true"] }),
+        json!({ "argv": [] }),
+        json!({ "call": "no_colon" }),
+        json!({ "call": "../evil:f" }),
+        json!({ "call": "m:f", "stdin": "x" }),
+        json!({ "command": "true", "timeout_s": 0 }),
+        json!({ "command": "true", "timeout_s": 1e9 }),
+        json!({ "command": "true", "env": { "BAD=NAME": "x" } }),
+    ] {
+        assert_client_error(w.client.exec(&s, bad.clone()).await, 400, "invalid_exec");
+    }
+    assert_client_error(
+        w.client
+            .exec(&s, json!({ "command": "true", "bogus": 1 }))
+            .await,
+        400,
+        "invalid_request",
+    );
+    assert_client_error(
+        w.client.exec("nope", json!({ "command": "true" })).await,
+        404,
+        "session_not_found",
+    );
+}
+
+#[tokio::test]
+async fn health_reports_the_jail_layers() {
+    let w = Worker::start().await;
+    let health = w.client.health().await.unwrap();
+    for layer in [
+        "mount_namespace",
+        "network_namespace",
+        "seccomp",
+        "pivot_root",
+        "environment",
+    ] {
+        assert!(
+            health["jail"][layer]
+                .as_str()
+                .is_some_and(|v| v.starts_with("enforced")),
+            "{layer}: {health}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_required_layer_that_is_missing_turns_exec_off() {
+    let w = Worker::start_with(|c| c.exec.required_layers = vec!["teleportation".into()]).await;
+    let s = w.client.create_session(None).await.unwrap().id;
+    assert_client_error(
+        w.client.exec(&s, json!({ "command": "true" })).await,
+        503,
+        "exec_unavailable",
+    );
+    let health = w.client.health().await.unwrap();
+    assert!(
+        health["jail"]["exec"]
+            .as_str()
+            .unwrap()
+            .contains("teleportation"),
+        "{health}"
+    );
+    // Tools still work.
+    w.client.call_tool(&s, "ls", json!({})).await.unwrap();
+}
