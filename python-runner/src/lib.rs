@@ -12,5 +12,5 @@ mod runner;
 pub mod seccomp;
 pub mod spec;
 
-pub use runner::{ExecLimits, Interpreter, Job, Outcome, RunError, Runner};
+pub use runner::{ExecLimits, Interpreter, Job, Outcome, OutputSink, RunError, Runner, Stream};
 pub use spec::{Bind, Layers};

@@ -207,6 +207,12 @@ impl Runner {
 
     /// Runs `job` to completion (or to its wall time). Blocks the calling thread.
     pub fn run(&self, job: &Job) -> Result<Outcome, RunError> {
+        self.run_streaming(job, None)
+    }
+
+    /// Like [`Runner::run`], also handing every chunk of output to `sink` as it arrives (the
+    /// helper's report line excluded). The [`Outcome`] still carries the capped output.
+    pub fn run_streaming(&self, job: &Job, sink: Option<OutputSink>) -> Result<Outcome, RunError> {
         let started = Instant::now();
         let (cgroup, cgroup_error) =
             match RunCgroup::create(&job.id, job.limits.memory_bytes, job.limits.max_processes) {
@@ -265,9 +271,15 @@ impl Runner {
             }
         });
         let cap = job.limits.output_bytes;
-        let stdout = child.stdout.take().map(|s| capture(s, cap));
+        let stdout = child
+            .stdout
+            .take()
+            .map(|s| capture(s, cap, Stream::Stdout, sink.clone()));
         // Room for the helper's report line on top of the program's own output.
-        let stderr = child.stderr.take().map(|s| capture(s, cap + 64 * 1024));
+        let stderr = child
+            .stderr
+            .take()
+            .map(|s| capture(s, cap + 64 * 1024, Stream::Stderr, sink));
 
         let (done_tx, done_rx) = mpsc::channel();
         let waiter = std::thread::spawn(move || {
@@ -334,12 +346,29 @@ impl Runner {
 
 type Captured = std::thread::JoinHandle<(Vec<u8>, bool)>;
 
+/// Which output a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Receives output as it arrives (called from the reader threads).
+pub type OutputSink = std::sync::Arc<dyn Fn(Stream, &[u8]) + Send + Sync>;
+
 /// Reads a pipe to its end on a thread, keeping the first `cap` bytes.
-fn capture(mut pipe: impl Read + Send + 'static, cap: usize) -> Captured {
+fn capture(
+    mut pipe: impl Read + Send + 'static,
+    cap: usize,
+    stream: Stream,
+    sink: Option<OutputSink>,
+) -> Captured {
     std::thread::spawn(move || {
         let mut kept = Vec::new();
         let mut cut = false;
         let mut buf = vec![0u8; 64 * 1024];
+        // On stderr the helper's report line comes first: it is not the program's output.
+        let mut in_report = stream == Stream::Stderr;
         loop {
             match pipe.read(&mut buf) {
                 Ok(0) | Err(_) => break,
@@ -347,6 +376,23 @@ fn capture(mut pipe: impl Read + Send + 'static, cap: usize) -> Captured {
                     let room = cap.saturating_sub(kept.len());
                     kept.extend_from_slice(&buf[..n.min(room)]);
                     cut |= n > room;
+                    if let Some(sink) = &sink {
+                        let mut chunk = &buf[..n];
+                        if in_report {
+                            let report_bytes = kept.len().min(REPORT_PREFIX.len());
+                            if kept[..report_bytes] != REPORT_PREFIX.as_bytes()[..report_bytes] {
+                                in_report = false;
+                            } else if let Some(end) = chunk.iter().position(|&b| b == b'\n') {
+                                chunk = &chunk[end + 1..];
+                                in_report = false;
+                            } else {
+                                chunk = &[];
+                            }
+                        }
+                        if !chunk.is_empty() {
+                            sink(stream, chunk);
+                        }
+                    }
                 }
             }
         }

@@ -200,6 +200,41 @@ impl Client {
         .await
     }
 
+    /// `POST /v1/sessions/{id}/exec/stream`: calls `on_line` with each NDJSON line as it
+    /// arrives; returns the final `{"event": "exit", …}` line.
+    pub async fn exec_stream(
+        &self,
+        session: &str,
+        request: Value,
+        mut on_line: impl FnMut(&Value),
+    ) -> Result<Value, Error> {
+        let path = format!("/v1/sessions/{session}/exec/stream");
+        let mut response = self
+            .request(Method::POST, &path)
+            .json(&request)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            return Err(api_error(response).await);
+        }
+        let mut buffer = Vec::new();
+        let mut last = Value::Null;
+        while let Some(chunk) = response.chunk().await? {
+            buffer.extend_from_slice(&chunk);
+            while let Some(end) = buffer.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=end).collect();
+                let value: Value =
+                    serde_json::from_slice(&line).map_err(|_| Error::Unexpected {
+                        status: 200,
+                        body: String::from_utf8_lossy(&line).into_owned(),
+                    })?;
+                on_line(&value);
+                last = value;
+            }
+        }
+        Ok(last)
+    }
+
     /// `PUT /v1/sessions/{id}/files/{path}`: `view_path` is absolute (`/workspace/data.bin`).
     pub async fn put_file(
         &self,

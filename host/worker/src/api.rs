@@ -49,6 +49,7 @@ pub fn router(app: Arc<App>) -> Router {
             get(get_file).put(put_file),
         )
         .route("/v1/sessions/{id}/exec", post(exec))
+        .route("/v1/sessions/{id}/exec/stream", post(exec_stream))
         .route("/v1/sessions/{id}/upload", post(upload))
         .route("/v1/sessions/{id}/download", post(download))
         .fallback(|| async {
@@ -387,6 +388,67 @@ async fn exec(
         )));
     }
     Ok(Json(crate::exec::outcome_json(&outcome, result)))
+}
+
+/// Like `exec`, answering with NDJSON as the program runs: `{"stream": "stdout"|"stderr",
+/// "data": "…"}` lines, then one `{"event": "exit", …}` line with what `exec` answers.
+async fn exec_stream(
+    State(app): State<Arc<App>>,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let session = app.sessions.get(&path_params(id)?)?;
+    if let Some(why) = &app.exec.unavailable {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "exec_unavailable",
+            why.clone(),
+        ));
+    }
+    let request: crate::exec::ExecRequest = json_body(body)?;
+    let prepared = app
+        .exec
+        .job(&session, request)
+        .map_err(|m| ApiError::bad_request("invalid_exec", m))?;
+    let guard = session.lock(true).await?;
+    let (lines, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    let sink = crate::exec::ndjson_sink(lines.clone());
+    let app2 = app.clone();
+    tokio::task::spawn_blocking(move || {
+        let _guard = guard;
+        let last = match app2
+            .exec
+            .runner()
+            .map(|r| r.run_streaming(&prepared.job, Some(sink)))
+        {
+            Some(Ok(outcome)) => {
+                let result = prepared
+                    .result_file
+                    .as_deref()
+                    .map(|f| crate::exec::take_result(f, &outcome));
+                let mut answer = crate::exec::outcome_json(&outcome, result);
+                answer["event"] = "exit".into();
+                answer
+            }
+            Some(Err(e)) => {
+                json!({ "event": "error", "error": { "code": "internal_error", "message": e.to_string() } })
+            }
+            None => {
+                json!({ "event": "error", "error": { "code": "exec_unavailable", "message": "exec is unavailable" } })
+            }
+        };
+        let _ = lines.send(Bytes::from(format!("{last}\n")));
+    });
+    let stream = futures_util::stream::poll_fn(move |cx| {
+        receiver
+            .poll_recv(cx)
+            .map(|line| line.map(Ok::<_, std::convert::Infallible>))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 /// `files/{*path}` carries a view path without its leading `/`.

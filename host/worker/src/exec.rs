@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use hearth_python_runner::{Bind, ExecLimits, Job, Layers, Outcome, Runner};
+use std::sync::{Arc, Mutex};
+
+use hearth_python_runner::{Bind, ExecLimits, Job, Layers, Outcome, OutputSink, Runner, Stream};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -256,6 +258,33 @@ pub fn outcome_json(outcome: &Outcome, result: Option<Result<Value, String>>) ->
         }
     }
     answer
+}
+
+/// A sink that turns output chunks into NDJSON lines on `lines`. A multi-byte character split
+/// between two chunks is held back until it is whole, so every line's `data` is exact text.
+pub fn ndjson_sink(lines: tokio::sync::mpsc::UnboundedSender<bytes::Bytes>) -> OutputSink {
+    let pending: Mutex<[Vec<u8>; 2]> = Mutex::default();
+    Arc::new(move |stream: Stream, chunk: &[u8]| {
+        let Ok(mut pending) = pending.lock() else {
+            return;
+        };
+        let (index, name) = match stream {
+            Stream::Stdout => (0, "stdout"),
+            Stream::Stderr => (1, "stderr"),
+        };
+        let buffer = &mut pending[index];
+        buffer.extend_from_slice(chunk);
+        let whole = match std::str::from_utf8(buffer) {
+            Ok(_) => buffer.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => buffer.len(), // invalid, not merely cut: send it lossily now
+        };
+        let text: Vec<u8> = buffer.drain(..whole).collect();
+        if !text.is_empty() {
+            let line = json!({ "stream": name, "data": String::from_utf8_lossy(&text) });
+            let _ = lines.send(bytes::Bytes::from(format!("{line}\n")));
+        }
+    })
 }
 
 /// Reads and removes a `call`'s result file.

@@ -229,3 +229,44 @@ async fn a_required_layer_that_is_missing_turns_exec_off() {
     // Tools still work.
     w.client.call_tool(&s, "ls", json!({})).await.unwrap();
 }
+
+#[tokio::test]
+async fn output_streams_as_it_comes() {
+    let w = Worker::start().await;
+    let s = w.client.create_session(None).await.unwrap().id;
+    let started = std::time::Instant::now();
+    let mut seen = Vec::new();
+    let last = w
+        .client
+        .exec_stream(
+            &s,
+            json!({ "command": "echo first; echo oops >&2; sleep 1; echo ünïcode second" }),
+            |line| {
+                seen.push((started.elapsed(), line.clone()));
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(last["event"], "exit", "{last}");
+    assert_eq!(last["exit_code"], 0);
+    assert_eq!(last["stdout"], "first\nünïcode second\n");
+    let data = |stream: &str| -> String {
+        seen.iter()
+            .filter(|(_, l)| l["stream"] == stream)
+            .map(|(_, l)| l["data"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(data("stdout"), "first\nünïcode second\n");
+    assert_eq!(
+        data("stderr"),
+        "oops\n",
+        "the jail's report line is not part of the stream"
+    );
+    // The property under test is timing: the first line arrives while the program still runs.
+    let first = seen.iter().find(|(_, l)| l["data"] == "first\n").unwrap().0;
+    let exit = seen.last().unwrap().0;
+    assert!(
+        exit - first > std::time::Duration::from_millis(500),
+        "first at {first:?}, exit at {exit:?}"
+    );
+}
