@@ -38,6 +38,9 @@ pub struct Config {
     pub workspace_path: String,
     /// The view path of the scratch directory.
     pub scratch_path: String,
+    /// Caps each session's scratch directory (`/tmp`) at this many MiB by mounting a tmpfs of
+    /// that size on it. Off by default: the mounts outlive the worker process.
+    pub scratch_mib: Option<u64>,
     /// Host directories every session sees read-only, e.g. shared skills.
     pub read_only_areas: Vec<ReadOnlyArea>,
     pub max_body_bytes: usize,
@@ -150,6 +153,7 @@ impl Default for Config {
             cache_dir: None,
             workspace_path: "/workspace".into(),
             scratch_path: "/tmp".into(),
+            scratch_mib: None,
             read_only_areas: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,

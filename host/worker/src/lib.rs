@@ -12,6 +12,7 @@ pub mod error;
 pub mod exec;
 pub mod files;
 pub mod metrics;
+pub mod scratch;
 pub mod sessions;
 
 use std::future::Future;

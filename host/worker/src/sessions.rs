@@ -120,6 +120,7 @@ pub struct Sessions {
     scratch_path: String,
     areas: Vec<Mount>,
     max_sessions: usize,
+    scratch_mib: Option<u64>,
     live: RwLock<HashMap<String, Arc<Session>>>,
 }
 
@@ -144,6 +145,7 @@ impl Sessions {
             scratch_path: config.scratch_path.clone(),
             areas,
             max_sessions: config.max_sessions,
+            scratch_mib: config.scratch_mib,
             live: RwLock::new(HashMap::new()),
         };
         // Fail at start-up, not at the first session, if the configured view is unusable.
@@ -165,6 +167,7 @@ impl Sessions {
                 // The directory's name is the id: a renamed or copied directory must not serve
                 // another session's id.
                 Some(record) if record.id == name && is_valid_id(&name) => {
+                    sessions.cap_scratch(&dir.join("tmp"))?;
                     live.insert(record.id.clone(), Arc::new(sessions.session(record)?));
                 }
                 _ => tracing::warn!(
@@ -229,6 +232,7 @@ impl Sessions {
         // Leftovers of a create or delete that died half-way are not a session: clear them.
         if dir.exists() {
             tracing::warn!(dir = %dir.display(), "removing the leftovers of an unfinished session");
+            crate::scratch::release(&dir.join("tmp"));
             std::fs::remove_dir_all(&dir)?;
         }
         let record = Record {
@@ -240,6 +244,8 @@ impl Sessions {
             for sub in ["workspace", "tmp", "state"] {
                 std::fs::create_dir(dir.join(sub))?;
             }
+            self.cap_scratch(&dir.join("tmp"))
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
             // Written last: a directory without it is a session that was never finished.
             std::fs::write(
                 dir.join(RECORD),
@@ -256,9 +262,19 @@ impl Sessions {
                 Ok(session)
             }
             Err(e) => {
+                crate::scratch::release(&dir.join("tmp"));
                 let _ = std::fs::remove_dir_all(&dir);
                 Err(e)
             }
+        }
+    }
+
+    /// Puts the size cap on a session's scratch directory, when one is configured.
+    fn cap_scratch(&self, tmp: &std::path::Path) -> Result<(), SessionError> {
+        match self.scratch_mib {
+            Some(mib) => crate::scratch::ensure(tmp, mib)
+                .map_err(|e| SessionError::Io(std::io::Error::other(e))),
+            None => Ok(()),
         }
     }
 
@@ -308,6 +324,7 @@ impl Sessions {
                 other => other,
             };
             gone(std::fs::remove_file(dir.join(RECORD)))?;
+            crate::scratch::release(&dir.join("tmp"));
             gone(std::fs::remove_dir_all(dir))
         })
         .await

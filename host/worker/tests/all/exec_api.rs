@@ -270,3 +270,43 @@ async fn output_streams_as_it_comes() {
         "first at {first:?}, exit at {exit:?}"
     );
 }
+
+#[tokio::test]
+async fn filling_tmp_stops_at_the_scratch_cap() {
+    let w = Worker::start_with(|c| c.scratch_mib = Some(8)).await;
+    let s = w.client.create_session(None).await.unwrap().id;
+    let out = w
+        .client
+        .exec(
+            &s,
+            json!({ "command": "head -c 50000000 /dev/zero > /tmp/fill" }),
+        )
+        .await
+        .unwrap();
+    assert_ne!(out["exit_code"], 0, "{out}");
+    assert!(
+        out["stderr"].as_str().unwrap().contains("No space left"),
+        "{out}"
+    );
+    let tool = w
+        .client
+        .call_tool(
+            &s,
+            "write_file",
+            json!({ "file_path": "/tmp/more.txt", "content": "x".repeat(100_000) }),
+        )
+        .await;
+    assert_client_error(tool, 413, "too_large");
+    // The workspace is not the scratch space: it still takes writes.
+    w.client
+        .call_tool(
+            &s,
+            "write_file",
+            json!({ "file_path": "/workspace/ok.txt", "content": "fine" }),
+        )
+        .await
+        .unwrap();
+    let tmp = w.data.path().join("sessions").join(&s).join("tmp");
+    w.client.delete_session(&s).await.unwrap();
+    assert!(!tmp.exists(), "the scratch mount went with the session");
+}

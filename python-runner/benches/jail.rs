@@ -1,0 +1,182 @@
+//! What the jail costs: `/bin/true` and `python -c pass` bare, jailed by Hearth, and (when
+//! installed) under bubblewrap with a comparable layout, in one run.
+//!
+//! Run: `cargo bench -p hearth-python-runner --bench jail` (as root, like the worker).
+//! `HEARTH_BENCH_ITERS` sets the runs per row (default 200).
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a benchmark that cannot set up should stop loudly"
+)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hearth_python_runner::{Bind, ExecLimits, Job, Runner};
+
+fn main() {
+    let iters: usize = std::env::var("HEARTH_BENCH_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let runner = Runner::new(PathBuf::from(env!("CARGO_BIN_EXE_hearth-jail")), "python3").unwrap();
+    let python = runner.interpreter().executable.clone();
+    let prefix = runner.interpreter().prefix.clone();
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["workspace", "tmp", "state"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    let py = python.to_str().unwrap().to_owned();
+    let bwrap = Path::new("/usr/bin/bwrap").is_file();
+
+    println!("interpreter: {}\n", python.display());
+    println!(
+        "| program | bare p50 | jailed p50 | jailed p99 | overhead (p50) | ratio | bwrap p50 |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (name, argv) in [
+        ("/bin/true", vec!["/bin/true".to_owned()]),
+        (
+            "python -c pass",
+            vec![py.clone(), "-c".into(), "pass".into()],
+        ),
+        (
+            "python -E -s -S -c pass",
+            vec![
+                py.clone(),
+                "-E".into(),
+                "-s".into(),
+                "-S".into(),
+                "-c".into(),
+                "pass".into(),
+            ],
+        ),
+    ] {
+        let bare = measure(iters, || {
+            let status = Command::new(&argv[0])
+                .args(&argv[1..])
+                .env_clear()
+                .stdin(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        });
+        let mut n = 0u64;
+        let jailed_samples = samples(iters, || {
+            n += 1;
+            let job = Job {
+                id: format!("bench-{}-{n}", std::process::id()),
+                root_dir: dir.path().join("state").join(format!("root-{n}")),
+                mounts: vec![
+                    Bind {
+                        source: dir.path().join("workspace"),
+                        target: "/workspace".into(),
+                        writable: true,
+                    },
+                    Bind {
+                        source: dir.path().join("tmp"),
+                        target: "/tmp".into(),
+                        writable: true,
+                    },
+                ],
+                cwd: "/workspace".into(),
+                argv: argv.clone(),
+                env: BTreeMap::new(),
+                stdin: Vec::new(),
+                limits: ExecLimits {
+                    wall: Duration::from_secs(30),
+                    ..ExecLimits::default()
+                },
+            };
+            let outcome = runner.run(&job).unwrap();
+            assert_eq!(outcome.exit_code, Some(0), "{outcome:?}");
+        });
+        let bwrapped = bwrap.then(|| {
+            measure(iters, || {
+                let status = Command::new("/usr/bin/bwrap")
+                    .args([
+                        "--unshare-all",
+                        "--die-with-parent",
+                        "--new-session",
+                        "--ro-bind",
+                        "/usr",
+                        "/usr",
+                    ])
+                    .args([
+                        "--symlink",
+                        "usr/bin",
+                        "/bin",
+                        "--symlink",
+                        "usr/lib",
+                        "/lib",
+                        "--symlink",
+                        "usr/lib64",
+                        "/lib64",
+                    ])
+                    .arg("--ro-bind")
+                    .arg(&prefix)
+                    .arg(&prefix)
+                    .arg("--bind")
+                    .arg(dir.path().join("workspace"))
+                    .arg("/workspace")
+                    .args([
+                        "--dev",
+                        "/dev",
+                        "--proc",
+                        "/proc",
+                        "--tmpfs",
+                        "/tmp",
+                        "--chdir",
+                        "/workspace",
+                    ])
+                    .args(&argv)
+                    .env_clear()
+                    .stdin(Stdio::null())
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+            })
+        });
+        let jailed = (
+            jailed_samples[jailed_samples.len() / 2],
+            jailed_samples[jailed_samples.len() * 99 / 100],
+        );
+        let overhead = jailed.0.saturating_sub(bare);
+        println!(
+            "| `{name}` | {} | {} | {} | +{} | {:.2}× | {} |",
+            ms(bare),
+            ms(jailed.0),
+            ms(jailed.1),
+            ms(overhead),
+            jailed.0.as_secs_f64() / bare.as_secs_f64(),
+            bwrapped.map(ms).unwrap_or_else(|| "not installed".into()),
+        );
+    }
+}
+
+fn samples(iters: usize, mut f: impl FnMut()) -> Vec<Duration> {
+    for _ in 0..iters / 10 {
+        f();
+    }
+    let mut all: Vec<Duration> = (0..iters)
+        .map(|_| {
+            let started = Instant::now();
+            f();
+            started.elapsed()
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+/// Median.
+fn measure(iters: usize, f: impl FnMut()) -> Duration {
+    let all = samples(iters, f);
+    all[all.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
