@@ -83,8 +83,20 @@ impl RunCgroup {
                     nix::sys::signal::Signal::SIGKILL,
                 );
             }
-            std::thread::sleep(std::time::Duration::from_millis(5));
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
+    }
+}
+
+impl RunCgroup {
+    /// Kills what is left and removes the groups on a background thread: the kernel takes a
+    /// moment to empty a group after its processes die, and the caller need not wait for it.
+    pub fn release_in_background(self) {
+        // If no thread can be started, the closure (and with it the group) is dropped right
+        // here, which cleans up synchronously instead.
+        let _ = std::thread::Builder::new()
+            .name("hearth-cgroup-gc".into())
+            .spawn(move || drop(self));
     }
 }
 

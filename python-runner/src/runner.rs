@@ -310,7 +310,9 @@ impl Runner {
             stderr_cut = true;
         }
         let oom_killed = cgroup.as_ref().is_some_and(RunCgroup::oom_killed);
-        drop(cgroup);
+        if let Some(group) = cgroup {
+            group.release_in_background();
+        }
         // The jail's root was a mount in its own namespace; on the host the directory is empty.
         let _ = std::fs::remove_dir(&job.root_dir);
 
