@@ -191,10 +191,22 @@ impl Runner {
         &self.interpreter
     }
 
+    /// The directory of the interpreter's executable (its `python3`, `python`, `pip`).
+    fn interpreter_bin(&self) -> String {
+        self.interpreter
+            .executable
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
     /// The jail's environment: a fixed base plus the job's variables.
     fn environment(&self, job: &Job) -> BTreeMap<String, String> {
+        // The configured interpreter comes first, so `python3` in a command is the one the
+        // operator chose (with its packages), not whatever /usr/bin holds.
+        let path = format!("{}:{JAIL_PATH}", self.interpreter_bin());
         let mut env = BTreeMap::from([
-            ("PATH".to_owned(), JAIL_PATH.to_owned()),
+            ("PATH".to_owned(), path),
             ("HOME".to_owned(), "/tmp".to_owned()),
             ("TMPDIR".to_owned(), "/tmp".to_owned()),
             ("LANG".to_owned(), "C.UTF-8".to_owned()),
@@ -227,7 +239,9 @@ impl Runner {
             symlinks: self.symlinks.clone(),
             cwd: job.cwd.clone(),
             argv: job.argv.clone(),
-            search_path: SEARCH_PATH.iter().map(|s| (*s).to_owned()).collect(),
+            search_path: std::iter::once(self.interpreter_bin())
+                .chain(SEARCH_PATH.iter().map(|s| (*s).to_owned()))
+                .collect(),
             env: self.environment(job),
             limits: RlimitSpec {
                 cpu_seconds: job.limits.cpu_seconds,

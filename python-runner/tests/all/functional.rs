@@ -136,3 +136,19 @@ fn the_environment_is_only_what_was_asked() {
         ]
     );
 }
+
+#[test]
+fn python_in_a_command_is_the_configured_interpreter() {
+    let s = Sandbox::new();
+    let out = s.run(&[
+        "/bin/sh",
+        "-c",
+        "python3 -c 'import sys; print(sys.base_prefix)'",
+    ]);
+    let prefix = crate::support::runner()
+        .interpreter()
+        .prefix
+        .display()
+        .to_string();
+    assert_eq!(text(&out.stdout).trim(), prefix, "{}", text(&out.stderr));
+}
