@@ -141,14 +141,16 @@ pub fn run_main() -> ! {
     if let Err(e) = chdir(spec.cwd.as_str()) {
         fail(&layers, &format!("entering {}: {e}", spec.cwd));
     }
-    let Some(program) = resolve_program(&spec) else {
-        let name = spec.argv.first().map(String::as_str).unwrap_or("");
-        fail(&layers, &format!("program `{name}` not found in the jail"));
-    };
     report(&Report {
         layers: layers.clone(),
         error: None,
     });
+    let Some(program) = resolve_program(&spec) else {
+        // The caller's mistake, not the jail's: answer like a shell would.
+        let name = spec.argv.first().map(String::as_str).unwrap_or("");
+        let _ = writeln!(std::io::stderr(), "hearth-jail: {name}: command not found");
+        std::process::exit(127);
+    };
     let argv: Vec<CString> = spec
         .argv
         .iter()
@@ -233,6 +235,7 @@ fn build_root(spec: &JailSpec) -> std::io::Result<()> {
         symlink(target, root.join(link))?;
     }
     for bind in &spec.binds {
+        refuse_symlinks_on_the_way(root, &bind.target)?;
         let target = inside(root, &bind.target);
         if bind.source.is_dir() {
             fs::create_dir_all(&target)?;
@@ -305,6 +308,27 @@ fn build_root(spec: &JailSpec) -> std::io::Result<()> {
         none,
     )
     .map_err(io_err)
+}
+
+/// A mount point nested in an earlier bind (a read-only area inside the workspace) is reached
+/// through directories the session controls. `mount` follows symlinks, so a link planted there
+/// would move the mount elsewhere: refuse to build the jail instead. Nothing of the session
+/// runs while a jail is built (exec holds the session), so the check cannot be raced.
+fn refuse_symlinks_on_the_way(root: &Path, jail_path: &str) -> std::io::Result<()> {
+    let mut path = root.to_path_buf();
+    for component in jail_path.trim_start_matches('/').split('/') {
+        path.push(component);
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(std::io::Error::other(format!(
+                    "`{jail_path}` is a mount point, but the session made a symlink on its way"
+                )));
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    Ok(())
 }
 
 /// A jail path (absolute) below the root directory on the host side.

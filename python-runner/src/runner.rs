@@ -360,7 +360,8 @@ impl Runner {
     }
 }
 
-type Captured = std::thread::JoinHandle<(Vec<u8>, bool)>;
+/// A reader thread's result: what it kept, and whether it dropped anything.
+type Captured = mpsc::Receiver<(Vec<u8>, bool)>;
 
 /// Which output a chunk came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,6 +380,7 @@ fn capture(
     stream: Stream,
     sink: Option<OutputSink>,
 ) -> Captured {
+    let (done, captured) = mpsc::sync_channel(1);
     std::thread::spawn(move || {
         let mut kept = Vec::new();
         let mut cut = false;
@@ -412,12 +414,21 @@ fn capture(
                 }
             }
         }
-        (kept, cut)
-    })
+        let _ = done.send((kept, cut));
+    });
+    captured
 }
 
-fn join_capture(handle: Captured) -> (Vec<u8>, bool) {
-    handle.join().unwrap_or_default()
+/// How long after the program ended the output readers may take to finish. A process that
+/// escaped the run could otherwise hold a pipe open and this run would never return.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
+fn join_capture(captured: Captured) -> (Vec<u8>, bool) {
+    // On time-out the reader is left behind (it ends when the pipe closes); what it had is
+    // reported as lost.
+    captured
+        .recv_timeout(DRAIN_GRACE)
+        .unwrap_or((Vec::new(), true))
 }
 
 /// Removes the helper's report line from the start of stderr and parses it.

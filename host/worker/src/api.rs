@@ -382,10 +382,9 @@ async fn exec(
     })
     .await?
     .map_err(ApiError::internal)?;
-    if let Some(why) = &outcome.jail_error {
-        return Err(ApiError::internal(format!(
-            "the jail refused to run: {why}"
-        )));
+    if let Some(why) = outcome.jail_error {
+        // The probe proved the worker's jail; what fails now is this session's state.
+        return Err(ApiError::new(StatusCode::CONFLICT, "jail_refused", why));
     }
     Ok(Json(crate::exec::outcome_json(&outcome, result)))
 }
@@ -421,6 +420,10 @@ async fn exec_stream(
             .runner()
             .map(|r| r.run_streaming(&prepared.job, Some(sink)))
         {
+            Some(Ok(outcome)) if outcome.jail_error.is_some() => {
+                let why = outcome.jail_error.unwrap_or_default();
+                json!({ "event": "error", "error": { "code": "jail_refused", "message": why } })
+            }
             Some(Ok(outcome)) => {
                 let result = prepared
                     .result_file

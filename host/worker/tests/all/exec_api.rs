@@ -310,3 +310,28 @@ async fn filling_tmp_stops_at_the_scratch_cap() {
     w.client.delete_session(&s).await.unwrap();
     assert!(!tmp.exists(), "the scratch mount went with the session");
 }
+
+#[tokio::test]
+async fn a_symlink_where_a_read_only_area_mounts_is_refused() {
+    let w = Worker::start().await;
+    let s = w.client.create_session(None).await.unwrap().id;
+    std::os::unix::fs::symlink("/etc", w.workspace(&s).join("skills")).unwrap();
+    let out = w
+        .client
+        .exec(&s, json!({ "command": "ls /workspace/skills" }))
+        .await;
+    assert_client_error(out, 409, "jail_refused");
+    std::fs::remove_file(w.workspace(&s).join("skills")).unwrap();
+    let out = w
+        .client
+        .exec(&s, json!({ "command": "cat /workspace/skills/SKILL.md" }))
+        .await
+        .unwrap();
+    assert_eq!(out["stdout"], "# shared skill\n");
+    let missing = w
+        .client
+        .exec(&s, json!({ "argv": ["no-such-program"] }))
+        .await
+        .unwrap();
+    assert_eq!(missing["exit_code"], 127, "{missing}");
+}
