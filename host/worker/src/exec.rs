@@ -21,8 +21,12 @@ use crate::sessions::Session;
 
 /// The file name of the helper looked for next to the `hearth` binary.
 pub const HELPER_NAME: &str = "hearth-jail";
-/// Longest stdin or kwargs accepted (the request body limit applies too).
+/// Most environment variables one request may add.
 const MAX_ENV_VARS: usize = 256;
+/// The interpreter name the configuration defaults to, and the fallback when it cannot be
+/// resolved.
+const DEFAULT_PYTHON: &str = "python3";
+const SYSTEM_PYTHON: &str = "/usr/bin/python3";
 
 /// Python run with `call`: imports `module`, calls `function(**kwargs)` with the JSON kwargs
 /// read from stdin, and writes the JSON of the return value to the result file.
@@ -76,8 +80,17 @@ impl Exec {
                 ));
             }
         };
-        let runner = match Runner::new(helper, &config.python) {
+        // The default names whatever `python3` is on PATH; when that cannot be resolved (a
+        // shim without its environment), the system's interpreter is the fallback.
+        let runner = match Runner::new(helper.clone(), &config.python) {
             Ok(runner) => runner,
+            Err(e) if config.python == DEFAULT_PYTHON => match Runner::new(helper, SYSTEM_PYTHON) {
+                Ok(runner) => {
+                    tracing::warn!(error = %e, fallback = SYSTEM_PYTHON, "using the system interpreter");
+                    runner
+                }
+                Err(_) => return exec.refuse(e.to_string()),
+            },
             Err(e) => return exec.refuse(e.to_string()),
         };
         match probe(&runner, data_dir) {

@@ -15,7 +15,10 @@ pub const SECRET: &str = "host-secret-7f3a";
 pub fn runner() -> &'static Runner {
     static RUNNER: OnceLock<Runner> = OnceLock::new();
     RUNNER.get_or_init(|| {
-        Runner::new(PathBuf::from(env!("CARGO_BIN_EXE_hearth-jail")), "python3").unwrap()
+        let helper = PathBuf::from(env!("CARGO_BIN_EXE_hearth-jail"));
+        Runner::new(helper.clone(), "python3")
+            .or_else(|_| Runner::new(helper, "/usr/bin/python3"))
+            .unwrap()
     })
 }
 
