@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use std::sync::{Arc, Mutex};
@@ -53,7 +52,11 @@ pub struct Exec {
     data_dir: PathBuf,
 }
 
-static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
+/// Names a run's cgroups and root directory. Random, because cgroups are host-wide: two
+/// workers (or two tests) must never share one, or cleaning up one run would kill the other.
+fn run_id(what: &str) -> String {
+    format!("{what}-{}", uuid::Uuid::new_v4().simple())
+}
 
 impl Exec {
     /// Resolves the helper and the interpreter, and proves the jail with a probe run. Never
@@ -136,8 +139,7 @@ impl Exec {
             .executable
             .to_string_lossy()
             .into_owned();
-        let run = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{}-{run}", session.id);
+        let id = run_id(&session.id);
         let mut stdin = request.stdin.unwrap_or_default().into_bytes();
         let mut result_file = None;
         let argv: Vec<String> = match (request.command, request.argv, request.script, request.call)
@@ -329,7 +331,7 @@ fn probe(runner: &Runner, data_dir: &Path) -> Result<Layers, String> {
         std::fs::create_dir_all(dir.join(sub)).map_err(|e| format!("preparing the probe: {e}"))?;
     }
     let job = Job {
-        id: format!("probe-{}", std::process::id()),
+        id: run_id("probe"),
         root_dir: dir.join("root"),
         mounts: vec![
             Bind {
