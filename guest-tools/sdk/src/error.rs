@@ -42,6 +42,21 @@ impl ToolError {
         }
     }
 
+    /// The metadata of `path` when it is a regular file; a directory, a FIFO or a device is
+    /// refused (opening a FIFO could block the host thread past the call's deadline).
+    pub fn regular_file(path: &str, shown: &str) -> Result<std::fs::Metadata, ToolError> {
+        let metadata = std::fs::metadata(path).map_err(ToolError::io(shown))?;
+        if metadata.is_dir() {
+            return Err(ToolError::IsDirectory(format!("`{shown}` is a directory")));
+        }
+        if !metadata.is_file() {
+            return Err(ToolError::InvalidInput(format!(
+                "`{shown}` is not a regular file"
+            )));
+        }
+        Ok(metadata)
+    }
+
     /// Adapter for `map_err` on an I/O result about `path`.
     pub fn io(path: &str) -> impl Fn(io::Error) -> Self + '_ {
         move |err| Self::from_io(path, &err)

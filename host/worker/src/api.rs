@@ -347,11 +347,13 @@ async fn call_tool(
 
 /// Runs a program in the session's jail. A program that fails, times out or is killed is still
 /// a 200: the answer says what happened. Exec holds the session exclusively while it runs.
-async fn exec(
-    State(app): State<Arc<App>>,
+/// What both exec routes do first: the session, exec's availability, the request, the job,
+/// and the session held exclusively (a program may write anywhere in it).
+async fn prepare_exec(
+    app: &App,
     id: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(crate::exec::PreparedJob, crate::sessions::SessionGuard), ApiError> {
     let session = app.sessions.get(&path_params(id)?)?;
     if let Some(why) = &app.exec.unavailable {
         return Err(ApiError::new(
@@ -366,6 +368,15 @@ async fn exec(
         .job(&session, request)
         .map_err(|m| ApiError::bad_request("invalid_exec", m))?;
     let guard = session.lock(true).await?;
+    Ok((prepared, guard))
+}
+
+async fn exec(
+    State(app): State<Arc<App>>,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let (prepared, guard) = prepare_exec(&app, id, body).await?;
     let app2 = app.clone();
     let (outcome, result) = blocking(move || {
         let _guard = guard;
@@ -396,20 +407,7 @@ async fn exec_stream(
     id: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let session = app.sessions.get(&path_params(id)?)?;
-    if let Some(why) = &app.exec.unavailable {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "exec_unavailable",
-            why.clone(),
-        ));
-    }
-    let request: crate::exec::ExecRequest = json_body(body)?;
-    let prepared = app
-        .exec
-        .job(&session, request)
-        .map_err(|m| ApiError::bad_request("invalid_exec", m))?;
-    let guard = session.lock(true).await?;
+    let (prepared, guard) = prepare_exec(&app, id, body).await?;
     let (lines, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
     let sink = crate::exec::ndjson_sink(lines.clone());
     let app2 = app.clone();

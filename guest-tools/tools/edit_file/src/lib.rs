@@ -64,20 +64,7 @@ impl hearth_tool_sdk::Tool for EditFile {
                 "`old_string` and `new_string` are identical; nothing would change".into(),
             ));
         }
-        let metadata = fs::metadata(&path).map_err(ToolError::io(&args.file_path))?;
-        if metadata.is_dir() {
-            return Err(ToolError::IsDirectory(format!(
-                "`{}` is a directory",
-                args.file_path
-            )));
-        }
-        if !metadata.is_file() {
-            // A FIFO or device could block the host thread past the call's deadline.
-            return Err(ToolError::InvalidInput(format!(
-                "`{}` is not a regular file",
-                args.file_path
-            )));
-        }
+        ToolError::regular_file(&path, &args.file_path)?;
         let bytes = fs::read(&path).map_err(ToolError::io(&args.file_path))?;
         let content = String::from_utf8(bytes).map_err(|_| {
             ToolError::InvalidInput(format!("`{}` is not a UTF-8 text file", args.file_path))

@@ -1,6 +1,6 @@
 //! `read_file`: a page of lines from a text file, or a whole small binary file as base64.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::Read;
 
 use base64::Engine as _;
@@ -69,20 +69,7 @@ impl hearth_tool_sdk::Tool for ReadFile {
 
     fn run(view: &View, args: Args) -> Result<Value, ToolError> {
         let (path, _) = view.resolve_file(&args.file_path)?;
-        let metadata = fs::metadata(&path).map_err(ToolError::io(&args.file_path))?;
-        if metadata.is_dir() {
-            return Err(ToolError::IsDirectory(format!(
-                "`{}` is a directory; use ls to list it",
-                args.file_path
-            )));
-        }
-        if !metadata.is_file() {
-            // A FIFO or device could block the host thread past the call's deadline.
-            return Err(ToolError::InvalidInput(format!(
-                "`{}` is not a regular file",
-                args.file_path
-            )));
-        }
+        let metadata = ToolError::regular_file(&path, &args.file_path)?;
         let mut file = File::open(&path).map_err(ToolError::io(&args.file_path))?;
         let mut head = vec![0u8; SNIFF_BYTES];
         let n = read_full(&mut file, &mut head).map_err(ToolError::io(&args.file_path))?;
