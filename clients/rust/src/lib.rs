@@ -28,6 +28,8 @@ pub enum Error {
         status: u16,
         code: String,
         message: String,
+        /// What the worker adds to act on the error (e.g. a merge conflict's files).
+        details: Option<Value>,
     },
     /// The request did not complete (connection refused, timeout, …).
     #[error("request failed: {0}")]
@@ -42,6 +44,14 @@ impl Error {
     pub fn code(&self) -> Option<&str> {
         match self {
             Error::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The error's `details`, when the worker sent some.
+    pub fn details(&self) -> Option<&Value> {
+        match self {
+            Error::Api { details, .. } => details.as_ref(),
             _ => None,
         }
     }
@@ -147,6 +157,43 @@ impl Client {
         )
     }
 
+    /// `POST /v1/sessions` with a full request body (`{"id"?, "git"?: {"url", "branch"?}}`).
+    pub async fn create_session_with(&self, request: Value) -> Result<Session, Error> {
+        let response = self
+            .request(Method::POST, "/v1/sessions")
+            .json(&request)
+            .send()
+            .await?;
+        decode(json_of(response).await?)
+    }
+
+    /// `POST /v1/sessions/{id}/git/{operation}` (`commit`, `push`, `pull`, `merge/continue`,
+    /// `merge/abort`, `reset`, `remotes`).
+    pub async fn git(
+        &self,
+        session: &str,
+        operation: &str,
+        request: Value,
+    ) -> Result<Value, Error> {
+        self.post_json(&format!("/v1/sessions/{session}/git/{operation}"), &request)
+            .await
+    }
+
+    async fn post_json(&self, path: &str, body: &Value) -> Result<Value, Error> {
+        json_of(self.request(Method::POST, path).json(body).send().await?).await
+    }
+
+    /// `GET /v1/sessions/{id}/git/{view}` (`status`, `log`, `diff`) with its query parameters.
+    pub async fn git_view(
+        &self,
+        session: &str,
+        view: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Value, Error> {
+        let path = format!("/v1/sessions/{session}/git/{view}");
+        json_of(self.request(Method::GET, &path).query(query).send().await?).await
+    }
+
     /// `GET /v1/sessions`.
     pub async fn list_sessions(&self) -> Result<Vec<Session>, Error> {
         let answer = json_of(self.request(Method::GET, "/v1/sessions").send().await?).await?;
@@ -190,14 +237,8 @@ impl Client {
     /// `POST /v1/sessions/{id}/exec`: `request` is `{"command"}`, `{"argv"}`,
     /// `{"script", "args"}` or `{"call", "kwargs"}`, plus `timeout_s`, `stdin`, `env`.
     pub async fn exec(&self, session: &str, request: Value) -> Result<Value, Error> {
-        let path = format!("/v1/sessions/{session}/exec");
-        json_of(
-            self.request(Method::POST, &path)
-                .json(&request)
-                .send()
-                .await?,
-        )
-        .await
+        self.post_json(&format!("/v1/sessions/{session}/exec"), &request)
+            .await
     }
 
     /// `POST /v1/sessions/{id}/exec/stream`: calls `on_line` with each NDJSON line as it
@@ -328,12 +369,14 @@ async fn api_error(response: Response) -> Error {
     struct Detail {
         code: String,
         message: String,
+        details: Option<Value>,
     }
     match serde_json::from_str::<Envelope>(&body) {
         Ok(e) => Error::Api {
             status: status.as_u16(),
             code: e.error.code,
             message: e.error.message,
+            details: e.error.details,
         },
         Err(_) => Error::Unexpected {
             status: status.as_u16(),

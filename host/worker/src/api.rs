@@ -22,6 +22,7 @@ use tracing::Instrument;
 use crate::App;
 use crate::error::{ApiError, ErrorCode};
 use crate::files::{self, FileError};
+use crate::git;
 use crate::sessions::Session;
 
 /// The OpenAPI document served at `/v1/openapi.json`.
@@ -52,6 +53,19 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/sessions/{id}/exec/stream", post(exec_stream))
         .route("/v1/sessions/{id}/upload", post(upload))
         .route("/v1/sessions/{id}/download", post(download))
+        .route("/v1/sessions/{id}/git/status", get(git::status))
+        .route("/v1/sessions/{id}/git/log", get(git::log))
+        .route("/v1/sessions/{id}/git/diff", get(git::diff))
+        .route("/v1/sessions/{id}/git/commit", post(git::commit))
+        .route("/v1/sessions/{id}/git/push", post(git::push))
+        .route("/v1/sessions/{id}/git/pull", post(git::pull))
+        .route(
+            "/v1/sessions/{id}/git/merge/continue",
+            post(git::merge_continue),
+        )
+        .route("/v1/sessions/{id}/git/merge/abort", post(git::merge_abort))
+        .route("/v1/sessions/{id}/git/reset", post(git::reset))
+        .route("/v1/sessions/{id}/git/remotes", post(git::set_remote))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -153,7 +167,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Request helpers
 
-fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+pub(crate) fn json_body<T: DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
     let bytes = body_bytes(body)?;
     let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
         Bytes::from_static(b"{}")
@@ -268,6 +284,8 @@ async fn list_tools(State(app): State<Arc<App>>) -> Json<Value> {
 struct CreateSession {
     id: Option<String>,
     from_snapshot: Option<String>,
+    /// Clone this remote into the workspace; without it, an empty repository.
+    git: Option<git::GitSource>,
 }
 
 async fn create_session(
@@ -283,7 +301,15 @@ async fn create_session(
         ));
     }
     let app2 = app.clone();
-    let session = blocking(move || app2.sessions.create(request.id)).await??;
+    let session = blocking(move || {
+        let source = request.git;
+        app2.sessions.create(request.id, |work_tree, git_dir| {
+            app2.git
+                .create(work_tree, git_dir, source.as_ref())
+                .map_err(ApiError::from)
+        })
+    })
+    .await??;
     tracing::info!(session = %session.id, "session created");
     Ok((StatusCode::CREATED, Json(session_json(&session))))
 }
@@ -353,7 +379,14 @@ async fn prepare_exec(
     app: &App,
     id: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(crate::exec::PreparedJob, crate::sessions::SessionGuard), ApiError> {
+) -> Result<
+    (
+        Arc<Session>,
+        crate::exec::PreparedJob,
+        crate::sessions::SessionGuard,
+    ),
+    ApiError,
+> {
     let session = app.sessions.get(&path_params(id)?)?;
     if let Some(why) = &app.exec.unavailable {
         return Err(ApiError::new(
@@ -368,7 +401,7 @@ async fn prepare_exec(
         .job(&session, request)
         .map_err(|m| ApiError::bad_request("invalid_exec", m))?;
     let guard = session.lock(true).await?;
-    Ok((prepared, guard))
+    Ok((session, prepared, guard))
 }
 
 async fn exec(
@@ -376,28 +409,24 @@ async fn exec(
     id: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let (prepared, guard) = prepare_exec(&app, id, body).await?;
+    let (session, prepared, guard) = prepare_exec(&app, id, body).await?;
     let app2 = app.clone();
-    let (outcome, result) = blocking(move || {
+    blocking(move || {
         let _guard = guard;
         let runner = app2
             .exec
             .runner()
-            .ok_or_else(|| "exec is unavailable".to_owned())?;
-        let outcome = runner.run(&prepared.job).map_err(|e| e.to_string())?;
-        let result = prepared
-            .result_file
-            .as_deref()
-            .map(|file| crate::exec::take_result(file, &outcome));
-        Ok::<_, String>((outcome, result))
+            .ok_or_else(|| ApiError::internal("exec is unavailable"))?;
+        let outcome = runner.run(&prepared.job).map_err(ApiError::internal)?;
+        if let Some(why) = outcome.jail_error {
+            // The probe proved the worker's jail; what fails now is this session's state.
+            return Err(ApiError::new(StatusCode::CONFLICT, "jail_refused", why));
+        }
+        Ok(Json(crate::exec::finish(
+            &app2, &session, &prepared, &outcome,
+        )))
     })
     .await?
-    .map_err(ApiError::internal)?;
-    if let Some(why) = outcome.jail_error {
-        // The probe proved the worker's jail; what fails now is this session's state.
-        return Err(ApiError::new(StatusCode::CONFLICT, "jail_refused", why));
-    }
-    Ok(Json(crate::exec::outcome_json(&outcome, result)))
 }
 
 /// Like `exec`, answering with NDJSON as the program runs: `{"stream": "stdout"|"stderr",
@@ -407,7 +436,7 @@ async fn exec_stream(
     id: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let (prepared, guard) = prepare_exec(&app, id, body).await?;
+    let (session, prepared, guard) = prepare_exec(&app, id, body).await?;
     let (lines, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
     let sink = crate::exec::ndjson_sink(lines.clone());
     let app2 = app.clone();
@@ -423,11 +452,7 @@ async fn exec_stream(
                 json!({ "event": "error", "error": { "code": "jail_refused", "message": why } })
             }
             Some(Ok(outcome)) => {
-                let result = prepared
-                    .result_file
-                    .as_deref()
-                    .map(|f| crate::exec::take_result(f, &outcome));
-                let mut answer = crate::exec::outcome_json(&outcome, result);
+                let mut answer = crate::exec::finish(&app2, &session, &prepared, &outcome);
                 answer["event"] = "exit".into();
                 answer
             }

@@ -50,6 +50,123 @@ pub struct Config {
     pub max_concurrent_calls: u32,
     pub limits: LimitsConfig,
     pub exec: ExecConfig,
+    pub git: GitConfig,
+}
+
+/// git on the worker: who commits, which remotes sessions may use, and the credentials the
+/// host presents to them (never visible to the session).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GitConfig {
+    /// The branch of a new session's repository.
+    pub default_branch: String,
+    /// The author of commits whose request names none.
+    pub author: hearth_git::Author,
+    /// URL prefixes sessions may clone from, pull from and push to (e.g.
+    /// `https://github.com/acme/`). Empty: no remote at all.
+    pub allowed_remotes: Vec<String>,
+    pub credentials: Vec<CredentialConfig>,
+    /// The longest patch text `git/diff` answers with.
+    pub max_diff_bytes: usize,
+}
+
+impl Default for GitConfig {
+    fn default() -> Self {
+        Self {
+            default_branch: "main".into(),
+            author: hearth_git::Author {
+                name: "Hearth agent".into(),
+                email: "agent@hearth.invalid".into(),
+            },
+            allowed_remotes: Vec::new(),
+            credentials: Vec::new(),
+            max_diff_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// One credential: a token (`token` or, better, `token_env`) for https remotes, or an ssh key.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialConfig {
+    /// Remote URLs this credential is for.
+    pub url_prefix: String,
+    /// Defaults to `x-access-token` for tokens and `git` for ssh keys.
+    pub username: Option<String>,
+    pub token: Option<String>,
+    /// The environment variable of the worker holding the token.
+    pub token_env: Option<String>,
+    pub ssh_key: Option<PathBuf>,
+    pub ssh_passphrase_env: Option<String>,
+}
+
+impl std::fmt::Debug for CredentialConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialConfig")
+            .field("url_prefix", &self.url_prefix)
+            .field("username", &self.username)
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("token_env", &self.token_env)
+            .field("ssh_key", &self.ssh_key)
+            .finish()
+    }
+}
+
+impl GitConfig {
+    /// The remote policy, with every secret read now (from the config or the worker's
+    /// environment), so a missing one stops the worker at start-up, not at the first push.
+    pub fn remote_access(&self) -> Result<hearth_git::RemoteAccess, ConfigError> {
+        let credentials = self
+            .credentials
+            .iter()
+            .map(CredentialConfig::resolve)
+            .collect::<Result<_, _>>()?;
+        Ok(hearth_git::RemoteAccess {
+            allowed: self.allowed_remotes.clone(),
+            credentials,
+        })
+    }
+}
+
+impl CredentialConfig {
+    fn resolve(&self) -> Result<hearth_git::Credential, ConfigError> {
+        let bad = |why: &str| ConfigError::Credential(format!("{}: {why}", self.url_prefix));
+        let from_env = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| bad(&format!("environment variable {name} is not set")))
+        };
+        let token = match (&self.token, &self.token_env) {
+            (Some(token), None) => Some(token.clone()),
+            (None, Some(name)) => Some(from_env(name)?),
+            (None, None) => None,
+            (Some(_), Some(_)) => return Err(bad("give `token` or `token_env`, not both")),
+        };
+        let secret = match (token, &self.ssh_key) {
+            (Some(token), None) => hearth_git::Secret::Token {
+                username: self
+                    .username
+                    .clone()
+                    .unwrap_or_else(|| "x-access-token".into()),
+                token,
+            },
+            (None, Some(key)) => hearth_git::Secret::SshKey {
+                username: self.username.clone().unwrap_or_else(|| "git".into()),
+                private_key: key.clone(),
+                passphrase: self
+                    .ssh_passphrase_env
+                    .as_deref()
+                    .map(from_env)
+                    .transpose()?,
+            },
+            _ => return Err(bad("give a token (`token`/`token_env`) or an `ssh_key`")),
+        };
+        Ok(hearth_git::Credential {
+            url_prefix: self.url_prefix.clone(),
+            secret,
+        })
+    }
 }
 
 /// Running programs in the session (`/exec`), jailed by `python-runner`.
@@ -161,6 +278,7 @@ impl Default for Config {
             max_concurrent_calls: hearth_runtime::DEFAULT_MAX_CONCURRENT_CALLS,
             limits: LimitsConfig::default(),
             exec: ExecConfig::default(),
+            git: GitConfig::default(),
         }
     }
 }
@@ -191,6 +309,8 @@ pub enum ConfigError {
     AreaOutsideWorkspace { path: String, workspace: String },
     #[error("read-only area `{path}`: source {source_dir} is not a directory")]
     AreaSourceMissing { path: String, source_dir: PathBuf },
+    #[error("git credential for {0}")]
+    Credential(String),
     #[error("limit `{0}` must be greater than zero")]
     ZeroLimit(&'static str),
 }

@@ -13,11 +13,14 @@ use serde_json::json;
 use crate::sessions::SessionError;
 
 /// An error answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// What a caller needs to act on the error beyond its message (e.g. the files of a merge
+    /// conflict), answered as `error.details`.
+    pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -26,7 +29,13 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            details: None,
         }
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -54,7 +63,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        let mut body = json!({ "error": { "code": self.code, "message": self.message } });
+        if let Some(details) = self.details {
+            body["error"]["details"] = details;
+        }
         let mut response = (self.status, axum::Json(body)).into_response();
         // Lets the logging middleware count errors by code without parsing bodies.
         response.extensions_mut().insert(ErrorCode(self.code));
@@ -106,6 +118,29 @@ impl From<CallError> for ApiError {
             // The tool is broken, not the worker: say what happened so its author can fix it.
             CallError::Crashed { .. } | CallError::InvalidResult { .. } => StatusCode::BAD_GATEWAY,
             CallError::Host { .. } => return Self::internal(message),
+        };
+        Self::new(status, code, message)
+    }
+}
+
+impl From<hearth_git::GitError> for ApiError {
+    fn from(e: hearth_git::GitError) -> Self {
+        use hearth_git::GitError as G;
+        let (code, message) = (e.code(), e.to_string());
+        let status = match &e {
+            G::InvalidInput(_) => StatusCode::BAD_REQUEST,
+            G::RemoteNotAllowed(_) => StatusCode::FORBIDDEN,
+            G::UnknownRemote(_) | G::UnknownRevision(_) | G::UnknownRemoteBranch(_) => {
+                StatusCode::NOT_FOUND
+            }
+            G::MergeInProgress | G::NoMergeInProgress => StatusCode::CONFLICT,
+            G::UnresolvedConflicts(files) | G::UncommittedChanges(files) => {
+                return Self::new(StatusCode::CONFLICT, code, message)
+                    .with_details(json!({ "files": files }));
+            }
+            // The remote's failure, not ours; the message is already free of credentials.
+            G::Remote { .. } => StatusCode::BAD_GATEWAY,
+            G::Internal(_) => return Self::internal(message),
         };
         Self::new(status, code, message)
     }

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::config::ExecConfig;
+use crate::git::CommitRequest;
 use crate::sessions::Session;
 
 /// The file name of the helper looked for next to the `hearth` binary.
@@ -140,6 +141,10 @@ impl Exec {
             .to_string_lossy()
             .into_owned();
         let id = run_id(&session.id);
+        let commit = request.commit;
+        if commit.as_ref().is_some_and(|c| c.message.trim().is_empty()) {
+            return Err("`commit.message` must not be empty".into());
+        }
         let mut stdin = request.stdin.unwrap_or_default().into_bytes();
         let mut result_file = None;
         let argv: Vec<String> = match (request.command, request.argv, request.script, request.call)
@@ -228,14 +233,19 @@ impl Exec {
                 output_bytes: self.config.output_bytes,
             },
         };
-        Ok(PreparedJob { job, result_file })
+        Ok(PreparedJob {
+            job,
+            result_file,
+            commit,
+        })
     }
 }
 
-/// A job and where a `call`'s result will be.
+/// A job, where a `call`'s result will be, and the commit to make if it succeeds.
 pub struct PreparedJob {
     pub job: Job,
     pub result_file: Option<PathBuf>,
+    pub commit: Option<CommitRequest>,
 }
 
 /// The request body of `/exec`.
@@ -251,6 +261,8 @@ pub struct ExecRequest {
     pub timeout_s: Option<f64>,
     pub stdin: Option<String>,
     pub env: Option<BTreeMap<String, String>>,
+    /// Commit the workspace when the program exits 0 ("validate, and if it passes, commit").
+    pub commit: Option<CommitRequest>,
 }
 
 /// The answer body of `/exec`.
@@ -271,6 +283,36 @@ pub fn outcome_json(outcome: &Outcome, result: Option<Result<Value, String>>) ->
             Ok(value) => answer["result"] = value,
             Err(why) => answer["result_error"] = Value::String(why),
         }
+    }
+    answer
+}
+
+/// The answer of a finished run: the outcome, the `call` result, and the commit made when the
+/// run succeeded and one was asked for. The caller still holds the session exclusively, so the
+/// commit takes exactly what the program left.
+pub fn finish(
+    app: &crate::App,
+    session: &Session,
+    prepared: &PreparedJob,
+    outcome: &Outcome,
+) -> Value {
+    let result = prepared
+        .result_file
+        .as_deref()
+        .map(|file| take_result(file, outcome));
+    let mut answer = outcome_json(outcome, result);
+    if let Some(request) = &prepared.commit {
+        answer["commit"] = if outcome.exit_code == Some(0) && !outcome.timed_out {
+            match app.git.commit(session, request) {
+                Ok(commit) => commit,
+                Err(e) => {
+                    let e = crate::error::ApiError::from(e);
+                    json!({ "status": "failed", "error": { "code": e.code, "message": e.message } })
+                }
+            }
+        } else {
+            json!({ "status": "skipped", "reason": "the program did not exit 0" })
+        };
     }
     answer
 }

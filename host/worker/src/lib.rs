@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod exec;
 pub mod files;
+pub mod git;
 pub mod metrics;
 pub mod scratch;
 pub mod sessions;
@@ -33,6 +34,7 @@ pub struct App {
     pub runtime: Arc<Runtime>,
     pub sessions: Sessions,
     pub exec: exec::Exec,
+    pub git: git::Git,
     pub metrics: Metrics,
     /// Distinguishes request ids of this process from those of earlier ones.
     started_nonce: u32,
@@ -91,6 +93,7 @@ pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
         from_cache = stats.from_cache,
         "tools loaded"
     );
+    let git = git::Git::new(&config.git)?;
     let sessions = Sessions::open(&config)?;
     let (exec_config, data_dir) = (config.exec.clone(), config.data_dir.clone());
     let exec = tokio::task::spawn_blocking(move || exec::Exec::start(&exec_config, &data_dir))
@@ -107,6 +110,7 @@ pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
         runtime: Arc::new(runtime),
         sessions,
         exec,
+        git,
         metrics: Metrics::default(),
         started_nonce,
     }))

@@ -7,6 +7,7 @@
 //! tmp/            scratch, kept for the session -> /tmp       (read-write)
 //! state/          host-only bookkeeping: never part of any view
 //!   session.json
+//!   git/          the session's git directory (its work tree is workspace/)
 //! ```
 //!
 //! Read-only areas (e.g. shared skills) are operator directories mounted into every view, not
@@ -16,10 +17,11 @@
 //! Each session has a reader/writer lock: read-only tools share it, anything that changes files
 //! takes it alone, so two edits of one file are applied one after the other, never lost.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hearth_runtime::{Mount, SessionView};
@@ -30,6 +32,9 @@ use crate::config::Config;
 /// The session's record, relative to its directory; written last on create, removed first on
 /// delete.
 const RECORD: &str = "state/session.json";
+
+/// The session's git directory, relative to its directory.
+const GIT_DIR: &str = "state/git";
 
 /// Longest session id accepted.
 pub const MAX_SESSION_ID_LEN: usize = 64;
@@ -67,6 +72,9 @@ pub struct Session {
     pub view: SessionView,
     dir: PathBuf,
     lock: Arc<tokio::sync::RwLock<()>>,
+    /// Serialises git operations that only hold the session lock shared (status, log, diff
+    /// still write the index).
+    git: Mutex<()>,
     deleted: AtomicBool,
     tool_calls: AtomicU64,
 }
@@ -99,6 +107,23 @@ impl Session {
         &self.view.mounts()[1]
     }
 
+    /// The workspace on the host: the first of every session's view.
+    pub fn workspace_dir(&self) -> &Path {
+        &self.view.mounts()[0].host_path
+    }
+
+    /// The git directory, in host-only state.
+    pub fn git_dir(&self) -> PathBuf {
+        self.dir.join(GIT_DIR)
+    }
+
+    /// Held by git operations that run under the shared session lock.
+    pub fn git_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.git
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     pub fn count_tool_call(&self) {
         self.tool_calls.fetch_add(1, Ordering::Relaxed);
     }
@@ -122,6 +147,9 @@ pub struct Sessions {
     max_sessions: usize,
     scratch_mib: Option<u64>,
     live: RwLock<HashMap<String, Arc<Session>>>,
+    /// Ids being created: taken, and counted against the limit, before the (possibly slow)
+    /// preparation runs without holding `live`.
+    creating: Mutex<HashSet<String>>,
 }
 
 impl Sessions {
@@ -147,6 +175,7 @@ impl Sessions {
             max_sessions: config.max_sessions,
             scratch_mib: config.scratch_mib,
             live: RwLock::new(HashMap::new()),
+            creating: Mutex::default(),
         };
         // Fail at start-up, not at the first session, if the configured view is unusable.
         sessions.session(Record {
@@ -204,36 +233,32 @@ impl Sessions {
             view,
             dir,
             lock: Arc::default(),
+            git: Mutex::default(),
             deleted: AtomicBool::new(false),
             tool_calls: AtomicU64::new(0),
         })
     }
 
-    /// Creates a session, with `id` or a fresh random one.
-    pub fn create(&self, id: Option<String>) -> Result<Arc<Session>, SessionError> {
+    /// Creates a session, with `id` or a fresh random one. `prepare` fills it (a git
+    /// repository, a restored snapshot) before it becomes visible, given the workspace and the
+    /// git directory; if it fails, nothing of the session is left.
+    pub fn create<E: From<SessionError>>(
+        &self,
+        id: Option<String>,
+        prepare: impl FnOnce(&Path, &Path) -> Result<(), E>,
+    ) -> Result<Arc<Session>, E> {
         let id = match id {
             Some(id) if is_valid_id(&id) => id,
-            Some(id) => return Err(SessionError::InvalidId(id)),
+            Some(id) => return Err(SessionError::InvalidId(id).into()),
             None => uuid::Uuid::new_v4().simple().to_string(),
         };
-        // Held across the check, the directories and the insert, so concurrent creates can
-        // neither exceed the limit nor race for one id. Creating is a few `mkdir`s.
-        let mut live = self
-            .live
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if live.len() >= self.max_sessions {
-            return Err(SessionError::Full(self.max_sessions));
-        }
-        if live.contains_key(&id) {
-            return Err(SessionError::Exists(id));
-        }
+        let _reservation = self.reserve(&id)?;
         let dir = self.root.join(&id);
         // Leftovers of a create or delete that died half-way are not a session: clear them.
         if dir.exists() {
             tracing::warn!(dir = %dir.display(), "removing the leftovers of an unfinished session");
             crate::scratch::release(&dir.join("tmp"));
-            std::fs::remove_dir_all(&dir)?;
+            std::fs::remove_dir_all(&dir).map_err(SessionError::from)?;
         }
         let record = Record {
             id: id.clone(),
@@ -245,20 +270,27 @@ impl Sessions {
                 std::fs::create_dir(dir.join(sub))?;
             }
             self.cap_scratch(&dir.join("tmp"))
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        })()
+        .map_err(SessionError::from)
+        .map_err(E::from)
+        .and_then(|()| prepare(&dir.join("workspace"), &dir.join(GIT_DIR)))
+        .and_then(|()| {
             // Written last: a directory without it is a session that was never finished.
             std::fs::write(
                 dir.join(RECORD),
                 serde_json::to_vec(&record).unwrap_or_default(),
             )
-        })();
-        let session = made
-            .map_err(SessionError::from)
-            .and_then(|()| self.session(record));
-        match session {
+            .map_err(SessionError::from)?;
+            Ok(self.session(record)?)
+        });
+        match made {
             Ok(session) => {
                 let session = Arc::new(session);
-                live.insert(id, session.clone());
+                self.live
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .insert(id, session.clone());
                 Ok(session)
             }
             Err(e) => {
@@ -267,6 +299,30 @@ impl Sessions {
                 Err(e)
             }
         }
+    }
+
+    /// Takes `id` for a create in progress, within the session limit. The id is released when
+    /// the returned guard drops (by then the session is live, or gone).
+    fn reserve(&self, id: &str) -> Result<Reservation<'_>, SessionError> {
+        let live = self
+            .live
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut creating = self
+            .creating
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if live.len() + creating.len() >= self.max_sessions {
+            return Err(SessionError::Full(self.max_sessions));
+        }
+        if live.contains_key(id) || creating.contains(id) {
+            return Err(SessionError::Exists(id.to_owned()));
+        }
+        creating.insert(id.to_owned());
+        Ok(Reservation {
+            sessions: self,
+            id: id.to_owned(),
+        })
     }
 
     /// Puts the size cap on a session's scratch directory, when one is configured.
@@ -330,6 +386,22 @@ impl Sessions {
         .await
         .map_err(|e| SessionError::Io(std::io::Error::other(e)))??;
         Ok(())
+    }
+}
+
+/// An id being created; see [`Sessions::reserve`].
+struct Reservation<'a> {
+    sessions: &'a Sessions,
+    id: String,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.sessions
+            .creating
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&self.id);
     }
 }
 

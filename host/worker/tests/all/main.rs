@@ -12,5 +12,6 @@ mod api_contract;
 mod binary;
 mod exec_api;
 mod files_api;
+mod git_api;
 mod sessions_api;
 mod tools_api;

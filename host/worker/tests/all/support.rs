@@ -161,3 +161,124 @@ pub fn assert_client_error<T: std::fmt::Debug>(
         Ok(v) => panic!("expected {status} {code}, got {v:?}"),
     }
 }
+
+/// A real git server on loopback: `git daemon` with pushing enabled, serving bare repositories
+/// from its own directory. Killed on drop.
+pub struct GitServer {
+    pub root: TempDir,
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl GitServer {
+    pub fn start() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        // A free port: bind, read it, release. git daemon takes it a moment later.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // `git daemon` would run `git-daemon` as a child of its own and leave it behind
+        // when killed: start the daemon itself.
+        let child = std::process::Command::new(git_daemon_binary())
+            .arg("--reuseaddr")
+            .arg("--export-all")
+            .arg("--enable=receive-pack")
+            .arg("--listen=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", root.path().display()))
+            .arg(root.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed().as_secs() < 10, "git daemon did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Self { root, port, child }
+    }
+
+    /// The URL prefix every repository of this server has; what a worker's config allows.
+    pub fn prefix(&self) -> String {
+        format!("git://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn url(&self, repo: &str) -> String {
+        format!("{}{repo}", self.prefix())
+    }
+
+    /// A new bare repository on `main`, holding `files` in one commit when there are any.
+    pub fn repo(&self, name: &str, files: &[(&str, &str)]) -> String {
+        let bare = self.root.path().join(name);
+        git(
+            self.root.path(),
+            &["init", "-q", "--bare", "-b", "main", name],
+        );
+        if !files.is_empty() {
+            let work = tempfile::tempdir().unwrap();
+            git(work.path(), &["init", "-q", "-b", "main"]);
+            for (path, content) in files {
+                let file = work.path().join(path);
+                std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+                std::fs::write(file, content).unwrap();
+            }
+            git(work.path(), &["add", "-A"]);
+            git(work.path(), &["commit", "-q", "-m", "seed"]);
+            git(
+                work.path(),
+                &["push", "-q", bare.to_str().unwrap(), "main:main"],
+            );
+        }
+        self.url(name)
+    }
+
+    /// `git --git-dir <repo> args…` on the server side; its stdout.
+    pub fn git(&self, repo: &str, args: &[&str]) -> String {
+        let dir = self.root.path().join(repo);
+        let mut all = vec!["--git-dir", dir.to_str().unwrap()];
+        all.extend_from_slice(args);
+        git(self.root.path(), &all)
+    }
+}
+
+impl Drop for GitServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `git-daemon` itself, from git's exec path.
+fn git_daemon_binary() -> std::path::PathBuf {
+    let out = std::process::Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .unwrap();
+    std::path::Path::new(String::from_utf8(out.stdout).unwrap().trim()).join("git-daemon")
+}
+
+/// The git CLI with a fixed identity and no user or system config; its stdout.
+pub fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .args([
+            "-c",
+            "user.name=Server Side",
+            "-c",
+            "user.email=server@example.invalid",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}

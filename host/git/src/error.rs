@@ -1,0 +1,67 @@
+//! Why a git operation failed, in the terms a caller can act on.
+
+/// A failed git operation. Messages never contain credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// The request itself is malformed (a bad branch or remote name, an empty message).
+    #[error("{0}")]
+    InvalidInput(String),
+    /// The remote URL is not on the operator's list.
+    #[error("remote `{0}` is not allowed on this worker")]
+    RemoteNotAllowed(String),
+    #[error("the session has no remote named `{0}`")]
+    UnknownRemote(String),
+    #[error("no commit `{0}` in this session's history")]
+    UnknownRevision(String),
+    #[error("the remote has no branch `{0}`")]
+    UnknownRemoteBranch(String),
+    /// A merge is waiting to be finished or abandoned.
+    #[error(
+        "a merge is in progress: resolve the conflicts, then git/merge/continue, or git/merge/abort"
+    )]
+    MergeInProgress,
+    #[error("no merge is in progress")]
+    NoMergeInProgress,
+    #[error("conflicts are still unresolved in: {}", .0.join(", "))]
+    UnresolvedConflicts(Vec<String>),
+    /// A merge would overwrite changes that are not committed yet.
+    #[error("commit (or reset) these changes first: {}", .0.join(", "))]
+    UncommittedChanges(Vec<String>),
+    /// The remote could not be reached, refused the credentials, or failed mid-transfer.
+    #[error("remote `{remote}`: {message}")]
+    Remote { remote: String, message: String },
+    /// Anything else libgit2 reports: a fault of the worker or of the repository.
+    #[error("git: {0}")]
+    Internal(String),
+}
+
+impl GitError {
+    /// A stable snake_case code for answers and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidInput(_) => "invalid_git_request",
+            Self::RemoteNotAllowed(_) => "remote_not_allowed",
+            Self::UnknownRemote(_) => "remote_not_found",
+            Self::UnknownRevision(_) => "revision_not_found",
+            Self::UnknownRemoteBranch(_) => "remote_branch_not_found",
+            Self::MergeInProgress => "merge_in_progress",
+            Self::NoMergeInProgress => "no_merge_in_progress",
+            Self::UnresolvedConflicts(_) => "unresolved_conflicts",
+            Self::UncommittedChanges(_) => "uncommitted_changes",
+            Self::Remote { .. } => "remote_failed",
+            Self::Internal(_) => "git_failed",
+        }
+    }
+}
+
+impl From<git2::Error> for GitError {
+    fn from(e: git2::Error) -> Self {
+        Self::Internal(e.message().to_owned())
+    }
+}
+
+impl From<std::io::Error> for GitError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
