@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -24,6 +24,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::files::{self, FileError};
 use crate::git;
 use crate::sessions::Session;
+use crate::snapshots;
 
 /// The OpenAPI document served at `/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
@@ -53,6 +54,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/sessions/{id}/exec/stream", post(exec_stream))
         .route("/v1/sessions/{id}/upload", post(upload))
         .route("/v1/sessions/{id}/download", post(download))
+        .route(
+            "/v1/sessions/{id}/snapshots",
+            get(snapshots::list).post(snapshots::take),
+        )
+        .route(
+            "/v1/sessions/{id}/export",
+            get(snapshots::export_download).post(snapshots::export_to_store),
+        )
+        .route("/v1/snapshots/gc", post(snapshots::collect_garbage))
         .route("/v1/sessions/{id}/git/status", get(git::status))
         .route("/v1/sessions/{id}/git/log", get(git::log))
         .route("/v1/sessions/{id}/git/diff", get(git::diff))
@@ -214,7 +224,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::internal)
 }
 
-fn session_json(session: &Session) -> Value {
+fn session_json(app: &App, session: &Session) -> Value {
     let mounts: Vec<Value> = session
         .view
         .mounts()
@@ -226,6 +236,7 @@ fn session_json(session: &Session) -> Value {
         "created_at": session.created_at(),
         "mounts": mounts,
         "tool_calls": session.tool_calls(),
+        "snapshot": app.snapshots.status_json(session),
     })
 }
 
@@ -293,25 +304,29 @@ async fn create_session(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let request: CreateSession = json_body(body)?;
-    if request.from_snapshot.is_some() {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "snapshots_unavailable",
-            "this worker has no snapshot store yet; create the session without `from_snapshot`",
+    if request.from_snapshot.is_some() && request.git.is_some() {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "give `from_snapshot` or `git`, not both (a snapshot holds the git history)",
         ));
     }
     let app2 = app.clone();
     let session = blocking(move || {
-        let source = request.git;
-        app2.sessions.create(request.id, |work_tree, git_dir| {
-            app2.git
-                .create(work_tree, git_dir, source.as_ref())
-                .map_err(ApiError::from)
-        })
+        let (source, snapshot) = (request.git, request.from_snapshot);
+        app2.sessions
+            .create(request.id, |work_tree, git_dir| match &snapshot {
+                Some(reference) => tokio::runtime::Handle::current()
+                    .block_on(app2.snapshots.restore(reference, work_tree, git_dir))
+                    .map_err(ApiError::from),
+                None => app2
+                    .git
+                    .create(work_tree, git_dir, source.as_ref())
+                    .map_err(ApiError::from),
+            })
     })
     .await??;
     tracing::info!(session = %session.id, "session created");
-    Ok((StatusCode::CREATED, Json(session_json(&session))))
+    Ok((StatusCode::CREATED, Json(session_json(&app, &session))))
 }
 
 async fn list_sessions(State(app): State<Arc<App>>) -> Json<Value> {
@@ -319,7 +334,7 @@ async fn list_sessions(State(app): State<Arc<App>>) -> Json<Value> {
         .sessions
         .list()
         .iter()
-        .map(|s| session_json(s))
+        .map(|s| session_json(&app, s))
         .collect();
     Json(json!({ "sessions": sessions }))
 }
@@ -329,17 +344,36 @@ async fn session_info(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let session = app.sessions.get(&path_params(id)?)?;
-    Ok(Json(session_json(&session)))
+    Ok(Json(session_json(&app, &session)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteQuery {
+    /// Take a last snapshot first (default: the worker's `snapshots.snapshot_on_delete`).
+    snapshot: Option<bool>,
 }
 
 async fn delete_session(
     State(app): State<Arc<App>>,
     id: Result<Path<String>, PathRejection>,
+    query: Result<Query<DeleteQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let id = path_params(id)?;
+    let query = query
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let mut last = None;
+    if query
+        .snapshot
+        .unwrap_or(app.config.snapshots.snapshot_on_delete)
+    {
+        // If the store fails, the session stays: deleting it would lose what is not stored.
+        last = Some(app.snapshots.take(&app.sessions.get(&id)?).await?);
+    }
     app.sessions.delete(&id).await?;
     tracing::info!(session = %id, "session deleted");
-    Ok(Json(json!({ "id": id, "deleted": true })))
+    Ok(Json(json!({ "id": id, "deleted": true, "snapshot": last })))
 }
 
 async fn call_tool(

@@ -51,6 +51,53 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub exec: ExecConfig,
     pub git: GitConfig,
+    pub snapshots: SnapshotConfig,
+}
+
+/// Snapshots of sessions in object storage.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotConfig {
+    /// `file:///dir`, `s3://bucket/prefix`, `gs://…`, `az://…` [default: `<data_dir>/store`].
+    pub store_url: Option<String>,
+    /// The object_store builder keys for that store (`aws_endpoint`, `aws_region`,
+    /// `aws_access_key_id`, `aws_allow_http`, …).
+    pub store_options: std::collections::BTreeMap<String, String>,
+    /// Let the store client read its standard environment variables for credentials.
+    pub credentials_from_env: bool,
+    /// A background snapshot follows a session's last change after this many seconds; 0: only
+    /// on demand.
+    pub auto_delay_s: f64,
+    /// Snapshots kept per session.
+    pub keep: usize,
+    /// Garbage collection leaves unreferenced blobs younger than this alone.
+    pub gc_grace_s: u64,
+    /// Files above this go up in multipart uploads of `part_mib` parts.
+    pub multipart_threshold_mib: u64,
+    pub part_mib: u64,
+    /// Retries of one store request, and the most time they may take.
+    pub max_retries: usize,
+    pub retry_timeout_s: f64,
+    /// Take a last snapshot when a session is deleted (a request can also ask for one).
+    pub snapshot_on_delete: bool,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        Self {
+            store_url: None,
+            store_options: Default::default(),
+            credentials_from_env: false,
+            auto_delay_s: 30.0,
+            keep: 10,
+            gc_grace_s: 3600,
+            multipart_threshold_mib: 16,
+            part_mib: 8,
+            max_retries: 3,
+            retry_timeout_s: 10.0,
+            snapshot_on_delete: false,
+        }
+    }
 }
 
 /// git on the worker: who commits, which remotes sessions may use, and the credentials the
@@ -279,6 +326,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             exec: ExecConfig::default(),
             git: GitConfig::default(),
+            snapshots: SnapshotConfig::default(),
         }
     }
 }
@@ -309,6 +357,8 @@ pub enum ConfigError {
     AreaOutsideWorkspace { path: String, workspace: String },
     #[error("read-only area `{path}`: source {source_dir} is not a directory")]
     AreaSourceMissing { path: String, source_dir: PathBuf },
+    #[error("snapshots: {0}")]
+    Snapshots(String),
     #[error("git credential for {0}")]
     Credential(String),
     #[error("limit `{0}` must be greater than zero")]

@@ -15,6 +15,7 @@ pub mod git;
 pub mod metrics;
 pub mod scratch;
 pub mod sessions;
+pub mod snapshots;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -35,6 +36,7 @@ pub struct App {
     pub sessions: Sessions,
     pub exec: exec::Exec,
     pub git: git::Git,
+    pub snapshots: snapshots::SnapshotService,
     pub metrics: Metrics,
     /// Distinguishes request ids of this process from those of earlier ones.
     started_nonce: u32,
@@ -94,6 +96,7 @@ pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
         "tools loaded"
     );
     let git = git::Git::new(&config.git)?;
+    let snapshots = snapshots::SnapshotService::new(&config.snapshots, &config.data_dir)?;
     let sessions = Sessions::open(&config)?;
     let (exec_config, data_dir) = (config.exec.clone(), config.data_dir.clone());
     let exec = tokio::task::spawn_blocking(move || exec::Exec::start(&exec_config, &data_dir))
@@ -111,6 +114,7 @@ pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
         sessions,
         exec,
         git,
+        snapshots,
         metrics: Metrics::default(),
         started_nonce,
     }))
@@ -130,10 +134,13 @@ pub async fn start(
         .local_addr()
         .map_err(|error| StartError::Bind { addr, error })?;
     let router = api::router(app.clone());
+    let background = tokio::spawn(snapshots::SnapshotService::run_background(app.clone()));
     let done = tokio::spawn(async move {
-        axum::serve(listener, router)
+        let served = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        background.abort();
+        served
     });
     Ok(Running { addr, done, app })
 }

@@ -74,9 +74,15 @@ pub struct Session {
     lock: Arc<tokio::sync::RwLock<()>>,
     /// Serialises git operations that only hold the session lock shared (status, log, diff
     /// still write the index).
-    git: Mutex<()>,
+    git: Arc<tokio::sync::Mutex<()>>,
     deleted: AtomicBool,
     tool_calls: AtomicU64,
+    /// Counts exclusive holds of the lock: every change to the session's files happens under
+    /// one, so a snapshot that saw count N holds every change up to N.
+    changes: AtomicU64,
+    last_change_ms: AtomicU64,
+    /// The snapshot bookkeeping of this session.
+    pub snapshots: crate::snapshots::SessionSnapshots,
 }
 
 /// A held session lock; dropping it releases the session.
@@ -92,7 +98,10 @@ impl Session {
     /// the session was deleted while waiting.
     pub async fn lock(&self, exclusive: bool) -> Result<SessionGuard, SessionError> {
         let guard = if exclusive {
-            SessionGuard::Exclusive(self.lock.clone().write_owned().await)
+            let guard = self.lock.clone().write_owned().await;
+            self.changes.fetch_add(1, Ordering::AcqRel);
+            self.last_change_ms.store(now_ms(), Ordering::Release);
+            SessionGuard::Exclusive(guard)
         } else {
             SessionGuard::Shared(self.lock.clone().read_owned().await)
         };
@@ -117,11 +126,30 @@ impl Session {
         self.dir.join(GIT_DIR)
     }
 
-    /// Held by git operations that run under the shared session lock.
-    pub fn git_lock(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.git
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Held by git operations that run under the shared session lock (from a blocking
+    /// thread).
+    pub fn git_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.git.blocking_lock()
+    }
+
+    /// The same, from async code.
+    pub async fn git_lock_async(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.git.lock().await
+    }
+
+    /// How many exclusive holds (possible changes) the session has seen.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
+    }
+
+    /// When the session last changed, in ms since the epoch.
+    pub fn last_change_ms(&self) -> u64 {
+        self.last_change_ms.load(Ordering::Acquire)
+    }
+
+    /// The session's directory (its state holds the snapshot cache).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
     }
 
     pub fn count_tool_call(&self) {
@@ -233,9 +261,12 @@ impl Sessions {
             view,
             dir,
             lock: Arc::default(),
-            git: Mutex::default(),
+            git: Arc::default(),
             deleted: AtomicBool::new(false),
             tool_calls: AtomicU64::new(0),
+            changes: AtomicU64::new(0),
+            last_change_ms: AtomicU64::new(0),
+            snapshots: crate::snapshots::SessionSnapshots::default(),
         })
     }
 

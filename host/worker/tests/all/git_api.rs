@@ -5,25 +5,11 @@
 use hearth_client::Client;
 use serde_json::{Value, json};
 
-use crate::support::{GitServer, Worker, assert_client_error};
+use crate::support::{GitServer, Worker, assert_client_error, read, write};
 
 async fn worker_for(server: &GitServer) -> Worker {
     let prefix = server.prefix();
     Worker::start_with(move |c| c.git.allowed_remotes = vec![prefix]).await
-}
-
-async fn write(c: &Client, s: &str, path: &str, content: &str) {
-    c.call_tool(
-        s,
-        "write_file",
-        json!({ "file_path": path, "content": content }),
-    )
-    .await
-    .unwrap();
-}
-
-async fn read(c: &Client, s: &str, path: &str) -> String {
-    String::from_utf8(c.get_file(s, path).await.unwrap()).unwrap()
 }
 
 async fn commit(c: &Client, s: &str, message: &str) -> Value {

@@ -14,4 +14,5 @@ mod exec_api;
 mod files_api;
 mod git_api;
 mod sessions_api;
+mod snapshots_api;
 mod tools_api;

@@ -77,7 +77,7 @@ async fn ids_are_validated_and_unique() {
             Some(br#"{"from_snapshot": "s1"}"#.to_vec()),
         )
         .await;
-    assert_error(&snapshot, 501, "snapshots_unavailable");
+    assert_error(&snapshot, 404, "snapshot_not_found");
     let unknown = w
         .raw(
             Method::POST,

@@ -282,3 +282,140 @@ pub fn git(dir: &std::path::Path, args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// A real S3-compatible server on loopback (`moto`, from PyPI), reached through a proxy the
+/// test can take down and bring back. Every server gets its own bucket. Killed on drop.
+pub struct S3Server {
+    pub bucket: String,
+    moto_port: u16,
+    proxy: Arc<StdMutex<Option<tokio::task::JoinHandle<()>>>>,
+    pub port: u16,
+    child: std::process::Child,
+}
+
+use std::sync::{Arc, Mutex as StdMutex};
+
+impl S3Server {
+    pub async fn start() -> Self {
+        let moto_port = free_port();
+        let child = std::process::Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
+            .arg(moto_port.to_string())
+            // Small multipart parts, so a test can upload a few MiB in several.
+            .env("S3_UPLOAD_PART_MIN_SIZE", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", moto_port)).is_err() {
+            assert!(
+                started.elapsed().as_secs() < 30,
+                "moto did not start (pip install 'moto[s3]')"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let bucket = format!("hearth-{}", uuid::Uuid::new_v4().simple());
+        let created = reqwest::Client::new()
+            .put(format!("http://127.0.0.1:{moto_port}/{bucket}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(created.status().is_success(), "{created:?}");
+        let mut server = Self {
+            bucket,
+            moto_port,
+            proxy: Arc::default(),
+            port: free_port(),
+            child,
+        };
+        server.up().await;
+        server
+    }
+
+    /// The worker config of this store: explicit endpoint and dummy keys, never the
+    /// environment's.
+    pub fn configure(&self, config: &mut hearth::Config) {
+        config.snapshots.store_url = Some(format!("s3://{}/snapshots", self.bucket));
+        config.snapshots.store_options = [
+            ("aws_endpoint", format!("http://127.0.0.1:{}", self.port)),
+            ("aws_region", "us-east-1".into()),
+            ("aws_access_key_id", "test".into()),
+            ("aws_secret_access_key", "test".into()),
+            ("aws_allow_http", "true".into()),
+            ("aws_virtual_hosted_style_request", "false".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        config.snapshots.retry_timeout_s = 2.0;
+        config.snapshots.max_retries = 2;
+    }
+
+    /// Takes the store off the network: connections to it are refused.
+    pub async fn down(&mut self) {
+        if let Some(proxy) = self.proxy.lock().unwrap().take() {
+            proxy.abort();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    /// Brings it back on the same port.
+    pub async fn up(&mut self) {
+        let listener = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(listener) => break listener,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        };
+        let target = self.moto_port;
+        let proxy = tokio::spawn(async move {
+            // Dropped with this task: taking the store down also cuts pooled connections.
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                connections.spawn(async move {
+                    if let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        *self.proxy.lock().unwrap() = Some(proxy);
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        if let Some(proxy) = self.proxy.lock().unwrap().take() {
+            proxy.abort();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Writes a file through the `write_file` tool.
+pub async fn write(c: &Client, s: &str, path: &str, content: &str) {
+    c.call_tool(
+        s,
+        "write_file",
+        serde_json::json!({ "file_path": path, "content": content }),
+    )
+    .await
+    .unwrap();
+}
+
+/// Reads a file through the files API (`path` without its leading `/`).
+pub async fn read(c: &Client, s: &str, path: &str) -> String {
+    String::from_utf8(c.get_file(s, path).await.unwrap()).unwrap()
+}

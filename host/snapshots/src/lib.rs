@@ -1,0 +1,605 @@
+//! Snapshots of Hearth sessions in object storage: content-addressed, incremental, restorable on
+//! any worker that shares the store.
+//!
+//! The store's layout:
+//!
+//! ```text
+//! blobs/<aa>/<sha256>                         one per distinct file content, shared by every
+//!                                             snapshot of every session
+//! sessions/<session>/snapshots/<name>.json    one manifest per snapshot: paths, kinds, sizes,
+//!                                             modes and hashes of the workspace and the git
+//!                                             directory; written after all its blobs
+//! sessions/<session>/latest/<seq>             the "latest" pointer: each update is a new object
+//!                                             created only if absent (a conditional put every
+//!                                             store, the local one included, supports), so two
+//!                                             writers cannot silently overwrite each other
+//! exports/<session>/<name>.tar.zst            whole-session archives
+//! ```
+//!
+//! A snapshot exists once its manifest does; a worker dying half-way leaves blobs no manifest
+//! names, which garbage collection removes once they are older than its grace period (so a
+//! snapshot in progress never loses a blob it is about to reference).
+
+mod archive;
+mod manifest;
+mod store;
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, WriteMultipart};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use archive::export_archive;
+pub use manifest::{Entry, EntryKind, FileCache, Manifest};
+pub use store::{StoreConfig, open};
+
+/// Why a snapshot operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot store configuration: {0}")]
+    Config(String),
+    #[error(
+        "`{0}` is not a snapshot reference (`<session>` for its latest, or `<session>/<snapshot>`)"
+    )]
+    BadReference(String),
+    #[error("no snapshot `{0}`")]
+    NotFound(String),
+    /// A blob is missing or does not hash to its name: the snapshot cannot be trusted.
+    #[error("snapshot `{snapshot}` is corrupt: {detail}")]
+    Corrupt { snapshot: String, detail: String },
+    /// The store failed (after its retries).
+    #[error("snapshot store: {0}")]
+    Store(String),
+    #[error("snapshot I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<object_store::Error> for SnapshotError {
+    fn from(e: object_store::Error) -> Self {
+        Self::Store(e.to_string())
+    }
+}
+
+impl SnapshotError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Config(_) => "store_misconfigured",
+            Self::BadReference(_) => "invalid_snapshot_reference",
+            Self::NotFound(_) => "snapshot_not_found",
+            Self::Corrupt { .. } => "snapshot_corrupt",
+            Self::Store(_) => "store_unavailable",
+            Self::Io(_) => "snapshot_io",
+        }
+    }
+}
+
+/// What a snapshot holds and what taking it cost.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SnapshotInfo {
+    /// `<session>/<name>`: what `from_snapshot` takes.
+    pub id: String,
+    pub session: String,
+    pub created_at_ms: u64,
+    pub files: usize,
+    pub bytes: u64,
+    /// Objects this snapshot wrote: new blobs, then the manifest, then the pointer.
+    pub uploaded_blobs: usize,
+    pub uploaded_bytes: u64,
+    pub multipart_uploads: usize,
+    pub objects_written: usize,
+    /// Whether the session's latest pointer names this snapshot (false when a newer one from
+    /// another writer got there first).
+    pub latest: bool,
+}
+
+/// How snapshots are written.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// Files larger than this go up in multipart uploads of `part_bytes` parts.
+    pub multipart_threshold: u64,
+    pub part_bytes: usize,
+    /// Blobs uploaded (or downloaded) at once.
+    pub concurrency: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            multipart_threshold: 16 * 1024 * 1024,
+            part_bytes: 8 * 1024 * 1024,
+            concurrency: 8,
+        }
+    }
+}
+
+/// A directory a snapshot covers, under the name its entries carry (`workspace`, `git`).
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub dir: PathBuf,
+}
+
+/// The snapshots of every session in one store.
+#[derive(Clone)]
+pub struct Snapshots {
+    store: Arc<dyn ObjectStore>,
+    tuning: Tuning,
+}
+
+/// What garbage collection did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct GcReport {
+    pub manifests: usize,
+    pub blobs: usize,
+    pub deleted: usize,
+    /// Unreferenced, but younger than the grace period: possibly a snapshot's in progress.
+    pub kept_recent: usize,
+}
+
+impl Snapshots {
+    pub fn new(store: Arc<dyn ObjectStore>, tuning: Tuning) -> Self {
+        Self { store, tuning }
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Taking
+
+    /// Snapshots `sources` as a new snapshot of `session`. `cache` (kept by the caller between
+    /// snapshots) lets unchanged files skip hashing and blobs the previous snapshot already
+    /// holds skip uploading; it is updated in place.
+    pub async fn take(
+        &self,
+        session: &str,
+        sources: &[Source],
+        cache: &mut FileCache,
+    ) -> Result<SnapshotInfo, SnapshotError> {
+        let created_at_ms = now_ms();
+        let name = format!(
+            "{created_at_ms:013}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let walked = {
+            let (sources, previous) = (sources.to_vec(), cache.clone());
+            tokio::task::spawn_blocking(move || manifest::walk(&sources, &previous))
+                .await
+                .map_err(|e| SnapshotError::Io(std::io::Error::other(e)))??
+        };
+        let mut uploads: BTreeMap<String, (PathBuf, u64)> = BTreeMap::new();
+        for (entry, host_path) in walked.entries.iter().zip(&walked.host_paths) {
+            if let (EntryKind::File, Some(hash)) = (entry.kind, &entry.sha256)
+                && !cache.blobs.contains(hash)
+            {
+                uploads.insert(hash.clone(), (host_path.clone(), entry.size));
+            }
+        }
+        // Owned items and a cloned handle per upload: the futures must not borrow across the
+        // stream, or they could not be sent between threads.
+        let results: Vec<(u64, bool)> = futures_util::stream::iter(uploads)
+            .map(|(hash, (path, size))| {
+                let this = self.clone();
+                async move { this.upload_blob(&hash, &path, size).await }
+            })
+            .buffer_unordered(self.tuning.concurrency.max(1))
+            .try_collect()
+            .await?;
+        let manifest = Manifest {
+            session: session.to_owned(),
+            name: name.clone(),
+            created_at_ms,
+            entries: walked.entries,
+        };
+        let manifest_bytes = serde_json::to_vec(&manifest)
+            .map_err(|e| SnapshotError::Io(std::io::Error::other(e)))?;
+        self.store
+            .put(&manifest_path(session, &name), manifest_bytes.into())
+            .await?;
+        let latest = self.advance_latest(session, &name).await?;
+        *cache = walked.cache;
+        cache.blobs = manifest.blob_hashes();
+        Ok(SnapshotInfo {
+            id: format!("{session}/{name}"),
+            session: session.to_owned(),
+            created_at_ms,
+            files: manifest.file_count(),
+            bytes: manifest.total_bytes(),
+            uploaded_blobs: results.len(),
+            uploaded_bytes: results.iter().map(|(bytes, _)| bytes).sum(),
+            multipart_uploads: results.iter().filter(|(_, multipart)| *multipart).count(),
+            objects_written: results.len() + 2,
+            latest,
+        })
+    }
+
+    /// Uploads one file as the blob `hash`, re-hashing what it sends: a file that changed since
+    /// it was hashed fails the snapshot instead of storing a blob under the wrong name.
+    async fn upload_blob(
+        &self,
+        hash: &str,
+        path: &Path,
+        size: u64,
+    ) -> Result<(u64, bool), SnapshotError> {
+        let location = blob_path(hash);
+        let changed = || {
+            SnapshotError::Io(std::io::Error::other(format!(
+                "{} changed while being snapshotted",
+                path.display()
+            )))
+        };
+        if size <= self.tuning.multipart_threshold {
+            let path = path.to_owned();
+            let bytes = tokio::task::spawn_blocking(move || std::fs::read(path))
+                .await
+                .map_err(|e| SnapshotError::Io(std::io::Error::other(e)))??;
+            if hex(&Sha256::digest(&bytes)) != hash {
+                return Err(changed());
+            }
+            self.store.put(&location, Bytes::from(bytes).into()).await?;
+            return Ok((size, false));
+        }
+        let upload = self.store.put_multipart(&location).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, self.tuning.part_bytes);
+        let mut file = std::fs::File::open(path)?;
+        let mut hasher = Sha256::new();
+        let mut chunk = vec![0u8; self.tuning.part_bytes];
+        loop {
+            let n = file.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&chunk[..n]);
+            writer
+                .wait_for_capacity(self.tuning.concurrency.max(1))
+                .await?;
+            writer.write(&chunk[..n]);
+        }
+        if hex(&hasher.finalize()) != hash {
+            writer.abort().await?;
+            return Err(changed());
+        }
+        writer.finish().await?;
+        Ok((size, true))
+    }
+
+    /// Points the session's latest at `name`: creates pointer `seq + 1` only if absent; when
+    /// another writer got there first, re-reads and retries unless theirs is newer.
+    async fn advance_latest(&self, session: &str, name: &str) -> Result<bool, SnapshotError> {
+        loop {
+            let current = self.latest_pointer(session).await?;
+            let next = match &current {
+                Some((_, theirs)) if theirs.as_str() > name => return Ok(false),
+                Some((seq, _)) => seq + 1,
+                None => 0,
+            };
+            let put = self
+                .store
+                .put_opts(
+                    &pointer_path(session, next),
+                    Bytes::from(name.to_owned()).into(),
+                    PutOptions::from(PutMode::Create),
+                )
+                .await;
+            match put {
+                Ok(_) => {
+                    // Older pointers are history; keep a few for whoever is reading them now.
+                    if next >= POINTERS_KEPT {
+                        let _ = self
+                            .store
+                            .delete(&pointer_path(session, next - POINTERS_KEPT))
+                            .await;
+                    }
+                    return Ok(true);
+                }
+                Err(object_store::Error::AlreadyExists { .. })
+                | Err(object_store::Error::Precondition { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The newest pointer of `session`: its sequence number and the snapshot it names.
+    async fn latest_pointer(&self, session: &str) -> Result<Option<(u64, String)>, SnapshotError> {
+        let prefix = StorePath::from(format!("sessions/{session}/latest"));
+        let mut newest: Option<u64> = None;
+        let mut listing = self.store.list(Some(&prefix));
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            if let Some(seq) = meta.location.filename().and_then(|f| f.parse::<u64>().ok()) {
+                newest = newest.max(Some(seq));
+            }
+        }
+        let Some(seq) = newest else {
+            return Ok(None);
+        };
+        match self.store.get(&pointer_path(session, seq)).await {
+            Ok(got) => {
+                let name = String::from_utf8_lossy(&got.bytes().await?).into_owned();
+                Ok(Some((seq, name)))
+            }
+            // Pruned between the listing and the read: a newer one exists; look again.
+            Err(object_store::Error::NotFound { .. }) => {
+                Box::pin(self.latest_pointer(session)).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Listing
+
+    /// The session's snapshots, oldest first.
+    pub async fn list(&self, session: &str) -> Result<Vec<SnapshotInfo>, SnapshotError> {
+        let latest = self.latest_pointer(session).await?.map(|(_, name)| name);
+        let mut names = self.manifest_names(session).await?;
+        names.sort();
+        let mut all = Vec::with_capacity(names.len());
+        for name in names {
+            let manifest = match self.manifest(session, &name).await {
+                Ok(manifest) => manifest,
+                Err(SnapshotError::NotFound(_)) => continue, // pruned meanwhile
+                Err(e) => return Err(e),
+            };
+            all.push(SnapshotInfo {
+                id: format!("{session}/{name}"),
+                session: session.to_owned(),
+                created_at_ms: manifest.created_at_ms,
+                files: manifest.file_count(),
+                bytes: manifest.total_bytes(),
+                uploaded_blobs: 0,
+                uploaded_bytes: 0,
+                multipart_uploads: 0,
+                objects_written: 0,
+                latest: latest.as_deref() == Some(name.as_str()),
+            });
+        }
+        Ok(all)
+    }
+
+    async fn manifest_names(&self, session: &str) -> Result<Vec<String>, SnapshotError> {
+        let prefix = StorePath::from(format!("sessions/{session}/snapshots"));
+        let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+        Ok(metas
+            .iter()
+            .filter_map(|m| {
+                m.location
+                    .filename()?
+                    .strip_suffix(".json")
+                    .map(str::to_owned)
+            })
+            .collect())
+    }
+
+    async fn manifest(&self, session: &str, name: &str) -> Result<Manifest, SnapshotError> {
+        let id = format!("{session}/{name}");
+        let bytes = match self.store.get(&manifest_path(session, name)).await {
+            Ok(got) => got.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => return Err(SnapshotError::NotFound(id)),
+            Err(e) => return Err(e.into()),
+        };
+        serde_json::from_slice(&bytes).map_err(|e| SnapshotError::Corrupt {
+            snapshot: id,
+            detail: format!("unreadable manifest: {e}"),
+        })
+    }
+
+    /// `<session>` (its latest) or `<session>/<name>` to the manifest.
+    pub async fn resolve(&self, reference: &str) -> Result<Manifest, SnapshotError> {
+        let bad = || SnapshotError::BadReference(reference.to_owned());
+        let (session, name) = match reference.split_once('/') {
+            Some((session, name)) => (session, name.to_owned()),
+            None => {
+                let (_, name) = self
+                    .latest_pointer(reference)
+                    .await?
+                    .ok_or_else(|| SnapshotError::NotFound(reference.to_owned()))?;
+                (reference, name)
+            }
+        };
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if !plain(session) || !plain(&name) {
+            return Err(bad());
+        }
+        self.manifest(session, &name).await
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Restoring
+
+    /// Rebuilds `manifest` into `targets` (empty directories, by source name). Every blob is
+    /// checked against its hash. Returns the cache a following snapshot starts from.
+    pub async fn restore(
+        &self,
+        manifest: &Manifest,
+        targets: &[Source],
+    ) -> Result<FileCache, SnapshotError> {
+        let id = format!("{}/{}", manifest.session, manifest.name);
+        let plan =
+            manifest::plan_restore(manifest, targets).map_err(|detail| SnapshotError::Corrupt {
+                snapshot: id.clone(),
+                detail,
+            })?;
+        for dir in &plan.dirs {
+            std::fs::create_dir_all(dir)?;
+        }
+        futures_util::stream::iter(plan.files.clone())
+            .map(|(path, entry)| {
+                let (this, id) = (self.clone(), id.clone());
+                async move { this.restore_file(&id, &path, &entry).await }
+            })
+            .buffer_unordered(self.tuning.concurrency.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
+        // Links last: nothing restored afterwards can be written through one.
+        for (path, target) in &plan.links {
+            std::os::unix::fs::symlink(target, path)?;
+        }
+        Ok(manifest::cache_after_restore(manifest, &plan))
+    }
+
+    async fn restore_file(
+        &self,
+        id: &str,
+        path: &Path,
+        entry: &Entry,
+    ) -> Result<(), SnapshotError> {
+        let hash = entry.sha256.as_deref().unwrap_or_default();
+        let corrupt = |detail: String| SnapshotError::Corrupt {
+            snapshot: id.to_owned(),
+            detail,
+        };
+        let bytes = match self.store.get(&blob_path(hash)).await {
+            Ok(got) => got.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(corrupt(format!("the blob of `{}` is missing", entry.path)));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if hex(&Sha256::digest(&bytes)) != hash {
+            return Err(corrupt(format!(
+                "the blob of `{}` does not match its hash",
+                entry.path
+            )));
+        }
+        let (path, mode) = (path.to_owned(), entry.mode);
+        tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::write(&path, &bytes)?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o7777))
+        })
+        .await
+        .map_err(|e| SnapshotError::Io(std::io::Error::other(e)))??;
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Retention and garbage collection
+
+    /// Deletes the session's oldest manifests beyond `keep` (never the latest). Returns how many.
+    pub async fn prune(&self, session: &str, keep: usize) -> Result<usize, SnapshotError> {
+        let latest = self.latest_pointer(session).await?.map(|(_, name)| name);
+        let mut names = self.manifest_names(session).await?;
+        names.sort();
+        let excess = names.len().saturating_sub(keep.max(1));
+        let mut deleted = 0;
+        for name in names.iter().take(excess) {
+            if Some(name) != latest.as_ref() {
+                self.store.delete(&manifest_path(session, name)).await?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes every blob no manifest references and that is older than `grace`: a snapshot
+    /// uploads its blobs before writing its manifest, and those fresh blobs are left alone.
+    pub async fn collect_garbage(&self, grace: Duration) -> Result<GcReport, SnapshotError> {
+        let mut report = GcReport::default();
+        let mut referenced = HashSet::new();
+        let manifests: Vec<_> = self
+            .store
+            .list(Some(&StorePath::from("sessions")))
+            .try_collect()
+            .await?;
+        for meta in manifests {
+            let location = meta.location.as_ref();
+            if !(location.contains("/snapshots/") && location.ends_with(".json")) {
+                continue;
+            }
+            let bytes = match self.store.get(&meta.location).await {
+                Ok(got) => got.bytes().await?,
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let manifest: Manifest =
+                serde_json::from_slice(&bytes).map_err(|e| SnapshotError::Corrupt {
+                    snapshot: location.to_owned(),
+                    detail: format!("unreadable manifest, nothing collected: {e}"),
+                })?;
+            report.manifests += 1;
+            referenced.extend(manifest.blob_hashes());
+        }
+        let cutoff =
+            chrono::Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        let blobs: Vec<_> = self
+            .store
+            .list(Some(&StorePath::from("blobs")))
+            .try_collect()
+            .await?;
+        for meta in blobs {
+            report.blobs += 1;
+            let hash = meta.location.filename().unwrap_or_default();
+            if referenced.contains(hash) {
+                continue;
+            }
+            if meta.last_modified > cutoff {
+                report.kept_recent += 1;
+                continue;
+            }
+            match self.store.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => report.deleted += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Puts a session archive (see [`export_archive`]) in the store; returns its key.
+    pub async fn put_export(
+        &self,
+        session: &str,
+        archive: Vec<u8>,
+    ) -> Result<String, SnapshotError> {
+        let key = format!("exports/{session}/{:013}.tar.zst", now_ms());
+        let location = StorePath::from(key.as_str());
+        if archive.len() as u64 > self.tuning.multipart_threshold {
+            let upload = self.store.put_multipart(&location).await?;
+            let mut writer = WriteMultipart::new_with_chunk_size(upload, self.tuning.part_bytes);
+            writer.write(&archive);
+            writer.finish().await?;
+        } else {
+            self.store.put(&location, archive.into()).await?;
+        }
+        Ok(key)
+    }
+}
+
+/// Pointer objects kept per session.
+const POINTERS_KEPT: u64 = 4;
+
+fn blob_path(hash: &str) -> StorePath {
+    StorePath::from(format!("blobs/{}/{hash}", &hash[..2.min(hash.len())]))
+}
+
+fn manifest_path(session: &str, name: &str) -> StorePath {
+    StorePath::from(format!("sessions/{session}/snapshots/{name}.json"))
+}
+
+fn pointer_path(session: &str, seq: u64) -> StorePath {
+    StorePath::from(format!("sessions/{session}/latest/{seq:020}"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

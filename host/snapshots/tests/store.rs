@@ -1,0 +1,217 @@
+//! The snapshot store against the local directory store: incremental uploads, the latest
+//! pointer under racing writers, restore checks, and garbage collection beside a snapshot in
+//! progress.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests: a failed step should stop the test loudly"
+)]
+
+use std::time::Duration;
+
+use hearth_snapshots::{FileCache, Snapshots, Source, StoreConfig, Tuning};
+use object_store::ObjectStoreExt;
+
+fn snapshots(store_dir: &std::path::Path) -> Snapshots {
+    let config = StoreConfig {
+        url: Some(format!("file://{}", store_dir.display())),
+        ..StoreConfig::default()
+    };
+    Snapshots::new(
+        hearth_snapshots::open(&config, store_dir).unwrap(),
+        Tuning::default(),
+    )
+}
+
+fn sources(root: &std::path::Path) -> Vec<Source> {
+    vec![
+        Source {
+            name: "workspace".into(),
+            dir: root.join("workspace"),
+        },
+        Source {
+            name: "git".into(),
+            dir: root.join("git"),
+        },
+    ]
+}
+
+fn tree(root: &std::path::Path, files: usize) {
+    for i in 0..files {
+        let dir = root.join(format!("workspace/d{}", i % 10));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("f{i}.txt")), format!("file {i}\n")).unwrap();
+    }
+    std::fs::create_dir_all(root.join("git/refs/heads")).unwrap();
+    std::fs::write(root.join("git/HEAD"), "ref: refs/heads/main\n").unwrap();
+}
+
+#[tokio::test]
+async fn an_incremental_snapshot_uploads_only_the_changed_blob() {
+    let (store, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let s = snapshots(store.path());
+    tree(work.path(), 100);
+    let mut cache = FileCache::default();
+    let full = s
+        .take("s1", &sources(work.path()), &mut cache)
+        .await
+        .unwrap();
+    assert_eq!(full.files, 101);
+    assert_eq!(full.uploaded_blobs, 101);
+    std::fs::write(work.path().join("workspace/d3/f3.txt"), "changed\n").unwrap();
+    let next = s
+        .take("s1", &sources(work.path()), &mut cache)
+        .await
+        .unwrap();
+    assert_eq!(next.uploaded_blobs, 1, "{next:?}");
+    assert_eq!(
+        next.objects_written, 3,
+        "one blob, the manifest, the pointer"
+    );
+    assert!(next.latest);
+
+    // Restore: the changed file, every other file, byte for byte.
+    let target = tempfile::tempdir().unwrap();
+    let manifest = s.resolve("s1").await.unwrap();
+    assert_eq!(format!("s1/{}", manifest.name), next.id);
+    s.restore(&manifest, &sources(target.path())).await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(target.path().join("workspace/d3/f3.txt")).unwrap(),
+        "changed\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.path().join("git/HEAD")).unwrap(),
+        "ref: refs/heads/main\n"
+    );
+}
+
+#[tokio::test]
+async fn racing_writers_never_overwrite_each_others_pointer() {
+    let (store, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    tree(work.path(), 5);
+    let writers: Vec<_> = (0..8)
+        .map(|_| {
+            let s = snapshots(store.path());
+            let sources = sources(work.path());
+            tokio::spawn(async move {
+                let mut cache = FileCache::default();
+                s.take("raced", &sources, &mut cache).await.unwrap()
+            })
+        })
+        .collect();
+    let mut taken = Vec::new();
+    for writer in writers {
+        taken.push(writer.await.unwrap());
+    }
+    // Every pointer object was created exactly once: as many as writers that reported winning.
+    let pointers: Vec<_> = {
+        use futures_util::TryStreamExt;
+        let s = snapshots(store.path());
+        s.store()
+            .list(Some(&"sessions/raced/latest".into()))
+            .try_collect()
+            .await
+            .unwrap()
+    };
+    let winners = taken.iter().filter(|t| t.latest).count();
+    assert!(winners >= 1);
+    assert!(
+        pointers.len() <= winners,
+        "{} pointers, {winners} winners",
+        pointers.len()
+    );
+    // The pointer names the newest snapshot of them all.
+    let newest = taken.iter().map(|t| t.id.clone()).max().unwrap();
+    let latest = snapshots(store.path()).resolve("raced").await.unwrap();
+    assert_eq!(format!("raced/{}", latest.name), newest);
+}
+
+#[tokio::test]
+async fn a_corrupt_or_missing_blob_fails_the_restore_clearly() {
+    let (store, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let s = snapshots(store.path());
+    tree(work.path(), 3);
+    s.take("c", &sources(work.path()), &mut FileCache::default())
+        .await
+        .unwrap();
+    let manifest = s.resolve("c").await.unwrap();
+    let victim = manifest
+        .entries
+        .iter()
+        .find(|e| e.path == "workspace/d1/f1.txt")
+        .unwrap();
+    let hash = victim.sha256.clone().unwrap();
+    let blob = store.path().join(format!("blobs/{}/{hash}", &hash[..2]));
+    std::fs::write(&blob, "tampered").unwrap();
+    let error = s
+        .restore(&manifest, &sources(tempfile::tempdir().unwrap().path()))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "snapshot_corrupt", "{error}");
+    assert!(error.to_string().contains("workspace/d1/f1.txt"), "{error}");
+    std::fs::remove_file(&blob).unwrap();
+    let error = s
+        .restore(&manifest, &sources(tempfile::tempdir().unwrap().path()))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("missing"), "{error}");
+}
+
+#[tokio::test]
+async fn a_manifest_cannot_write_outside_its_targets() {
+    let (store, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let s = snapshots(store.path());
+    tree(work.path(), 1);
+    s.take("m", &sources(work.path()), &mut FileCache::default())
+        .await
+        .unwrap();
+    let mut manifest = s.resolve("m").await.unwrap();
+    manifest.entries[0].path = "workspace/../../escape.txt".into();
+    let target = tempfile::tempdir().unwrap();
+    let error = s
+        .restore(&manifest, &sources(&target.path().join("in")))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "snapshot_corrupt", "{error}");
+    assert!(!target.path().join("escape.txt").exists());
+}
+
+#[tokio::test]
+async fn retention_and_garbage_collection_spare_a_snapshot_in_progress() {
+    let (store, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let s = snapshots(store.path());
+    tree(work.path(), 3);
+    let mut cache = FileCache::default();
+    for round in 0..4 {
+        std::fs::write(
+            work.path().join("workspace/round.txt"),
+            format!("{round}\n"),
+        )
+        .unwrap();
+        s.take("r", &sources(work.path()), &mut cache)
+            .await
+            .unwrap();
+    }
+    assert_eq!(s.prune("r", 2).await.unwrap(), 2);
+    assert_eq!(s.list("r").await.unwrap().len(), 2);
+    // A concurrent snapshot has uploaded a blob but not yet written its manifest.
+    let in_progress = object_store::path::Path::from(format!("blobs/ab/ab{}", "0".repeat(62)));
+    s.store().put(&in_progress, "new".into()).await.unwrap();
+
+    let report = s.collect_garbage(Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(report.deleted, 0, "{report:?}");
+    assert!(
+        report.kept_recent >= 3,
+        "rounds 0, 1 and the blob in progress: {report:?}"
+    );
+    s.store().head(&in_progress).await.unwrap();
+
+    let report = s.collect_garbage(Duration::ZERO).await.unwrap();
+    assert_eq!(report.deleted, 3, "{report:?}");
+    assert!(s.store().head(&in_progress).await.is_err());
+    // What the kept snapshots need is all still there.
+    let latest = s.resolve("r").await.unwrap();
+    s.restore(&latest, &sources(tempfile::tempdir().unwrap().path()))
+        .await
+        .unwrap();
+}

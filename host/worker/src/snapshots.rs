@@ -1,0 +1,370 @@
+//! Snapshots of sessions: on demand (`POST /v1/sessions/{id}/snapshots`), in the background
+//! after changes (debounced), at delete when asked, and restore at create (`from_snapshot`).
+//!
+//! A snapshot holds the session shared (no writer runs meanwhile, readers do) plus its git
+//! mutex, and covers the workspace and the git directory. Each session's cache of file hashes
+//! and of the blobs its latest snapshot references lives in its host-only state, so the next
+//! snapshot reads and uploads only what changed.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hearth_snapshots::{FileCache, SnapshotError, SnapshotInfo, Snapshots, Source, StoreConfig};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::App;
+use crate::config::{ConfigError, SnapshotConfig};
+use crate::error::ApiError;
+use crate::sessions::Session;
+
+/// The cache file, in a session's state directory.
+const CACHE_FILE: &str = "snapshot-cache.json";
+/// Background snapshots look for work this often.
+const TICK: Duration = Duration::from_millis(250);
+/// Longest wait between background attempts while the store is failing.
+const MAX_BACKOFF_MS: u64 = 60_000;
+
+/// The worker's snapshot facility.
+pub struct SnapshotService {
+    pub snapshots: Snapshots,
+    config: SnapshotConfig,
+}
+
+/// One session's snapshot bookkeeping.
+#[derive(Default)]
+pub struct SessionSnapshots {
+    /// The change count the last durable snapshot holds.
+    snapshotted_changes: AtomicU64,
+    running: tokio::sync::Mutex<()>,
+    status: std::sync::Mutex<Status>,
+    /// Set once the persisted status has been read back (after a restart).
+    loaded: AtomicBool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Status {
+    last: Option<SnapshotInfo>,
+    error: Option<String>,
+    failures: u32,
+    #[serde(skip)]
+    next_attempt_ms: u64,
+}
+
+/// What `state/snapshot-cache.json` holds.
+#[derive(Default, Serialize, Deserialize)]
+struct Persisted {
+    cache: FileCache,
+    last: Option<SnapshotInfo>,
+}
+
+impl SnapshotService {
+    pub fn new(config: &SnapshotConfig, data_dir: &Path) -> Result<Self, ConfigError> {
+        let store_config = StoreConfig {
+            url: config.store_url.clone(),
+            options: config.store_options.clone(),
+            credentials_from_env: config.credentials_from_env,
+            max_retries: config.max_retries,
+            retry_timeout: Duration::from_secs_f64(config.retry_timeout_s.max(0.0)),
+        };
+        let store = hearth_snapshots::open(&store_config, data_dir)
+            .map_err(|e| ConfigError::Snapshots(e.to_string()))?;
+        let mib = 1024 * 1024;
+        let tuning = hearth_snapshots::Tuning {
+            multipart_threshold: config.multipart_threshold_mib * mib,
+            part_bytes: (config.part_mib * mib) as usize,
+            ..Default::default()
+        };
+        Ok(Self {
+            snapshots: Snapshots::new(store, tuning),
+            config: config.clone(),
+        })
+    }
+
+    /// Takes a snapshot of `session` now; answers once it is durable.
+    pub async fn take(&self, session: &Arc<Session>) -> Result<SnapshotInfo, ApiError> {
+        let state = &session.snapshots;
+        let _running = state.running.lock().await;
+        let _guard = session.lock(false).await?;
+        let changes = session.changes();
+        let mut persisted = read_persisted(session);
+        let sources = sources(session);
+        // The git mutex keeps status/log/diff (which refresh the index) out while the git
+        // directory is read; the shared session lock keeps every writer out.
+        let git_lock = session.git_lock_async().await;
+        let taken = self
+            .snapshots
+            .take(&session.id, &sources, &mut persisted.cache)
+            .await;
+        drop(git_lock);
+        let info = match taken {
+            Ok(info) => info,
+            Err(e) => {
+                let mut status = state.status.lock().unwrap_or_else(|p| p.into_inner());
+                status.failures += 1;
+                status.error = Some(e.to_string());
+                let backoff = (1_000u64 << status.failures.min(6)).min(MAX_BACKOFF_MS);
+                status.next_attempt_ms = now_ms() + backoff;
+                return Err(e.into());
+            }
+        };
+        state.snapshotted_changes.store(changes, Ordering::Release);
+        persisted.last = Some(info.clone());
+        write_persisted(session, &persisted);
+        *state.status.lock().unwrap_or_else(|p| p.into_inner()) = Status {
+            last: Some(info.clone()),
+            ..Status::default()
+        };
+        if let Err(e) = self.snapshots.prune(&session.id, self.config.keep).await {
+            tracing::warn!(session = %session.id, error = %e, "pruning old snapshots failed");
+        }
+        Ok(info)
+    }
+
+    /// What session info shows: the last durable snapshot, whether changes are pending, and
+    /// the last error while the store fails.
+    pub fn status_json(&self, session: &Session) -> Value {
+        let state = &session.snapshots;
+        self.load_status(session);
+        let status = state.status.lock().map(|s| s.clone()).unwrap_or_default();
+        json!({
+            "last": status.last,
+            "pending": session.changes() != state.snapshotted_changes.load(Ordering::Acquire),
+            "error": status.error,
+        })
+    }
+
+    /// A restarted worker reads what its sessions' last snapshots were.
+    fn load_status(&self, session: &Session) {
+        let state = &session.snapshots;
+        if state.loaded.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let last = read_persisted(session).last;
+        if let Ok(mut status) = state.status.lock()
+            && status.last.is_none()
+        {
+            status.last = last;
+        }
+    }
+
+    /// Fills a new session from `reference` (see [`Snapshots::resolve`]).
+    pub async fn restore(
+        &self,
+        reference: &str,
+        workspace: &Path,
+        git_dir: &Path,
+    ) -> Result<(), SnapshotError> {
+        let manifest = self.snapshots.resolve(reference).await?;
+        let targets = [
+            Source {
+                name: "workspace".into(),
+                dir: workspace.to_owned(),
+            },
+            Source {
+                name: "git".into(),
+                dir: git_dir.to_owned(),
+            },
+        ];
+        let cache = self.snapshots.restore(&manifest, &targets).await?;
+        let state = workspace.parent().map(|d| d.join("state").join(CACHE_FILE));
+        if let Some(path) = state {
+            let persisted = Persisted { cache, last: None };
+            let _ = std::fs::write(path, serde_json::to_vec(&persisted).unwrap_or_default());
+        }
+        Ok(())
+    }
+
+    /// Runs forever: snapshots every session whose last change is `auto_delay_s` old and not
+    /// yet in a snapshot. Failures back off, and the next attempt catches up.
+    pub async fn run_background(app: Arc<App>) {
+        let delay_ms = (app.snapshots.config.auto_delay_s * 1000.0) as u64;
+        if delay_ms == 0 {
+            return;
+        }
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tick.tick().await;
+            let now = now_ms();
+            for session in app.sessions.list() {
+                let state = &session.snapshots;
+                let pending =
+                    session.changes() != state.snapshotted_changes.load(Ordering::Acquire);
+                let due = now.saturating_sub(session.last_change_ms()) >= delay_ms;
+                let allowed = state
+                    .status
+                    .lock()
+                    .map(|s| now >= s.next_attempt_ms)
+                    .unwrap_or(false);
+                if pending && due && allowed && state.running.try_lock().is_ok() {
+                    let app = app.clone();
+                    tokio::spawn(async move {
+                        match app.snapshots.take(&session).await {
+                            Ok(info) => {
+                                tracing::info!(snapshot = %info.id, uploaded = info.uploaded_blobs, "background snapshot")
+                            }
+                            Err(e) => {
+                                tracing::warn!(session = %session.id, error = %e.message, "background snapshot failed; will retry")
+                            }
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn sources(session: &Session) -> Vec<Source> {
+    vec![
+        Source {
+            name: "workspace".into(),
+            dir: session.workspace_dir().to_owned(),
+        },
+        Source {
+            name: "git".into(),
+            dir: session.git_dir(),
+        },
+    ]
+}
+
+fn read_persisted(session: &Session) -> Persisted {
+    std::fs::read(session.state_dir().join(CACHE_FILE))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
+
+fn write_persisted(session: &Session, persisted: &Persisted) {
+    let path = session.state_dir().join(CACHE_FILE);
+    let temp = path.with_extension("tmp");
+    let written = serde_json::to_vec(persisted)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| std::fs::write(&temp, bytes))
+        .and_then(|()| std::fs::rename(&temp, &path));
+    if let Err(e) = written {
+        // Only a cost: the next snapshot hashes everything again.
+        tracing::warn!(session = %session.id, error = %e, "could not keep the snapshot cache");
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl From<SnapshotError> for ApiError {
+    fn from(e: SnapshotError) -> Self {
+        let status = match &e {
+            SnapshotError::BadReference(_) => StatusCode::BAD_REQUEST,
+            SnapshotError::NotFound(_) => StatusCode::NOT_FOUND,
+            SnapshotError::Corrupt { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            SnapshotError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            SnapshotError::Config(_) | SnapshotError::Io(_) => return ApiError::internal(e),
+        };
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+fn session_id(id: Result<UrlPath<String>, PathRejection>) -> Result<String, ApiError> {
+    id.map(|UrlPath(id)| id)
+        .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
+}
+
+pub async fn take(
+    State(app): State<Arc<App>>,
+    id: Result<UrlPath<String>, PathRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let session = app.sessions.get(&session_id(id)?)?;
+    let info = app.snapshots.take(&session).await?;
+    Ok((StatusCode::CREATED, Json(json!(info))))
+}
+
+pub async fn list(
+    State(app): State<Arc<App>>,
+    id: Result<UrlPath<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let session = app.sessions.get(&session_id(id)?)?;
+    let snapshots = app.snapshots.snapshots.list(&session.id).await?;
+    Ok(Json(json!({ "snapshots": snapshots })))
+}
+
+/// The whole session (workspace and git history) as one `.tar.zst`, built in memory.
+async fn archive(session: &Arc<Session>) -> Result<Vec<u8>, ApiError> {
+    let guard = session.lock(false).await?;
+    let session = session.clone();
+    tokio::task::spawn_blocking(move || {
+        let _guard = guard;
+        let _git = session.git_lock();
+        let mut out = Vec::new();
+        hearth_snapshots::export_archive(&sources(&session), &mut out)
+            .map_err(ApiError::internal)?;
+        Ok(out)
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+pub async fn export_download(
+    State(app): State<Arc<App>>,
+    id: Result<UrlPath<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let session = app.sessions.get(&session_id(id)?)?;
+    let bytes = archive(&session).await?;
+    let disposition = format!("attachment; filename=\"{}.tar.zst\"", session.id);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/zstd".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        Body::from(bytes),
+    )
+        .into_response())
+}
+
+pub async fn export_to_store(
+    State(app): State<Arc<App>>,
+    id: Result<UrlPath<String>, PathRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let session = app.sessions.get(&session_id(id)?)?;
+    let bytes = archive(&session).await?;
+    let size = bytes.len();
+    let key = app
+        .snapshots
+        .snapshots
+        .put_export(&session.id, bytes)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "key": key, "bytes": size })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcRequest {
+    grace_s: Option<u64>,
+}
+
+/// Collects blobs no snapshot references (older than the grace period).
+pub async fn collect_garbage(
+    State(app): State<Arc<App>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let request: GcRequest = crate::api::json_body(body)?;
+    let grace = Duration::from_secs(request.grace_s.unwrap_or(app.snapshots.config.gc_grace_s));
+    let report = app.snapshots.snapshots.collect_garbage(grace).await?;
+    Ok(Json(json!(report)))
+}
