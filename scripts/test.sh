@@ -17,4 +17,4 @@ echo "==> guest SDK unit tests (native, $host_target)"
 cargo test --manifest-path guest-tools/Cargo.toml -p hearth-tool-sdk --target "$host_target"
 
 echo "==> host workspace tests"
-cargo test --workspace
+cargo test --workspace --no-fail-fast

@@ -9,10 +9,11 @@
 //! sessions/<session>/snapshots/<name>.json    one manifest per snapshot: paths, kinds, sizes,
 //!                                             modes and hashes of the workspace and the git
 //!                                             directory; written after all its blobs
-//! sessions/<session>/latest/<seq>             the "latest" pointer: each update is a new object
+//! sessions/<session>/latest/<seq>-<name>      the "latest" pointer: each update is a new object
 //!                                             created only if absent (a conditional put every
-//!                                             store, the local one included, supports), so two
-//!                                             writers cannot silently overwrite each other
+//!                                             store, the local one included, supports), and the
+//!                                             greatest (seq, name) is the latest, so two writers
+//!                                             can never silently overwrite each other
 //! exports/<session>/<name>.tar.zst            whole-session archives
 //! ```
 //!
@@ -272,67 +273,74 @@ impl Snapshots {
         Ok((size, true))
     }
 
-    /// Points the session's latest at `name`: creates pointer `seq + 1` only if absent; when
-    /// another writer got there first, re-reads and retries unless theirs is newer.
+    /// Points the session's latest at `name`. A pointer is an object `<seq>-<name>`, created
+    /// only if absent, and the latest is the greatest `(seq, name)`: a writer takes the next
+    /// sequence number after the latest it sees, unless that one is newer than its own. Two
+    /// writers racing for one number both land, and the newer name wins the tie, so no update
+    /// ever overwrites another, whatever the store's own atomicity. Returns whether `name` is
+    /// the latest afterwards.
     async fn advance_latest(&self, session: &str, name: &str) -> Result<bool, SnapshotError> {
-        loop {
-            let current = self.latest_pointer(session).await?;
-            let next = match &current {
-                Some((_, theirs)) if theirs.as_str() > name => return Ok(false),
-                Some((seq, _)) => seq + 1,
-                None => 0,
-            };
-            let put = self
-                .store
-                .put_opts(
-                    &pointer_path(session, next),
-                    Bytes::from(name.to_owned()).into(),
-                    PutOptions::from(PutMode::Create),
-                )
-                .await;
-            match put {
-                Ok(_) => {
-                    // Older pointers are history; keep a few for whoever is reading them now.
-                    if next >= POINTERS_KEPT {
-                        let _ = self
-                            .store
-                            .delete(&pointer_path(session, next - POINTERS_KEPT))
-                            .await;
-                    }
-                    return Ok(true);
+        let next = match self.latest_pointer(session).await? {
+            Some((_, theirs)) if theirs.as_str() > name => return Ok(false),
+            Some((seq, _)) => seq + 1,
+            None => 0,
+        };
+        let put = self
+            .store
+            .put_opts(
+                &pointer_path(session, next, name),
+                Bytes::from(name.to_owned()).into(),
+                PutOptions::from(PutMode::Create),
+            )
+            .await;
+        match put {
+            // Only a retried request of our own can find our unique key taken.
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let pointers = self.pointers(session).await?;
+        let newest_seq = pointers.last().map(|(seq, _, _)| *seq).unwrap_or(0);
+        // Older pointers are history; keep a few for whoever is reading them now.
+        for (seq, _, location) in &pointers {
+            if seq + POINTERS_KEPT <= newest_seq {
+                match self.store.delete(location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
                 }
-                Err(object_store::Error::AlreadyExists { .. })
-                | Err(object_store::Error::Precondition { .. }) => continue,
-                Err(e) => return Err(e.into()),
             }
         }
+        Ok(pointers.last().is_some_and(|(_, latest, _)| latest == name))
     }
 
-    /// The newest pointer of `session`: its sequence number and the snapshot it names.
-    async fn latest_pointer(&self, session: &str) -> Result<Option<(u64, String)>, SnapshotError> {
+    /// Every pointer of `session`, ordered by `(seq, name)`: the last is the latest.
+    async fn pointers(
+        &self,
+        session: &str,
+    ) -> Result<Vec<(u64, String, StorePath)>, SnapshotError> {
         let prefix = StorePath::from(format!("sessions/{session}/latest"));
-        let mut newest: Option<u64> = None;
-        let mut listing = self.store.list(Some(&prefix));
-        while let Some(meta) = listing.next().await {
-            let meta = meta?;
-            if let Some(seq) = meta.location.filename().and_then(|f| f.parse::<u64>().ok()) {
-                newest = newest.max(Some(seq));
-            }
-        }
-        let Some(seq) = newest else {
-            return Ok(None);
-        };
-        match self.store.get(&pointer_path(session, seq)).await {
-            Ok(got) => {
-                let name = String::from_utf8_lossy(&got.bytes().await?).into_owned();
-                Ok(Some((seq, name)))
-            }
-            // Pruned between the listing and the read: a newer one exists; look again.
-            Err(object_store::Error::NotFound { .. }) => {
-                Box::pin(self.latest_pointer(session)).await
-            }
-            Err(e) => Err(e.into()),
-        }
+        let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+        let mut pointers: Vec<_> = metas
+            .into_iter()
+            .filter_map(|meta| {
+                let (seq, name) = meta.location.filename()?.split_once('-')?;
+                Some((
+                    seq.parse::<u64>().ok()?,
+                    name.to_owned(),
+                    meta.location.clone(),
+                ))
+            })
+            .collect();
+        pointers.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        Ok(pointers)
+    }
+
+    /// The latest pointer of `session`: its sequence number and the snapshot it names.
+    async fn latest_pointer(&self, session: &str) -> Result<Option<(u64, String)>, SnapshotError> {
+        Ok(self
+            .pointers(session)
+            .await?
+            .pop()
+            .map(|(seq, name, _)| (seq, name)))
     }
 
     // -----------------------------------------------------------------------------------------
@@ -589,8 +597,8 @@ fn manifest_path(session: &str, name: &str) -> StorePath {
     StorePath::from(format!("sessions/{session}/snapshots/{name}.json"))
 }
 
-fn pointer_path(session: &str, seq: u64) -> StorePath {
-    StorePath::from(format!("sessions/{session}/latest/{seq:020}"))
+fn pointer_path(session: &str, seq: u64, name: &str) -> StorePath {
+    StorePath::from(format!("sessions/{session}/latest/{seq:020}-{name}"))
 }
 
 fn hex(bytes: &[u8]) -> String {

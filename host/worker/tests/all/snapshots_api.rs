@@ -324,6 +324,17 @@ async fn on_s3_snapshots_restore_multipart_and_survive_the_store_going_down() {
     let (status, caught_up) = snapshot(&w, &s).await;
     assert_eq!(status, 201, "{caught_up}");
     assert_eq!(info(&w, &s).await["snapshot"]["error"], Value::Null);
+    // Collecting garbage on S3 leaves every kept snapshot whole (the restore below proves it).
+    let gc = w
+        .raw(
+            reqwest::Method::POST,
+            "/v1/snapshots/gc",
+            Some(crate::support::TOKEN),
+            Some(br#"{"grace_s": 0}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(gc.0, 200, "{gc:?}");
+    assert!(gc.1["manifests"].as_u64().unwrap() >= 3, "{gc:?}");
     let second = Worker::start_with(|config| s3.configure(config)).await;
     let restored = second
         .client
@@ -371,6 +382,10 @@ async fn two_workers_racing_on_one_sessions_latest_pointer_on_s3() {
     } else {
         &rb.1
     };
+    assert_eq!(
+        newer["latest"], true,
+        "the newer writer knows it won: {newer}"
+    );
     let third = Worker::start_with(|c| s3.configure(c)).await;
     let listed = third
         .raw(
@@ -397,7 +412,8 @@ async fn two_workers_racing_on_one_sessions_latest_pointer_on_s3() {
     };
     assert_eq!(
         read(&third.client, &restored, "workspace/x.txt").await,
-        expected
+        expected,
+        "a: {ra:?}\nb: {rb:?}"
     );
     for taken in [&ra.1, &rb.1] {
         third
