@@ -174,10 +174,20 @@ impl SnapshotService {
                 dir: git_dir.to_owned(),
             },
         ];
-        let cache = self.snapshots.restore(&manifest, &targets).await?;
-        let state = workspace.parent().map(|d| d.join("state").join(CACHE_FILE));
-        if let Some(path) = state {
+        let mut cache = self.snapshots.restore(&manifest, &targets).await?;
+        // The session's directory is named by its id.
+        let session_dir = workspace.parent();
+        let session_id = session_dir
+            .and_then(|d| d.file_name())
+            .map(|n| n.to_string_lossy().into_owned());
+        if session_id.as_deref() != Some(manifest.session.as_str()) {
+            // Blobs another session's manifest references may be pruned and collected before
+            // this session's first manifest references them: its first snapshot uploads all.
+            cache.blobs.clear();
+        }
+        if let Some(dir) = session_dir {
             let persisted = Persisted { cache, last: None };
+            let path = dir.join("state").join(CACHE_FILE);
             let _ = std::fs::write(path, serde_json::to_vec(&persisted).unwrap_or_default());
         }
         Ok(())

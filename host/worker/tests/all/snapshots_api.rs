@@ -140,6 +140,9 @@ async fn snapshot_incremental_and_restore_on_another_worker() {
         .unwrap()
         .id;
     assert_project(&second, &older).await;
+    // A restore into another session trusts none of the source's blobs for its first snapshot.
+    let (_, fresh) = snapshot(&second, &older).await;
+    assert!(fresh["uploaded_blobs"].as_u64().unwrap() >= 4, "{fresh}");
     // The restored session snapshots incrementally from what it restored.
     let (_, again) = snapshot(&second, "agent-1").await;
     assert_eq!(again["uploaded_blobs"], 0, "{again}");
