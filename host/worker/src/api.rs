@@ -210,10 +210,16 @@ fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     })
 }
 
-fn path_params<T>(params: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+pub(crate) fn path_params<T>(params: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
     params
         .map(|Path(p)| p)
         .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
+}
+
+pub(crate) fn query_params<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
 }
 
 async fn blocking<T: Send + 'static>(
@@ -360,9 +366,7 @@ async fn delete_session(
     query: Result<Query<DeleteQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let id = path_params(id)?;
-    let query = query
-        .map(|Query(q)| q)
-        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let query = query_params(query)?;
     let mut last = None;
     if query
         .snapshot

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::App;
+use crate::api::{json_body, path_params, query_params};
 use crate::config::{ConfigError, GitConfig};
 use crate::error::ApiError;
 use crate::sessions::Session;
@@ -51,6 +52,16 @@ pub struct GitSource {
 pub struct CommitRequest {
     pub message: String,
     pub author: Option<Author>,
+}
+
+impl CommitRequest {
+    /// Commits in `repo`, by the request's author or else `default_author`.
+    fn run(&self, repo: &SessionRepo, default_author: &Author) -> Result<CommitOutcome, GitError> {
+        repo.commit(
+            &self.message,
+            self.author.as_ref().unwrap_or(default_author),
+        )
+    }
 }
 
 impl Git {
@@ -103,9 +114,7 @@ impl Git {
 
     /// Commits the whole workspace; the caller holds the session exclusively.
     pub fn commit(&self, session: &Session, request: &CommitRequest) -> Result<Value, GitError> {
-        let author = request.author.as_ref().unwrap_or(&self.author);
-        let outcome = self.open(session)?.commit(&request.message, author)?;
-        Ok(to_json(&outcome))
+        Ok(to_json(&request.run(&self.open(session)?, &self.author)?))
     }
 }
 
@@ -121,10 +130,7 @@ async fn with_repo<T: Send + 'static>(
     exclusive: bool,
     operation: impl FnOnce(&SessionRepo, &Git) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let id = id
-        .map(|Path(id)| id)
-        .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
-    let session = app.sessions.get(&id)?;
+    let session = app.sessions.get(&path_params(id)?)?;
     let guard = session.lock(exclusive).await?;
     let app = app.clone();
     tokio::task::spawn_blocking(move || {
@@ -135,18 +141,6 @@ async fn with_repo<T: Send + 'static>(
     })
     .await
     .map_err(ApiError::internal)?
-}
-
-fn body<T: serde::de::DeserializeOwned>(
-    body: Result<Bytes, BytesRejection>,
-) -> Result<T, ApiError> {
-    crate::api::json_body(body)
-}
-
-fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    query
-        .map(|Query(q)| q)
-        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -175,7 +169,7 @@ pub async fn log(
     id: Result<Path<String>, PathRejection>,
     q: Result<Query<LogQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let q = query(q)?;
+    let q = query_params(q)?;
     let limit = q.limit.unwrap_or(DEFAULT_LOG_LIMIT);
     if limit == 0 || limit > MAX_LOG_LIMIT {
         return Err(ApiError::bad_request(
@@ -202,7 +196,7 @@ pub async fn diff(
     id: Result<Path<String>, PathRejection>,
     q: Result<Query<DiffQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let q = query(q)?;
+    let q = query_params(q)?;
     if q.to.is_some() && q.from.is_none() {
         return Err(ApiError::bad_request(
             "invalid_query",
@@ -221,10 +215,9 @@ pub async fn commit(
     id: Result<Path<String>, PathRejection>,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let request: CommitRequest = body(b)?;
+    let request: CommitRequest = json_body(b)?;
     with_repo(&app, id, true, move |repo, git| {
-        let author = request.author.as_ref().unwrap_or(&git.author);
-        let outcome = repo.commit(&request.message, author)?;
+        let outcome = request.run(repo, &git.author)?;
         let status = match outcome {
             CommitOutcome::Committed { .. } => StatusCode::CREATED,
             CommitOutcome::NothingToCommit { .. } => StatusCode::OK,
@@ -270,7 +263,7 @@ async fn exchange(
     b: Result<Bytes, BytesRejection>,
     direction: Exchange,
 ) -> Result<Json<Value>, ApiError> {
-    let request: RemoteRequest = body(b)?;
+    let request: RemoteRequest = json_body(b)?;
     with_repo(&app, id, true, move |repo, git| {
         let remote = request.remote.as_deref().unwrap_or(DEFAULT_REMOTE);
         let branch = request.branch.as_deref();
@@ -325,7 +318,7 @@ pub async fn merge_continue(
     id: Result<Path<String>, PathRejection>,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let request: ContinueRequest = body(b)?;
+    let request: ContinueRequest = json_body(b)?;
     with_repo(&app, id, true, move |repo, git| {
         let author = request.author.as_ref().unwrap_or(&git.author);
         let commit = repo.merge_continue(request.message.as_deref(), author)?;
@@ -361,7 +354,7 @@ pub async fn reset(
     id: Result<Path<String>, PathRejection>,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let request: ResetRequest = body(b)?;
+    let request: ResetRequest = json_body(b)?;
     with_repo(&app, id, true, move |repo, _| {
         let head = repo.reset(request.commit.as_deref().unwrap_or("HEAD"), request.clean)?;
         Ok(Json(json!({ "status": "reset", "head": to_json(&head) })))
@@ -381,7 +374,7 @@ pub async fn set_remote(
     id: Result<Path<String>, PathRejection>,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let request: SetRemoteRequest = body(b)?;
+    let request: SetRemoteRequest = json_body(b)?;
     with_repo(&app, id, true, move |repo, git| {
         let name = request.name.as_deref().unwrap_or(DEFAULT_REMOTE);
         repo.set_remote(name, &request.url, &git.access)?;

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use crate::App;
 use crate::config::{ConfigError, SnapshotConfig};
 use crate::error::ApiError;
-use crate::sessions::Session;
+use crate::sessions::{Session, now_ms};
 
 /// The cache file, in a session's state directory.
 const CACHE_FILE: &str = "snapshot-cache.json";
@@ -265,13 +265,6 @@ fn write_persisted(session: &Session, persisted: &Persisted) {
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 impl From<SnapshotError> for ApiError {
     fn from(e: SnapshotError) -> Self {
         let status = match &e {
@@ -288,16 +281,11 @@ impl From<SnapshotError> for ApiError {
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
-fn session_id(id: Result<UrlPath<String>, PathRejection>) -> Result<String, ApiError> {
-    id.map(|UrlPath(id)| id)
-        .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
-}
-
 pub async fn take(
     State(app): State<Arc<App>>,
     id: Result<UrlPath<String>, PathRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let session = app.sessions.get(&session_id(id)?)?;
+    let session = app.sessions.get(&crate::api::path_params(id)?)?;
     let info = app.snapshots.take(&session).await?;
     Ok((StatusCode::CREATED, Json(json!(info))))
 }
@@ -306,7 +294,7 @@ pub async fn list(
     State(app): State<Arc<App>>,
     id: Result<UrlPath<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let session = app.sessions.get(&session_id(id)?)?;
+    let session = app.sessions.get(&crate::api::path_params(id)?)?;
     let snapshots = app.snapshots.snapshots.list(&session.id).await?;
     Ok(Json(json!({ "snapshots": snapshots })))
 }
@@ -331,7 +319,7 @@ pub async fn export_download(
     State(app): State<Arc<App>>,
     id: Result<UrlPath<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let session = app.sessions.get(&session_id(id)?)?;
+    let session = app.sessions.get(&crate::api::path_params(id)?)?;
     let bytes = archive(&session).await?;
     let disposition = format!("attachment; filename=\"{}.tar.zst\"", session.id);
     Ok((
@@ -348,7 +336,7 @@ pub async fn export_to_store(
     State(app): State<Arc<App>>,
     id: Result<UrlPath<String>, PathRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let session = app.sessions.get(&session_id(id)?)?;
+    let session = app.sessions.get(&crate::api::path_params(id)?)?;
     let bytes = archive(&session).await?;
     let size = bytes.len();
     let key = app

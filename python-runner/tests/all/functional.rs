@@ -47,11 +47,7 @@ fn python_imports_from_the_workspace() {
         "main.py",
         "import utils\nfrom pkg.mod import VALUE\nprint(utils.answer(), VALUE)\n",
     );
-    let python = crate::support::runner()
-        .interpreter()
-        .executable
-        .to_string_lossy()
-        .into_owned();
+    let python = crate::support::python_path();
     let out = s.run(&[&python, "-E", "-s", "-B", "main.py"]);
     assert_eq!(text(&out.stdout), "42 43\n", "{}", text(&out.stderr));
     assert_eq!(out.exit_code, Some(0));

@@ -17,11 +17,7 @@ fn an_infinite_loop_is_killed_at_the_wall_time() {
 #[test]
 fn cpu_burning_threads_hit_the_cpu_limit() {
     let s = Sandbox::new();
-    let python = runner()
-        .interpreter()
-        .executable
-        .to_string_lossy()
-        .into_owned();
+    let python = crate::support::python_path();
     let mut job = s.job(&[&python, "-c", "import threading\ndef burn():\n    while True: pass\nfor _ in range(4): threading.Thread(target=burn).start()"]);
     job.limits.cpu_seconds = 1;
     let out = runner().run(&job).unwrap();
@@ -38,11 +34,7 @@ fn cpu_burning_threads_hit_the_cpu_limit() {
 #[test]
 fn a_memory_bomb_is_stopped() {
     let s = Sandbox::new();
-    let python = runner()
-        .interpreter()
-        .executable
-        .to_string_lossy()
-        .into_owned();
+    let python = crate::support::python_path();
     let mut job = s.job(&[
         &python,
         "-c",

@@ -12,6 +12,15 @@ use tempfile::TempDir;
 pub const SECRET: &str = "host-secret-7f3a";
 
 /// The shared runner (the interpreter is resolved once).
+/// The real interpreter behind `python3`, as the worker runs it.
+pub fn python_path() -> String {
+    runner()
+        .interpreter()
+        .executable
+        .to_string_lossy()
+        .into_owned()
+}
+
 pub fn runner() -> &'static Runner {
     static RUNNER: OnceLock<Runner> = OnceLock::new();
     RUNNER.get_or_init(|| {
@@ -102,11 +111,7 @@ impl Sandbox {
 
     /// Runs Python code; the interpreter is the real one, as the worker runs it.
     pub fn python(&self, code: &str) -> Outcome {
-        let python = runner()
-            .interpreter()
-            .executable
-            .to_string_lossy()
-            .into_owned();
+        let python = python_path();
         self.run(&[&python, "-E", "-s", "-B", "-c", code])
     }
 }
