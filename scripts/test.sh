@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test Hearth has: the guest SDK's unit tests (natively), then the host workspace's
-# unit and integration tests (which build the Wasm tools first).
+# Runs every test Hearth has: the guest SDK's unit tests (natively), the host workspace's unit and
+# integration tests (which build the Wasm tools first), then the Python client's tests against a
+# real worker process. Every suite runs even when an earlier one fails; the exit status says
+# whether all passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,9 +14,21 @@ if ! python3 -c 'import moto.server' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'moto[s3]==5.2.5' flask flask-cors
 fi
 
+failed=()
+
 host_target="$(rustc -vV | sed -n 's/^host: //p')"
 echo "==> guest SDK unit tests (native, $host_target)"
-cargo test --manifest-path guest-tools/Cargo.toml -p hearth-tool-sdk --target "$host_target"
+cargo test --manifest-path guest-tools/Cargo.toml -p hearth-tool-sdk --target "$host_target" || failed+=("guest SDK")
 
 echo "==> host workspace tests"
-cargo test --workspace --no-fail-fast
+cargo test --workspace --no-fail-fast || failed+=("host workspace")
+
+echo "==> Python client tests (clients/python, against a real worker)"
+./scripts/python-env.sh
+cargo build -p hearth # the worker binary the tests start (already built by the tests above)
+(cd clients/python && ../../target/pyvenv/bin/python -m pytest -q -p no:cacheprovider) || failed+=("Python client")
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAILED: ${failed[*]}" >&2
+  exit 1
+fi

@@ -1,0 +1,363 @@
+"""`HearthBackend`: a deepagents 0.7 sandbox backend whose files and programs live on a worker.
+
+```python
+from deepagents import create_deep_agent
+from hearth_client import HearthBackend
+
+agent = create_deep_agent(model=..., backend=HearthBackend.create(url="http://127.0.0.1:8700"))
+```
+
+Each method is exactly one HTTP call to the worker, the built-in tool or route of the same name
+(never a shell round-trip for a file operation), and answers in deepagents' own result types.
+What a model can act on (a missing file, an ambiguous edit, a path outside the view) comes back as
+the result's `error`, as deepagents' own backends do; what only an operator can fix (the worker is
+unreachable, the token is wrong, the worker failed) raises `HearthError`.
+
+Every operation is built once, as an `_Op` (the call and how its answer or error becomes a
+result); the sync method and its async twin differ only in how the call is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
+
+from deepagents.backends.protocol import (
+    DeleteResult,
+    EditResult,
+    ExecuteResponse,
+    FileData,
+    FileDownloadResponse,
+    FileInfo,
+    FileUploadResponse,
+    GlobResult,
+    GrepMatch,
+    GrepResult,
+    LsResult,
+    ReadResult,
+    SandboxBackendProtocol,
+    WriteResult,
+)
+
+from . import routes
+from . import types as t
+from .client import AsyncClient, Client
+from .errors import HearthError
+from .routes import Call
+
+A = TypeVar("A")
+R = TypeVar("R")
+
+# Statuses whose error a model can act on: they become the result's `error`. Anything else (401,
+# 5xx, no answer) raises: retrying the call with other arguments cannot help.
+_MODEL_ACTIONABLE = frozenset({400, 403, 404, 409, 413, 422, 504, 507})
+
+# deepagents' convention for a command that ran out of time (`LocalShellBackend` does the same).
+TIMEOUT_EXIT_CODE = 124
+
+
+@dataclass(frozen=True)
+class _Op(Generic[A, R]):
+    """One backend operation: the call to send, the result of its answer, the result of an error
+    the model can act on."""
+
+    call: Call[A]
+    done: Callable[[A], R]
+    failed: Callable[[HearthError], R]
+
+
+def _error_text(e: HearthError) -> str:
+    return e.message
+
+
+def _file_info(entry: t.FileInfo) -> FileInfo:
+    return FileInfo(path=entry["path"], is_dir=entry["is_dir"], size=entry["size"], modified_at=entry["modified_at"])
+
+
+def _ls_result(answer: t.LsAnswer) -> LsResult:
+    entries = [_file_info(e) for e in answer["entries"]]
+    note = f"Listing truncated: showing the first {len(entries)} entries." if answer["truncated"] else None
+    return LsResult(entries=entries, error=note)
+
+
+def _read_result(answer: t.ReadAnswer) -> ReadResult:
+    file_data = FileData(content=answer["content"], encoding=answer["encoding"])
+    start = answer.get("start_line") or 0
+    if answer["encoding"] != "utf-8" or start < 1:
+        # A binary file (base64, no lines), or an empty one: no window to describe.
+        return ReadResult(file_data=file_data)
+    return ReadResult(
+        file_data=file_data,
+        start_line=start,
+        end_line=answer["end_line"],
+        total_lines=answer.get("total_lines"),
+        next_offset=answer.get("next_offset"),
+    )
+
+
+def _glob_result(answer: t.GlobAnswer) -> GlobResult:
+    truncated = answer["truncated"]
+    return GlobResult(
+        matches=[_file_info(m) for m in answer["matches"]],
+        truncated=truncated,
+        truncation_reason="budget" if truncated else None,
+    )
+
+
+def _grep_result(answer: t.GrepAnswer) -> GrepResult:
+    matches = [GrepMatch(path=m["path"], line=m["line"], text=m["text"]) for m in answer["matches"]]
+    return GrepResult(matches=matches, truncated=answer["truncated"])
+
+
+def _upload_responses(outcomes: list[t.FileOutcome]) -> list[FileUploadResponse]:
+    return [FileUploadResponse(path=o["path"], error=o["error"]) for o in outcomes]
+
+
+def _download_responses(outcomes: list[t.FileOutcome]) -> list[FileDownloadResponse]:
+    return [FileDownloadResponse(path=o["path"], content=routes.decode_content(o), error=o["error"]) for o in outcomes]
+
+
+def _execute_response(answer: t.ExecResult, timeout_s: float | None) -> ExecuteResponse:
+    """deepagents' `execute` answer: stdout, then stderr with each line marked `[stderr]` (as
+    `LocalShellBackend` does), and what ended the program when it did not simply exit."""
+    parts = [answer["stdout"]] if answer["stdout"] else []
+    if answer["stderr"]:
+        parts.extend(f"[stderr] {line}" for line in answer["stderr"].rstrip("\n").split("\n"))
+    output = "\n".join(parts) if parts else "<no output>"
+    exit_code = answer["exit_code"]
+    if answer["timed_out"]:
+        after = f" after {timeout_s:g} seconds" if timeout_s else ""
+        output += f"\n\nError: Command timed out{after}; its processes were killed. Pass a longer timeout."
+        exit_code = TIMEOUT_EXIT_CODE
+    elif answer["oom_killed"]:
+        output += "\n\nError: Command was killed: it ran out of memory."
+    if exit_code is None and answer["signal"] is not None:
+        exit_code = 128 + answer["signal"]  # the shell's convention for "killed by signal N"
+    if answer["truncated"]:
+        output += "\n\n... Output truncated at the worker's limit."
+    return ExecuteResponse(output=output, exit_code=exit_code, truncated=answer["truncated"])
+
+
+class HearthBackend(SandboxBackendProtocol):
+    """A session on a Hearth worker, as deepagents' backend.
+
+    Paths are the session's view: `/workspace/...` (the project, where programs run) and
+    `/tmp/...` (scratch), plus any read-only areas the worker mounts.
+    """
+
+    def __init__(
+        self,
+        session_id: str,
+        *,
+        url: str | None = None,
+        token: str | None = None,
+        client: Client | None = None,
+        async_client: AsyncClient | None = None,
+        default_timeout: int | None = None,
+        max_timeout: int = 3600,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """Attach to an existing session (`HearthBackend.create` makes one).
+
+        Args:
+            session_id: The worker's session id.
+            url, token: The worker (default `HEARTH_URL` / `HEARTH_TOKEN`, then loopback), unless
+                `client` / `async_client` are given.
+            default_timeout: `execute`'s deadline when the call names none (default: the
+                worker's `exec.timeout_s`).
+            max_timeout: What `execute(..., timeout=0)` ("no timeout") asks for: the longest
+                run, which the worker caps at its `exec.max_timeout_s`.
+            env: Environment variables of every `execute` (the jail starts from an empty one).
+        """
+        self._session = session_id
+        self._client = client or Client(url, token=token)
+        self._async_client = async_client
+        self._url, self._token = url, token
+        self._default_timeout = default_timeout
+        self._max_timeout = max_timeout
+        self._env = dict(env) if env else None
+
+    @classmethod
+    def create(
+        cls,
+        session_id: str | None = None,
+        *,
+        url: str | None = None,
+        token: str | None = None,
+        git: Mapping[str, str] | None = None,
+        from_snapshot: str | None = None,
+        **options: Any,
+    ) -> HearthBackend:
+        """A new session on the worker (empty, cloned from `git`, or restored `from_snapshot`)
+        and a backend on it; `options` are those of the constructor."""
+        client = options.pop("client", None) or Client(url, token=token)
+        session = client.create_session(session_id, git=git, from_snapshot=from_snapshot)
+        return cls(session["id"], url=url, token=token, client=client, **options)
+
+    @property
+    def id(self) -> str:
+        return self._session
+
+    @property
+    def client(self) -> Client:
+        return self._client
+
+    @property
+    def async_client(self) -> AsyncClient:
+        """Made on first use, in the event loop that uses it."""
+        if self._async_client is None:
+            self._async_client = AsyncClient(self._url or self._client.url, token=self._token)
+        return self._async_client
+
+    def close(self) -> None:
+        """Close the HTTP connections (the session stays on the worker)."""
+        self._client.close()
+
+    # --- sending: the one place sync and async differ
+
+    def _run(self, op: _Op[A, R]) -> R:
+        try:
+            answer = self._client.send(op.call)
+        except HearthError as e:
+            if e.status not in _MODEL_ACTIONABLE:
+                raise
+            return op.failed(e)
+        return op.done(answer)
+
+    async def _arun(self, op: _Op[A, R]) -> R:
+        try:
+            answer = await self.async_client.send(op.call)
+        except HearthError as e:
+            if e.status not in _MODEL_ACTIONABLE:
+                raise
+            return op.failed(e)
+        return op.done(answer)
+
+    # --- the operations, each one call
+
+    def _ls(self, path: str) -> _Op[t.LsAnswer, LsResult]:
+        return _Op(routes.ls(self._session, path), _ls_result, lambda e: LsResult(error=_error_text(e)))
+
+    def _read(self, file_path: str, offset: int, limit: int) -> _Op[t.ReadAnswer, ReadResult]:
+        call = routes.read_file(self._session, file_path, offset=max(int(offset), 0), limit=int(limit))
+        return _Op(call, _read_result, lambda e: ReadResult(error=_error_text(e)))
+
+    def _write(self, file_path: str, content: str) -> _Op[t.WriteAnswer, WriteResult]:
+        call = routes.write_file(self._session, file_path, content)
+        return _Op(call, lambda a: WriteResult(path=a["path"]), lambda e: WriteResult(error=_error_text(e)))
+
+    def _edit(self, file_path: str, old: str, new: str, replace_all: bool) -> _Op[t.EditAnswer, EditResult]:
+        call = routes.edit_file(self._session, file_path, old, new, replace_all=replace_all)
+        return _Op(
+            call,
+            lambda a: EditResult(path=a["path"], occurrences=a["occurrences"]),
+            lambda e: EditResult(error=_error_text(e)),
+        )
+
+    def _delete(self, file_path: str) -> _Op[t.DeleteAnswer, DeleteResult]:
+        call = routes.delete(self._session, file_path)
+        return _Op(call, lambda a: DeleteResult(path=a["path"]), lambda e: DeleteResult(error=_error_text(e)))
+
+    def _glob(self, pattern: str, path: str | None) -> _Op[t.GlobAnswer, GlobResult]:
+        call = routes.glob(self._session, pattern, path=path)
+        return _Op(call, _glob_result, lambda e: GlobResult(error=_error_text(e)))
+
+    def _grep(
+        self, pattern: str, path: str | None, glob: str | None, max_count: int | None
+    ) -> _Op[t.GrepAnswer, GrepResult]:
+        call = routes.grep(self._session, pattern, path=path, glob=glob, max_count=max_count)
+        return _Op(call, _grep_result, lambda e: GrepResult(error=_error_text(e)))
+
+    def _upload(self, files: Sequence[tuple[str, bytes]]) -> _Op[list[t.FileOutcome], list[FileUploadResponse]]:
+        return _Op(
+            routes.upload(self._session, files),
+            _upload_responses,
+            lambda e: [FileUploadResponse(path=p, error=e.code) for p, _ in files],
+        )
+
+    def _download(self, paths: Sequence[str]) -> _Op[list[t.FileOutcome], list[FileDownloadResponse]]:
+        return _Op(
+            routes.download(self._session, paths),
+            _download_responses,
+            lambda e: [FileDownloadResponse(path=p, error=e.code) for p in paths],
+        )
+
+    def _execute(self, command: str, timeout: int | None) -> _Op[t.ExecResult, ExecuteResponse]:
+        timeout_s = self._default_timeout if timeout is None else (timeout or self._max_timeout)
+        body = cast(t.ExecBody, {"command": command, "timeout_s": timeout_s, "env": self._env})
+        return _Op(
+            routes.exec_program(self._session, body),
+            lambda a: _execute_response(a, timeout_s),
+            lambda e: ExecuteResponse(output=f"Error: {e.message}", exit_code=1),
+        )
+
+    # --- deepagents' protocol
+
+    def ls(self, path: str) -> LsResult:
+        return self._run(self._ls(path))
+
+    async def als(self, path: str) -> LsResult:
+        return await self._arun(self._ls(path))
+
+    def read(self, file_path: str, offset: int = 0, limit: int = 2000) -> ReadResult:
+        if limit <= 0:
+            return ReadResult(file_data=FileData(content="", encoding="utf-8"), no_lines_requested=True)
+        return self._run(self._read(file_path, offset, limit))
+
+    async def aread(self, file_path: str, offset: int = 0, limit: int = 2000) -> ReadResult:
+        if limit <= 0:
+            return ReadResult(file_data=FileData(content="", encoding="utf-8"), no_lines_requested=True)
+        return await self._arun(self._read(file_path, offset, limit))
+
+    def write(self, file_path: str, content: str) -> WriteResult:
+        return self._run(self._write(file_path, content))
+
+    async def awrite(self, file_path: str, content: str) -> WriteResult:
+        return await self._arun(self._write(file_path, content))
+
+    def edit(self, file_path: str, old_string: str, new_string: str, replace_all: bool = False) -> EditResult:
+        return self._run(self._edit(file_path, old_string, new_string, replace_all))
+
+    async def aedit(self, file_path: str, old_string: str, new_string: str, replace_all: bool = False) -> EditResult:
+        return await self._arun(self._edit(file_path, old_string, new_string, replace_all))
+
+    def delete(self, file_path: str) -> DeleteResult:
+        return self._run(self._delete(file_path))
+
+    async def adelete(self, file_path: str) -> DeleteResult:
+        return await self._arun(self._delete(file_path))
+
+    def glob(self, pattern: str, path: str | None = None) -> GlobResult:
+        return self._run(self._glob(pattern, path))
+
+    async def aglob(self, pattern: str, path: str | None = None) -> GlobResult:
+        return await self._arun(self._glob(pattern, path))
+
+    def grep(
+        self, pattern: str, path: str | None = None, glob: str | None = None, *, max_count: int | None = None
+    ) -> GrepResult:
+        return self._run(self._grep(pattern, path, glob, max_count))
+
+    async def agrep(
+        self, pattern: str, path: str | None = None, glob: str | None = None, *, max_count: int | None = None
+    ) -> GrepResult:
+        return await self._arun(self._grep(pattern, path, glob, max_count))
+
+    def upload_files(self, files: list[tuple[str, bytes]]) -> list[FileUploadResponse]:
+        return self._run(self._upload(files))
+
+    async def aupload_files(self, files: list[tuple[str, bytes]]) -> list[FileUploadResponse]:
+        return await self._arun(self._upload(files))
+
+    def download_files(self, paths: list[str]) -> list[FileDownloadResponse]:
+        return self._run(self._download(paths))
+
+    async def adownload_files(self, paths: list[str]) -> list[FileDownloadResponse]:
+        return await self._arun(self._download(paths))
+
+    def execute(self, command: str, *, timeout: int | None = None) -> ExecuteResponse:
+        return self._run(self._execute(command, timeout))
+
+    async def aexecute(self, command: str, *, timeout: int | None = None) -> ExecuteResponse:
+        return await self._arun(self._execute(command, timeout))

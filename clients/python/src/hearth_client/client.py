@@ -1,0 +1,449 @@
+"""`Client` and `AsyncClient`: the worker's HTTP API, sync and async.
+
+The two have the same methods (as `httpx.Client` and `httpx.AsyncClient` do); each method is one
+line that sends the `Call` its route builds in `routes`, where paths, bodies and decoding live.
+Failures raise `HearthError` subclasses carrying the worker's code (`errors`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+import httpx
+from typing_extensions import Unpack
+
+from . import routes
+from . import types as t
+from .errors import error_from_response, unreachable
+from .routes import Call
+
+T = TypeVar("T")
+
+DEFAULT_URL = "http://127.0.0.1:8700"
+
+
+def _settings(url: str | None, token: str | None, timeout: float) -> dict[str, Any]:
+    """httpx's arguments: the URL and token fall back to `HEARTH_URL` / `HEARTH_TOKEN`, as the
+    `hearth` CLI does."""
+    token = token if token is not None else os.environ.get("HEARTH_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return {
+        "base_url": url or os.environ.get("HEARTH_URL") or DEFAULT_URL,
+        "headers": headers,
+        "timeout": httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+    }
+
+
+def _request_args(call: Call[Any]) -> dict[str, Any]:
+    args: dict[str, Any] = {"params": call.params}
+    if call.json is not None:
+        args["json"] = call.json
+    if call.content is not None:
+        args["content"] = call.content
+    if call.timeout is not None:
+        args["timeout"] = call.timeout
+    return args
+
+
+def _decode(call: Call[T], response: httpx.Response) -> T:
+    if response.is_error:
+        raise error_from_response(response)
+    return call.decode(response)
+
+
+def _stream_args(session: str, body: t.ExecBody) -> dict[str, Any]:
+    call = routes.exec_program(session, body)
+    return {"method": "POST", "url": routes.exec_stream_path(session), "json": call.json, "timeout": call.timeout}
+
+
+class Client:
+    """A worker, synchronously.
+
+    ```python
+    with Client("http://127.0.0.1:8700", token=...) as hearth:
+        session = hearth.create_session()["id"]
+        hearth.write_file(session, "/workspace/main.py", "print('hi')\\n")
+        print(hearth.exec(session, command="python main.py")["stdout"])
+    ```
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        token: str | None = None,
+        timeout: float = 60.0,
+        http: httpx.Client | None = None,
+    ) -> None:
+        """`timeout` bounds every call but `exec` (which waits for its program's deadline);
+        `http` replaces the underlying `httpx.Client` (for a custom transport or proxies)."""
+        self._http = http or httpx.Client(**_settings(url, token, timeout))
+
+    @property
+    def url(self) -> str:
+        return str(self._http.base_url)
+
+    def send(self, call: Call[T]) -> T:
+        """Send one call (see `routes`) and decode its answer, or raise the worker's error."""
+        try:
+            response = self._http.request(call.method, call.path, **_request_args(call))
+        except httpx.TransportError as e:
+            raise unreachable(e, self.url) from e
+        return _decode(call, response)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the worker
+
+    def health(self) -> t.Health:
+        return self.send(routes.health())
+
+    def tools(self) -> list[t.Tool]:
+        return self.send(routes.tools())
+
+    def openapi(self) -> dict[str, Any]:
+        return self.send(routes.openapi())
+
+    def metrics(self) -> str:
+        return self.send(routes.metrics())
+
+    # --- sessions
+
+    def create_session(
+        self, id: str | None = None, *, git: Mapping[str, str] | None = None, from_snapshot: str | None = None
+    ) -> t.Session:
+        return self.send(routes.create_session(id, git=git, from_snapshot=from_snapshot))
+
+    def list_sessions(self) -> list[t.Session]:
+        return self.send(routes.list_sessions())
+
+    def get_session(self, session: str) -> t.Session:
+        return self.send(routes.get_session(session))
+
+    def delete_session(self, session: str, *, snapshot: bool | None = None) -> None:
+        return self.send(routes.delete_session(session, snapshot=snapshot))
+
+    # --- tools
+
+    def call_tool(self, session: str, name: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        return self.send(routes.call_tool(session, name, arguments))
+
+    def ls(self, session: str, path: str) -> t.LsAnswer:
+        return self.send(routes.ls(session, path))
+
+    def read_file(self, session: str, file_path: str, *, offset: int = 0, limit: int = 2000) -> t.ReadAnswer:
+        return self.send(routes.read_file(session, file_path, offset=offset, limit=limit))
+
+    def write_file(self, session: str, file_path: str, content: str | bytes) -> t.WriteAnswer:
+        return self.send(routes.write_file(session, file_path, content))
+
+    def edit_file(
+        self, session: str, file_path: str, old_string: str, new_string: str, *, replace_all: bool = False
+    ) -> t.EditAnswer:
+        return self.send(routes.edit_file(session, file_path, old_string, new_string, replace_all=replace_all))
+
+    def delete(self, session: str, file_path: str) -> t.DeleteAnswer:
+        return self.send(routes.delete(session, file_path))
+
+    def glob(self, session: str, pattern: str, *, path: str | None = None) -> t.GlobAnswer:
+        return self.send(routes.glob(session, pattern, path=path))
+
+    def grep(
+        self,
+        session: str,
+        pattern: str,
+        *,
+        path: str | None = None,
+        glob: str | None = None,
+        max_count: int | None = None,
+    ) -> t.GrepAnswer:
+        return self.send(routes.grep(session, pattern, path=path, glob=glob, max_count=max_count))
+
+    # --- files
+
+    def put_file(self, session: str, path: str, content: bytes) -> t.FileWritten:
+        return self.send(routes.put_file(session, path, content))
+
+    def get_file(self, session: str, path: str) -> bytes:
+        return self.send(routes.get_file(session, path))
+
+    def upload(self, session: str, files: Sequence[tuple[str, bytes]]) -> list[t.FileOutcome]:
+        return self.send(routes.upload(session, files))
+
+    def download(self, session: str, paths: Sequence[str]) -> list[t.FileOutcome]:
+        return self.send(routes.download(session, paths))
+
+    # --- programs
+
+    def exec(self, session: str, **body: Unpack[t.ExecBody]) -> t.ExecResult:
+        """Run `command`, `argv`, `script` or `call` in the session's jail (see `ExecBody`)."""
+        return self.send(routes.exec_program(session, body))
+
+    def exec_stream(self, session: str, **body: Unpack[t.ExecBody]) -> Iterator[t.OutputChunk | t.ExecResult]:
+        """Like `exec`, yielding output chunks (`{"stream", "data"}`) as the program writes them,
+        then the final answer (`"event": "exit"`)."""
+        try:
+            with self._http.stream(**_stream_args(session, body)) as response:
+                if response.is_error:
+                    response.read()
+                    raise error_from_response(response)
+                for line in response.iter_lines():
+                    event = routes.stream_event(line)
+                    if event is not None:
+                        yield event
+        except httpx.TransportError as e:
+            raise unreachable(e, self.url) from e
+
+    # --- git
+
+    def git_status(self, session: str) -> t.GitStatus:
+        return self.send(routes.git_status(session))
+
+    def git_log(
+        self, session: str, *, revision: str | None = None, skip: int | None = None, limit: int | None = None
+    ) -> t.GitLog:
+        return self.send(routes.git_log(session, revision=revision, skip=skip, limit=limit))
+
+    def git_diff(self, session: str, *, from_: str | None = None, to: str | None = None) -> t.GitDiff:
+        return self.send(routes.git_diff(session, from_=from_, to=to))
+
+    def git_commit(self, session: str, message: str, *, author: t.Author | None = None) -> t.CommitOutcome:
+        return self.send(routes.git_commit(session, message, author=author))
+
+    def git_push(
+        self, session: str, *, remote: str | None = None, branch: str | None = None, author: t.Author | None = None
+    ) -> t.PushOutcome:
+        return self.send(routes.git_push(session, remote=remote, branch=branch, author=author))
+
+    def git_pull(
+        self, session: str, *, remote: str | None = None, branch: str | None = None, author: t.Author | None = None
+    ) -> t.MergeOutcome:
+        return self.send(routes.git_pull(session, remote=remote, branch=branch, author=author))
+
+    def git_merge_continue(self, session: str) -> t.MergeContinued:
+        return self.send(routes.git_merge_continue(session))
+
+    def git_merge_abort(self, session: str) -> t.HeadMoved:
+        return self.send(routes.git_merge_abort(session))
+
+    def git_reset(self, session: str, *, commit: str | None = None, clean: bool | None = None) -> t.HeadMoved:
+        return self.send(routes.git_reset(session, commit=commit, clean=clean))
+
+    def git_set_remote(self, session: str, name: str, url: str) -> t.Remotes:
+        return self.send(routes.git_set_remote(session, name, url))
+
+    # --- snapshots
+
+    def take_snapshot(self, session: str) -> t.Snapshot:
+        return self.send(routes.take_snapshot(session))
+
+    def list_snapshots(self, session: str) -> list[t.Snapshot]:
+        return self.send(routes.list_snapshots(session))
+
+    def export(self, session: str) -> bytes:
+        return self.send(routes.export(session))
+
+    def store_export(self, session: str) -> t.ExportStored:
+        return self.send(routes.store_export(session))
+
+    def collect_garbage(self, *, grace_s: int | None = None) -> t.GcOutcome:
+        return self.send(routes.collect_garbage(grace_s=grace_s))
+
+
+class AsyncClient:
+    """A worker, from asyncio: the methods of `Client`, awaited."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        token: str | None = None,
+        timeout: float = 60.0,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._http = http or httpx.AsyncClient(**_settings(url, token, timeout))
+
+    @property
+    def url(self) -> str:
+        return str(self._http.base_url)
+
+    async def send(self, call: Call[T]) -> T:
+        """Send one call (see `routes`) and decode its answer, or raise the worker's error."""
+        try:
+            response = await self._http.request(call.method, call.path, **_request_args(call))
+        except httpx.TransportError as e:
+            raise unreachable(e, self.url) from e
+        return _decode(call, response)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # --- the worker
+
+    async def health(self) -> t.Health:
+        return await self.send(routes.health())
+
+    async def tools(self) -> list[t.Tool]:
+        return await self.send(routes.tools())
+
+    async def openapi(self) -> dict[str, Any]:
+        return await self.send(routes.openapi())
+
+    async def metrics(self) -> str:
+        return await self.send(routes.metrics())
+
+    # --- sessions
+
+    async def create_session(
+        self, id: str | None = None, *, git: Mapping[str, str] | None = None, from_snapshot: str | None = None
+    ) -> t.Session:
+        return await self.send(routes.create_session(id, git=git, from_snapshot=from_snapshot))
+
+    async def list_sessions(self) -> list[t.Session]:
+        return await self.send(routes.list_sessions())
+
+    async def get_session(self, session: str) -> t.Session:
+        return await self.send(routes.get_session(session))
+
+    async def delete_session(self, session: str, *, snapshot: bool | None = None) -> None:
+        return await self.send(routes.delete_session(session, snapshot=snapshot))
+
+    # --- tools
+
+    async def call_tool(self, session: str, name: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.send(routes.call_tool(session, name, arguments))
+
+    async def ls(self, session: str, path: str) -> t.LsAnswer:
+        return await self.send(routes.ls(session, path))
+
+    async def read_file(self, session: str, file_path: str, *, offset: int = 0, limit: int = 2000) -> t.ReadAnswer:
+        return await self.send(routes.read_file(session, file_path, offset=offset, limit=limit))
+
+    async def write_file(self, session: str, file_path: str, content: str | bytes) -> t.WriteAnswer:
+        return await self.send(routes.write_file(session, file_path, content))
+
+    async def edit_file(
+        self, session: str, file_path: str, old_string: str, new_string: str, *, replace_all: bool = False
+    ) -> t.EditAnswer:
+        return await self.send(routes.edit_file(session, file_path, old_string, new_string, replace_all=replace_all))
+
+    async def delete(self, session: str, file_path: str) -> t.DeleteAnswer:
+        return await self.send(routes.delete(session, file_path))
+
+    async def glob(self, session: str, pattern: str, *, path: str | None = None) -> t.GlobAnswer:
+        return await self.send(routes.glob(session, pattern, path=path))
+
+    async def grep(
+        self,
+        session: str,
+        pattern: str,
+        *,
+        path: str | None = None,
+        glob: str | None = None,
+        max_count: int | None = None,
+    ) -> t.GrepAnswer:
+        return await self.send(routes.grep(session, pattern, path=path, glob=glob, max_count=max_count))
+
+    # --- files
+
+    async def put_file(self, session: str, path: str, content: bytes) -> t.FileWritten:
+        return await self.send(routes.put_file(session, path, content))
+
+    async def get_file(self, session: str, path: str) -> bytes:
+        return await self.send(routes.get_file(session, path))
+
+    async def upload(self, session: str, files: Sequence[tuple[str, bytes]]) -> list[t.FileOutcome]:
+        return await self.send(routes.upload(session, files))
+
+    async def download(self, session: str, paths: Sequence[str]) -> list[t.FileOutcome]:
+        return await self.send(routes.download(session, paths))
+
+    # --- programs
+
+    async def exec(self, session: str, **body: Unpack[t.ExecBody]) -> t.ExecResult:
+        return await self.send(routes.exec_program(session, body))
+
+    async def exec_stream(
+        self, session: str, **body: Unpack[t.ExecBody]
+    ) -> AsyncIterator[t.OutputChunk | t.ExecResult]:
+        try:
+            async with self._http.stream(**_stream_args(session, body)) as response:
+                if response.is_error:
+                    await response.aread()
+                    raise error_from_response(response)
+                async for line in response.aiter_lines():
+                    event = routes.stream_event(line)
+                    if event is not None:
+                        yield event
+        except httpx.TransportError as e:
+            raise unreachable(e, self.url) from e
+
+    # --- git
+
+    async def git_status(self, session: str) -> t.GitStatus:
+        return await self.send(routes.git_status(session))
+
+    async def git_log(
+        self, session: str, *, revision: str | None = None, skip: int | None = None, limit: int | None = None
+    ) -> t.GitLog:
+        return await self.send(routes.git_log(session, revision=revision, skip=skip, limit=limit))
+
+    async def git_diff(self, session: str, *, from_: str | None = None, to: str | None = None) -> t.GitDiff:
+        return await self.send(routes.git_diff(session, from_=from_, to=to))
+
+    async def git_commit(self, session: str, message: str, *, author: t.Author | None = None) -> t.CommitOutcome:
+        return await self.send(routes.git_commit(session, message, author=author))
+
+    async def git_push(
+        self, session: str, *, remote: str | None = None, branch: str | None = None, author: t.Author | None = None
+    ) -> t.PushOutcome:
+        return await self.send(routes.git_push(session, remote=remote, branch=branch, author=author))
+
+    async def git_pull(
+        self, session: str, *, remote: str | None = None, branch: str | None = None, author: t.Author | None = None
+    ) -> t.MergeOutcome:
+        return await self.send(routes.git_pull(session, remote=remote, branch=branch, author=author))
+
+    async def git_merge_continue(self, session: str) -> t.MergeContinued:
+        return await self.send(routes.git_merge_continue(session))
+
+    async def git_merge_abort(self, session: str) -> t.HeadMoved:
+        return await self.send(routes.git_merge_abort(session))
+
+    async def git_reset(self, session: str, *, commit: str | None = None, clean: bool | None = None) -> t.HeadMoved:
+        return await self.send(routes.git_reset(session, commit=commit, clean=clean))
+
+    async def git_set_remote(self, session: str, name: str, url: str) -> t.Remotes:
+        return await self.send(routes.git_set_remote(session, name, url))
+
+    # --- snapshots
+
+    async def take_snapshot(self, session: str) -> t.Snapshot:
+        return await self.send(routes.take_snapshot(session))
+
+    async def list_snapshots(self, session: str) -> list[t.Snapshot]:
+        return await self.send(routes.list_snapshots(session))
+
+    async def export(self, session: str) -> bytes:
+        return await self.send(routes.export(session))
+
+    async def store_export(self, session: str) -> t.ExportStored:
+        return await self.send(routes.store_export(session))
+
+    async def collect_garbage(self, *, grace_s: int | None = None) -> t.GcOutcome:
+        return await self.send(routes.collect_garbage(grace_s=grace_s))

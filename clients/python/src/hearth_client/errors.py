@@ -1,0 +1,147 @@
+"""The worker's errors as exceptions.
+
+Every error the worker answers is `{"error": {"code", "message", "details"?}}` with an HTTP status.
+The status picks the exception class (so `except NotFound` reads like the HTTP contract), the
+`code` says exactly what went wrong (`file_not_found`, `merge_conflict`, …) and is always on the
+exception. Two git outcomes a caller acts on get their own classes, with their details as
+attributes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class HearthError(Exception):
+    """An error answered by the worker (or the failure to reach it).
+
+    Attributes:
+        status: The HTTP status, or `None` when no answer came (`WorkerUnreachable`).
+        code: The worker's stable snake_case code, e.g. `file_not_found`.
+        message: The worker's message, written for a person (or a model).
+        details: Extra fields some errors carry, e.g. `conflicts` of a `merge_conflict`.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+        self.details: dict[str, Any] = details or {}
+
+
+class BadRequest(HearthError):
+    """400: the request itself is wrong (an invalid path, argument or exec body)."""
+
+
+class Unauthorized(HearthError):
+    """401: no token, or the wrong one."""
+
+
+class Forbidden(HearthError):
+    """403: the worker's policy refuses it (a remote not on the list, a read-only area)."""
+
+
+class NotFound(HearthError):
+    """404: no such session, tool, file, snapshot, commit or remote branch."""
+
+
+class Conflict(HearthError):
+    """409: the session's state forbids it now (it exists, a merge is under way, …)."""
+
+
+class PayloadTooLarge(HearthError):
+    """413: the body or the file is over the worker's limit."""
+
+
+class Unprocessable(HearthError):
+    """422: the tool refused the input (string not found in an edit, a corrupt snapshot, …)."""
+
+
+class RemoteError(HearthError):
+    """502: a git remote or the object store failed."""
+
+
+class DeadlineExceeded(HearthError):
+    """504: the tool or operation ran out of time."""
+
+
+class QuotaExceeded(HearthError):
+    """507: a quota of the worker or the session is used up."""
+
+
+class WorkerUnreachable(HearthError):
+    """No answer: the connection failed or timed out before the worker replied."""
+
+
+class MergeConflict(Conflict):
+    """409 `merge_conflict`: the files in `conflicts` hold conflict markers to resolve."""
+
+    @property
+    def conflicts(self) -> list[str]:
+        return list(self.details.get("conflicts", []))
+
+
+class PushRejected(Conflict):
+    """409 `push_rejected`: the remote refused the update, for `reason`."""
+
+    @property
+    def reason(self) -> str:
+        return str(self.details.get("reason", self.message))
+
+
+_BY_STATUS: dict[int, type[HearthError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    422: Unprocessable,
+    502: RemoteError,
+    504: DeadlineExceeded,
+    507: QuotaExceeded,
+}
+
+_BY_CODE: dict[str, type[HearthError]] = {
+    "merge_conflict": MergeConflict,
+    "push_rejected": PushRejected,
+}
+
+
+def error_from_response(response: httpx.Response) -> HearthError:
+    """The exception for a non-2xx answer.
+
+    A body that is not the worker's error shape (a proxy's HTML page, say) still becomes a
+    `HearthError`, with code `http_<status>` and the start of the body as its message.
+    """
+    status = response.status_code
+    try:
+        error = response.json()["error"]
+        code, message = str(error["code"]), str(error["message"])
+        details = error.get("details") if isinstance(error.get("details"), dict) else None
+    except (ValueError, KeyError, TypeError):
+        code, message, details = f"http_{status}", response.text[:500], None
+    cls = _BY_CODE.get(code) or _BY_STATUS.get(status, HearthError)
+    return cls(code, message, status=status, details=details)
+
+
+def error_from_event(error: dict[str, Any]) -> HearthError:
+    """The exception for an `{"event": "error"}` line of a stream (no HTTP status of its own)."""
+    code = str(error.get("code", "stream_error"))
+    cls = _BY_CODE.get(code, HearthError)
+    return cls(code, str(error.get("message", "")), details=error.get("details"))
+
+
+def unreachable(exc: httpx.TransportError, url: str) -> WorkerUnreachable:
+    """The exception for a request that got no answer."""
+    return WorkerUnreachable("unreachable", f"no answer from {url}: {exc!r}")

@@ -1,0 +1,312 @@
+"""Every route of the worker's HTTP API, as a request description (no I/O).
+
+Each function here returns a `Call`: method, path, body and how to decode the answer. The sync
+`Client` and the `AsyncClient` only *send* calls, so a route's path, body and decoding are written
+once, here, whichever way it is sent; `Client.send(call)` also takes a call directly.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, cast
+from urllib.parse import quote
+
+import httpx
+
+from . import types as t
+from .errors import error_from_event
+
+T = TypeVar("T")
+
+# How much longer than its own deadline the client waits for a program's answer: the jail's set-up,
+# the kill of the process tree, and the trip back.
+EXEC_ANSWER_MARGIN_S = 30.0
+# The wait when a run names no deadline: the worker's own maximum (`exec.max_timeout_s`) is at most
+# this much by default.
+EXEC_UNBOUNDED_WAIT_S = 3600.0
+
+
+def _json(response: httpx.Response) -> Any:
+    return response.json()
+
+
+def _result(response: httpx.Response) -> Any:
+    return response.json()["result"]
+
+
+def _bytes(response: httpx.Response) -> bytes:
+    return response.content
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One request to the worker and how its answer becomes a `T`."""
+
+    method: str
+    path: str
+    json: Any = None
+    params: Mapping[str, Any] | None = None
+    content: bytes | None = None
+    timeout: float | None = None
+    """Seconds to wait for the answer when the client's default is not enough (exec)."""
+    decode: Callable[[httpx.Response], T] = field(default=cast(Callable[[httpx.Response], T], _json))
+
+
+def _session(session: str) -> str:
+    return f"/v1/sessions/{quote(session, safe='')}"
+
+
+def _drop_none(**fields: Any) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+# --- the worker ----------------------------------------------------------------------------------
+
+
+def health() -> Call[t.Health]:
+    return Call("GET", "/v1/health")
+
+
+def tools() -> Call[list[t.Tool]]:
+    return Call("GET", "/v1/tools")
+
+
+def openapi() -> Call[dict[str, Any]]:
+    return Call("GET", "/v1/openapi.json")
+
+
+def metrics() -> Call[str]:
+    return Call("GET", "/metrics", decode=lambda r: r.text)
+
+
+# --- sessions ------------------------------------------------------------------------------------
+
+
+def create_session(
+    id: str | None = None,
+    *,
+    git: Mapping[str, str] | None = None,
+    from_snapshot: str | None = None,
+) -> Call[t.Session]:
+    """A new session: empty, cloned from `git` (`{"url", "branch"?}`), or restored `from_snapshot`
+    (`"<session>"` for its latest, or a snapshot id `"<session>/<name>"`)."""
+    body = _drop_none(id=id, git=dict(git) if git else None, from_snapshot=from_snapshot)
+    return Call("POST", "/v1/sessions", json=body)
+
+
+def list_sessions() -> Call[list[t.Session]]:
+    return Call("GET", "/v1/sessions", decode=lambda r: r.json()["sessions"])
+
+
+def get_session(session: str) -> Call[t.Session]:
+    return Call("GET", _session(session))
+
+
+def delete_session(session: str, *, snapshot: bool | None = None) -> Call[None]:
+    """Delete a session; `snapshot=True` takes a last snapshot first (and keeps the session if
+    that fails)."""
+    params = None if snapshot is None else {"snapshot": "true" if snapshot else "false"}
+    return Call("DELETE", _session(session), params=params, decode=lambda _: None)
+
+
+# --- tools ---------------------------------------------------------------------------------------
+
+
+def call_tool(session: str, name: str, arguments: Mapping[str, Any]) -> Call[dict[str, Any]]:
+    """Any tool, built-in or not: the body is its arguments, the answer its `result`."""
+    return Call("POST", f"{_session(session)}/tools/{quote(name, safe='')}", json=dict(arguments), decode=_result)
+
+
+def ls(session: str, path: str) -> Call[t.LsAnswer]:
+    return cast(Call[t.LsAnswer], call_tool(session, "ls", {"path": path}))
+
+
+def read_file(session: str, file_path: str, *, offset: int = 0, limit: int = 2000) -> Call[t.ReadAnswer]:
+    arguments = {"file_path": file_path, "offset": offset, "limit": limit}
+    return cast(Call[t.ReadAnswer], call_tool(session, "read_file", arguments))
+
+
+def write_file(session: str, file_path: str, content: str | bytes) -> Call[t.WriteAnswer]:
+    """Write text, or bytes (sent base64)."""
+    if isinstance(content, bytes):
+        arguments = {"file_path": file_path, "content": base64.b64encode(content).decode(), "encoding": "base64"}
+    else:
+        arguments = {"file_path": file_path, "content": content}
+    return cast(Call[t.WriteAnswer], call_tool(session, "write_file", arguments))
+
+
+def edit_file(
+    session: str, file_path: str, old_string: str, new_string: str, *, replace_all: bool = False
+) -> Call[t.EditAnswer]:
+    arguments = {"file_path": file_path, "old_string": old_string, "new_string": new_string, "replace_all": replace_all}
+    return cast(Call[t.EditAnswer], call_tool(session, "edit_file", arguments))
+
+
+def delete(session: str, file_path: str) -> Call[t.DeleteAnswer]:
+    return cast(Call[t.DeleteAnswer], call_tool(session, "delete", {"file_path": file_path}))
+
+
+def glob(session: str, pattern: str, *, path: str | None = None) -> Call[t.GlobAnswer]:
+    return cast(Call[t.GlobAnswer], call_tool(session, "glob", _drop_none(pattern=pattern, path=path)))
+
+
+def grep(
+    session: str,
+    pattern: str,
+    *,
+    path: str | None = None,
+    glob: str | None = None,
+    max_count: int | None = None,
+) -> Call[t.GrepAnswer]:
+    """A literal (not regex) search."""
+    arguments = _drop_none(pattern=pattern, path=path, glob=glob, max_count=max_count)
+    return cast(Call[t.GrepAnswer], call_tool(session, "grep", arguments))
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+
+def _file_path(session: str, path: str) -> str:
+    return f"{_session(session)}/files/{quote(path.lstrip('/'))}"
+
+
+def put_file(session: str, path: str, content: bytes) -> Call[t.FileWritten]:
+    """Raw bytes to a view path (`/workspace/data.bin`): parents created, replaced atomically."""
+    return Call("PUT", _file_path(session, path), content=content)
+
+
+def get_file(session: str, path: str) -> Call[bytes]:
+    return Call("GET", _file_path(session, path), decode=_bytes)
+
+
+def upload(session: str, files: Sequence[tuple[str, bytes]]) -> Call[list[t.FileOutcome]]:
+    """Many files at once; one outcome each, in order (a failure does not stop the others)."""
+    body = {"files": [{"path": p, "content": base64.b64encode(c).decode()} for p, c in files]}
+    return Call("POST", f"{_session(session)}/upload", json=body, decode=lambda r: r.json()["files"])
+
+
+def download(session: str, paths: Sequence[str]) -> Call[list[t.FileOutcome]]:
+    """Many files at once; `content` is base64 (see `decode_content`), one outcome each, in order."""
+    return Call(
+        "POST", f"{_session(session)}/download", json={"paths": list(paths)}, decode=lambda r: r.json()["files"]
+    )
+
+
+def decode_content(outcome: t.FileOutcome) -> bytes | None:
+    """The bytes of a downloaded file, or `None` when it failed."""
+    content = outcome.get("content")
+    return None if content is None else base64.b64decode(content)
+
+
+# --- programs ------------------------------------------------------------------------------------
+
+
+def exec_program(session: str, body: t.ExecBody) -> Call[t.ExecResult]:
+    """Run a program in the session's jail."""
+    body = cast(t.ExecBody, _drop_none(**body))
+    return Call("POST", f"{_session(session)}/exec", json=body, timeout=exec_wait(body))
+
+
+def exec_wait(body: t.ExecBody) -> float:
+    """How long to wait for the answer of a run with this body."""
+    return float(body.get("timeout_s") or EXEC_UNBOUNDED_WAIT_S) + EXEC_ANSWER_MARGIN_S
+
+
+def exec_stream_path(session: str) -> str:
+    """The streaming twin of `exec`: NDJSON lines (see `Client.exec_stream`)."""
+    return f"{_session(session)}/exec/stream"
+
+
+def stream_event(line: str) -> t.OutputChunk | t.ExecResult | None:
+    """One NDJSON line of `/exec/stream`: a chunk of output, or the final answer (`"event":
+    "exit"`, the fields of `ExecResult`); an `"event": "error"` line raises its error."""
+    if not line.strip():
+        return None
+    event = json.loads(line)
+    if event.get("event") == "error":
+        raise error_from_event(event.get("error") or {})
+    return cast("t.OutputChunk | t.ExecResult", event)
+
+
+# --- git -----------------------------------------------------------------------------------------
+
+
+def git_status(session: str) -> Call[t.GitStatus]:
+    return Call("GET", f"{_session(session)}/git/status")
+
+
+def git_log(
+    session: str, *, revision: str | None = None, skip: int | None = None, limit: int | None = None
+) -> Call[t.GitLog]:
+    """History, newest first, a page at a time (`next_skip` is the next page's `skip`)."""
+    return Call("GET", f"{_session(session)}/git/log", params=_drop_none(revision=revision, skip=skip, limit=limit))
+
+
+def git_diff(session: str, *, from_: str | None = None, to: str | None = None) -> Call[t.GitDiff]:
+    """The workspace against HEAD (or `from_`), or commit `from_` against commit `to`."""
+    return Call("GET", f"{_session(session)}/git/diff", params=_drop_none(**{"from": from_, "to": to}))
+
+
+def git_commit(session: str, message: str, *, author: t.Author | None = None) -> Call[t.CommitOutcome]:
+    return Call("POST", f"{_session(session)}/git/commit", json=_drop_none(message=message, author=author))
+
+
+def git_push(
+    session: str, *, remote: str | None = None, branch: str | None = None, author: t.Author | None = None
+) -> Call[t.PushOutcome]:
+    """Push; if the remote moved, its commits are merged first (`author` signs that merge)."""
+    body = _drop_none(remote=remote, branch=branch, author=author)
+    return Call("POST", f"{_session(session)}/git/push", json=body)
+
+
+def git_pull(
+    session: str, *, remote: str | None = None, branch: str | None = None, author: t.Author | None = None
+) -> Call[t.MergeOutcome]:
+    body = _drop_none(remote=remote, branch=branch, author=author)
+    return Call("POST", f"{_session(session)}/git/pull", json=body)
+
+
+def git_merge_continue(session: str) -> Call[t.MergeContinued]:
+    return Call("POST", f"{_session(session)}/git/merge/continue", json={})
+
+
+def git_merge_abort(session: str) -> Call[t.HeadMoved]:
+    return Call("POST", f"{_session(session)}/git/merge/abort", json={})
+
+
+def git_reset(session: str, *, commit: str | None = None, clean: bool | None = None) -> Call[t.HeadMoved]:
+    """Roll the workspace and branch back to `commit` (default HEAD); `clean` removes untracked files."""
+    return Call("POST", f"{_session(session)}/git/reset", json=_drop_none(commit=commit, clean=clean))
+
+
+def git_set_remote(session: str, name: str, url: str) -> Call[t.Remotes]:
+    return Call("POST", f"{_session(session)}/git/remotes", json={"name": name, "url": url})
+
+
+# --- snapshots -----------------------------------------------------------------------------------
+
+
+def take_snapshot(session: str) -> Call[t.Snapshot]:
+    """Answers once the snapshot is durable in the object store."""
+    return Call("POST", f"{_session(session)}/snapshots", json={})
+
+
+def list_snapshots(session: str) -> Call[list[t.Snapshot]]:
+    return Call("GET", f"{_session(session)}/snapshots", decode=lambda r: r.json()["snapshots"])
+
+
+def export(session: str) -> Call[bytes]:
+    """The whole session (workspace and git directory) as one `.tar.zst`."""
+    return Call("GET", f"{_session(session)}/export", decode=_bytes)
+
+
+def store_export(session: str) -> Call[t.ExportStored]:
+    """The same archive, put in the object store instead."""
+    return Call("POST", f"{_session(session)}/export", json={})
+
+
+def collect_garbage(*, grace_s: int | None = None) -> Call[t.GcOutcome]:
+    return Call("POST", "/v1/snapshots/gc", json=_drop_none(grace_s=grace_s))

@@ -1,0 +1,276 @@
+"""The shapes of the worker's answers, as `TypedDict`s.
+
+They are the JSON the worker sends, unchanged (the OpenAPI document, `docs/openapi.json`, is the
+contract): a type checker sees the fields, and nothing is copied into objects on the way.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict
+
+from typing_extensions import NotRequired
+
+
+class Mount(TypedDict):
+    path: str
+    writable: bool
+
+
+class Snapshot(TypedDict):
+    id: str
+    """`<session>/<name>`: what `from_snapshot` takes."""
+    session: str
+    created_at_ms: int
+    files: int
+    bytes: int
+    latest: bool
+    uploaded_blobs: NotRequired[int]
+    uploaded_bytes: NotRequired[int]
+    multipart_uploads: NotRequired[int]
+    objects_written: NotRequired[int]
+
+
+class SnapshotState(TypedDict):
+    last: Snapshot | None
+    pending: bool
+    error: str | None
+
+
+class Session(TypedDict):
+    id: str
+    created_at: str
+    tool_calls: int
+    mounts: list[Mount]
+    snapshot: NotRequired[SnapshotState]
+
+
+class Health(TypedDict):
+    status: Literal["ok"]
+    version: str
+    jail: dict[str, str]
+    tools: NotRequired[int]
+    sessions: NotRequired[int]
+
+
+class Tool(TypedDict):
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+    read_only: bool
+
+
+class FileInfo(TypedDict):
+    path: str
+    is_dir: bool
+    size: int
+    modified_at: str
+
+
+class LsAnswer(TypedDict):
+    entries: list[FileInfo]
+    truncated: bool
+
+
+class ReadAnswer(TypedDict):
+    content: str
+    encoding: Literal["utf-8", "base64"]
+    start_line: NotRequired[int]
+    end_line: NotRequired[int]
+    total_lines: NotRequired[int]
+    next_offset: NotRequired[int | None]
+    truncated: NotRequired[bool]
+    size: NotRequired[int]
+
+
+class WriteAnswer(TypedDict):
+    path: str
+    bytes_written: int
+    created: bool
+
+
+class EditAnswer(TypedDict):
+    path: str
+    occurrences: int
+
+
+class DeleteAnswer(TypedDict):
+    path: str
+    is_dir: bool
+
+
+class GlobAnswer(TypedDict):
+    matches: list[FileInfo]
+    truncated: bool
+
+
+class GrepMatch(TypedDict):
+    path: str
+    line: int
+    text: str
+
+
+class GrepAnswer(TypedDict):
+    matches: list[GrepMatch]
+    truncated: bool
+    files_skipped: int
+
+
+class FileWritten(TypedDict):
+    path: str
+    size: int
+    created: bool
+
+
+class FileOutcome(TypedDict):
+    """One file of `upload`/`download`: `error` is `None` on success, else a code such as
+    `file_not_found`, `permission_denied`, `is_directory`, `invalid_path`, `too_large`."""
+
+    path: str
+    error: str | None
+    content: NotRequired[str | None]
+
+
+class Author(TypedDict):
+    name: str
+    email: str
+
+
+class Commit(TypedDict):
+    id: str
+    summary: str
+    message: str
+    author: Author
+    time: int
+    parents: list[str]
+
+
+class CommitOutcome(TypedDict):
+    status: Literal["committed", "nothing_to_commit", "skipped", "failed"]
+    commit: NotRequired[Commit]
+    files_changed: NotRequired[int]
+    head: NotRequired[str | None]
+
+
+class ExecResult(TypedDict):
+    exit_code: int | None
+    signal: int | None
+    stdout: str
+    stderr: str
+    timed_out: bool
+    oom_killed: bool
+    truncated: bool
+    duration_ms: int
+    jail: dict[str, str]
+    result: NotRequired[Any]
+    result_error: NotRequired[str]
+    commit: NotRequired[CommitOutcome]
+
+
+class ExecBody(TypedDict, total=False):
+    """What `/exec` runs: exactly one of `command` (a shell line, as deepagents' `execute`),
+    `argv`, `script` (a view path, with `args`) or `call` (`"module:function"`, with JSON `kwargs`;
+    its return value comes back as `result`). `commit` (`{"message", "author"?}`) commits the
+    workspace when the program exits 0."""
+
+    command: str
+    argv: list[str]
+    script: str
+    args: list[str]
+    call: str
+    kwargs: dict[str, Any]
+    timeout_s: float
+    stdin: str
+    env: dict[str, str]
+    commit: dict[str, Any]
+
+
+class OutputChunk(TypedDict):
+    """A piece of a running program's output, from `exec_stream`."""
+
+    stream: Literal["stdout", "stderr"]
+    data: str
+
+
+class Change(TypedDict):
+    path: str
+    change: Literal["added", "modified", "deleted", "renamed", "typechange", "conflicted"]
+
+
+class Remote(TypedDict):
+    name: str
+    url: str
+
+
+class GitStatus(TypedDict):
+    branch: str | None
+    head: str | None
+    state: Literal["clean", "merging"]
+    changes: list[Change]
+    conflicts: list[str]
+    remotes: list[Remote]
+
+
+class GitLog(TypedDict):
+    commits: list[Commit]
+    next_skip: int | None
+
+
+class DiffFile(TypedDict):
+    path: str
+    old_path: str | None
+    change: str
+    additions: int
+    deletions: int
+    binary: bool
+
+
+class GitDiff(TypedDict):
+    files: list[DiffFile]
+    patch: str
+    truncated: bool
+
+
+class PushOutcome(TypedDict):
+    status: Literal["pushed", "up_to_date"]
+    remote: str
+    branch: str
+    head: str
+    merged: NotRequired[bool]
+    fast_forwarded: NotRequired[bool]
+
+
+class MergeOutcome(TypedDict):
+    status: Literal["up_to_date", "fast_forward", "merged"]
+    head: str
+
+
+class MergeContinued(TypedDict):
+    status: Literal["merged"]
+    commit: Commit
+
+
+class HeadMoved(TypedDict):
+    """What `merge/abort` (`status: aborted`) and `reset` (`status: reset`) answer."""
+
+    status: Literal["aborted", "reset"]
+    head: Commit | None
+
+
+class Remotes(TypedDict):
+    remotes: list[Remote]
+
+
+class SnapshotList(TypedDict):
+    snapshots: list[Snapshot]
+
+
+class ExportStored(TypedDict):
+    key: str
+    bytes: int
+
+
+class GcOutcome(TypedDict):
+    blobs: int
+    deleted: int
+    kept_recent: int
+    manifests: int
