@@ -147,12 +147,12 @@ def models(name: str | None) -> tuple[BaseChatModel, BaseChatModel]:
 def run(url: str | None, token: str | None, remote: str | None, model: str | None) -> State:
     """Start a session on the worker (a clone of `remote` when given), run the graph, return its
     final state; the session stays on the worker (and in its snapshot)."""
-    client = Client(url, token=token)
-    session = client.create_session(git={"url": remote} if remote else None)["id"]
-    backend = HearthBackend(session, client=client)
-    planner, coder = models(model)
-    graph = build(backend, planner=planner, coder=coder, push=remote is not None)
-    state: State = graph.invoke({"task": TASK})
+    with Client(url, token=token) as client:
+        session = client.create_session(git={"url": remote} if remote else None)["id"]
+        backend = HearthBackend(session, client=client)
+        planner, coder = models(model)
+        graph = build(backend, planner=planner, coder=coder, push=remote is not None)
+        state: State = graph.invoke({"task": TASK})
     state["report"] = {"session": session, **state.get("report", {})}
     return state
 

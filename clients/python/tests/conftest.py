@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,11 +29,19 @@ def git_server() -> Iterator[GitServer]:
 
 @pytest.fixture(scope="session")
 def worker(git_server: GitServer) -> Iterator[WorkerProcess]:
-    # Snapshots only on demand, so a background one never races a test's own.
-    config = f'[git]\nallowed_remotes = ["{git_server.prefix}"]\n\n[snapshots]\nauto_delay_s = 0\n'
+    # Snapshots only on demand, so a background one never races a test's own; a read-only area
+    # at /workspace/skills, as an operator would mount shared skills.
+    skills = Path(tempfile.mkdtemp(prefix="hearth-skills-"))
+    (skills / "SKILL.md").write_text("# a shared skill\n")
+    config = (
+        f'[git]\nallowed_remotes = ["{git_server.prefix}"]\n\n'
+        "[snapshots]\nauto_delay_s = 0\n\n"
+        f'[[read_only_areas]]\npath = "/workspace/skills"\nsource = "{skills}"\n'
+    )
     process = WorkerProcess(config)
     yield process
     process.stop()
+    shutil.rmtree(skills, ignore_errors=True)
 
 
 @pytest.fixture
@@ -103,9 +114,8 @@ class AsyncTwins:
         self._backend, self._loop = backend, loop
 
     def __getattr__(self, name: str) -> Any:
-        twin = getattr(self._backend, f"a{name}", None)
-        if twin is None or not inspect.iscoroutinefunction(twin):
-            return getattr(self._backend, name)
+        twin = getattr(self._backend, f"a{name}")  # no twin: the test is wrong, not the backend
+        assert inspect.iscoroutinefunction(twin), f"a{name} is not async"
         return lambda *a, **k: self._loop.run_until_complete(twin(*a, **k))
 
 
@@ -115,6 +125,5 @@ def any_backend(request: pytest.FixtureRequest, backend: HearthBackend, loop: as
     if request.param == "sync":
         yield backend
         return
-    twins = AsyncTwins(backend, loop)
-    yield twins
-    loop.run_until_complete(backend.async_client.aclose())
+    yield AsyncTwins(backend, loop)
+    loop.run_until_complete(backend.aclose())

@@ -3,6 +3,10 @@ a real worker: deepagents' result types, its error literals, and one HTTP call p
 
 from __future__ import annotations
 
+import asyncio
+import json
+import threading
+import time
 from typing import Any
 
 import httpx
@@ -101,14 +105,17 @@ def test_ls_and_delete(any_backend: Any) -> None:
     assert isinstance(listing, LsResult) and listing.error is None
     assert sorted((e["path"], e["is_dir"]) for e in listing.entries) == [
         ("/workspace/pkg/", True),
+        ("/workspace/skills/", True),  # the read-only area's mount point
         ("/workspace/top.py", False),
     ]
-    assert all({"size", "modified_at"} <= e.keys() for e in listing.entries)
-    assert "does not exist" in any_backend.ls("/workspace/nowhere").error
+    assert all(isinstance(e["size"], int) and e["modified_at"].endswith("Z") for e in listing.entries)
+    # deepagents' own wording, which its middleware looks for before a delete.
+    assert any_backend.ls("/workspace/nowhere").error == "Path '/workspace/nowhere': path_not_found"
+    assert any_backend.ls("/workspace/top.py").error == "Path '/workspace/top.py': not_a_directory"
 
     assert any_backend.delete("/workspace/pkg") == DeleteResult(path="/workspace/pkg")
     assert "does not exist" in any_backend.delete("/workspace/pkg").error
-    assert [e["path"] for e in any_backend.ls("/workspace").entries] == ["/workspace/top.py"]
+    assert [e["path"] for e in any_backend.ls("/workspace").entries] == ["/workspace/skills/", "/workspace/top.py"]
 
 
 def test_glob(any_backend: Any) -> None:
@@ -171,9 +178,18 @@ def test_upload_and_download_keep_order_and_error_literals(any_backend: Any) -> 
     ]
 
 
-def test_writing_into_a_read_only_place_is_permission_denied(any_backend: Any) -> None:
-    result = any_backend.delete("/workspace")
-    assert result.path is None and "cannot be deleted" in result.error
+def test_a_read_only_area_is_read_only(any_backend: Any) -> None:
+    assert any_backend.read("/workspace/skills/SKILL.md").file_data["content"] == "# a shared skill\n"
+    assert any_backend.write("/workspace/skills/SKILL.md", "mine now").error
+    assert any_backend.edit("/workspace/skills/SKILL.md", "shared", "mine").error
+    assert any_backend.delete("/workspace/skills/SKILL.md").error
+    assert any_backend.upload_files([("/workspace/skills/new.md", b"x")]) == [
+        FileUploadResponse(path="/workspace/skills/new.md", error="permission_denied")
+    ]
+    ran = any_backend.execute("echo mine > /workspace/skills/SKILL.md")
+    assert ran.exit_code != 0 and "Read-only file system" in ran.output
+    assert any_backend.read("/workspace/skills/SKILL.md").file_data["content"] == "# a shared skill\n"
+    assert "cannot be deleted" in any_backend.delete("/workspace").error
 
 
 def test_execute(any_backend: Any) -> None:
@@ -201,10 +217,22 @@ def test_execute_sees_files_the_tools_wrote_and_the_other_way_round(any_backend:
     assert any_backend.download_files(["/tmp/mark"])[0].content == b"done"
 
 
+def _recording_client(worker: WorkerProcess, sent: list[httpx.Request]) -> Client:
+    http = httpx.Client(
+        base_url=worker.url,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        event_hooks={"request": [sent.append]},
+    )
+    return Client(http=http)
+
+
 def test_timeout_zero_asks_for_the_longest_run(worker: WorkerProcess, session: str) -> None:
-    backend = HearthBackend(session, url=worker.url, token=TOKEN, max_timeout=7)
-    answer = backend.execute("echo fine", timeout=0)
-    assert answer.exit_code == 0 and answer.output == "fine\n"
+    sent: list[httpx.Request] = []
+    backend = HearthBackend(session, client=_recording_client(worker, sent), max_timeout=7, default_timeout=3)
+    assert backend.execute("echo fine", timeout=0).output == "fine\n"
+    backend.execute("true")
+    backend.execute("true", timeout=5)
+    assert [json.loads(r.content)["timeout_s"] for r in sent] == [7, 3, 5]
     backend.close()
 
 
@@ -220,9 +248,10 @@ def test_create_makes_a_session_and_operator_errors_raise(worker: WorkerProcess)
     with Client(worker.url, token=TOKEN) as client:
         assert client.get_session(backend.id)["id"] == backend.id
         client.delete_session(backend.id)
-    # The session is gone: a model cannot fix that by choosing other arguments, but the answer
-    # is still the worker's 404, which the model sees.
-    assert "no session" in backend.ls("/workspace").error
+    # The session is gone: no other arguments can fix that, so it stops the run.
+    with pytest.raises(hc.NotFound) as gone:
+        backend.ls("/workspace")
+    assert gone.value.code == "session_not_found"
     backend.close()
 
     wrong_token = HearthBackend("any", url=worker.url, token="wrong")
@@ -234,13 +263,8 @@ def test_create_makes_a_session_and_operator_errors_raise(worker: WorkerProcess)
 
 
 def test_each_operation_is_one_http_call(worker: WorkerProcess, session: str) -> None:
-    sent: list[str] = []
-    http = httpx.Client(
-        base_url=worker.url,
-        headers={"Authorization": f"Bearer {TOKEN}"},
-        event_hooks={"request": [lambda r: sent.append(f"{r.method} {r.url.path}")]},
-    )
-    backend = HearthBackend(session, client=Client(http=http))
+    requests: list[httpx.Request] = []
+    backend = HearthBackend(session, client=_recording_client(worker, requests))
     backend.write("/workspace/a.txt", "a\n")
     backend.read("/workspace/a.txt")
     backend.edit("/workspace/a.txt", "a", "b")
@@ -252,7 +276,7 @@ def test_each_operation_is_one_http_call(worker: WorkerProcess, session: str) ->
     backend.delete("/workspace/b.txt")
     backend.execute("true")
     prefix = f"/v1/sessions/{session}"
-    assert sent == [
+    assert [f"{r.method} {r.url.path}" for r in requests] == [
         f"POST {prefix}/tools/write_file",
         f"POST {prefix}/tools/read_file",
         f"POST {prefix}/tools/edit_file",
@@ -279,3 +303,58 @@ def test_how_a_run_ended_shows_in_the_answer() -> None:
         {**ended, "stdout": "x" * 10, "exit_code": 0, "signal": None, "oom_killed": False, "truncated": True}, None
     )
     assert clipped.truncated is True and clipped.output.startswith("x" * 10) and "truncated" in clipped.output
+
+
+def test_a_truncated_listing_is_still_a_listing() -> None:
+    """deepagents' middleware reads any `error` of `ls` as a failure and drops the entries."""
+    from hearth_client.backend import _ls_result
+
+    entry = {"path": "/workspace/a", "is_dir": False, "size": 1, "modified_at": None}
+    listing = _ls_result({"entries": [entry], "truncated": True})
+    assert listing.error is None and listing.entries == [{"path": "/workspace/a", "is_dir": False, "size": 1}]
+
+
+def test_the_async_twins_follow_the_sync_clients_worker_and_token(
+    worker: WorkerProcess, session: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No token in the environment: the async side must take the one the sync client was given,
+    and work from one event loop after another."""
+    monkeypatch.delenv("HEARTH_TOKEN", raising=False)
+    backend = HearthBackend(session, client=Client(worker.url, token=TOKEN))
+
+    async def write_then_read(n: int) -> str:
+        await backend.awrite(f"/workspace/loop{n}.txt", f"loop {n}\n")
+        answer = await backend.aread(f"/workspace/loop{n}.txt")
+        await backend.aclose()
+        return answer.file_data["content"]
+
+    assert asyncio.run(write_then_read(1)) == "loop 1\n"
+    assert asyncio.run(write_then_read(2)) == "loop 2\n"
+    backend.close()
+
+
+def test_a_tool_call_waits_for_a_running_program_instead_of_failing(backend: HearthBackend) -> None:
+    backend.write("/workspace/slow.txt", "before\n")
+    results: dict[str, Any] = {}
+    running = threading.Thread(
+        target=lambda: results.update(run=backend.execute("sleep 2; echo after > /workspace/slow.txt"))
+    )
+    running.start()
+    time.sleep(0.5)  # the program holds the session now
+    results["read"] = backend.read("/workspace/slow.txt")
+    running.join()
+    assert results["run"].exit_code == 0
+    # The read waited for the program (writers hold the session) and saw what it wrote.
+    assert results["read"].file_data["content"] == "after\n"
+
+
+def test_paths_and_ids_that_would_change_the_route_are_refused_before_sending(
+    sync_client: Client, session: str
+) -> None:
+    for path in ["/workspace/../../export", "/workspace/./a", "workspace/a", "/workspace//a"]:
+        with pytest.raises(hc.BadRequest) as raised:
+            sync_client.get_file(session, path)
+        assert raised.value.code == "invalid_path" and raised.value.status is None
+    with pytest.raises(hc.BadRequest) as raised:
+        sync_client.get_session("..")
+    assert raised.value.code == "invalid_session_id"

@@ -90,14 +90,14 @@ def test_the_built_in_tools(client: Any, session: str) -> None:
     assert (page["start_line"], page["end_line"], page["total_lines"]) == (2, 2, 2)
 
     assert client.edit_file(session, "/workspace/src/app.py", "héllo", "world")["occurrences"] == 1
-    assert [e["path"] for e in client.ls(session, "/workspace")["entries"]] == ["/workspace/src/"]
+    assert [e["path"] for e in client.ls(session, "/workspace")["entries"]] == ["/workspace/skills/", "/workspace/src/"]
     assert [m["path"] for m in client.glob(session, "*.py")["matches"]] == ["/workspace/src/app.py"]
     grep = client.grep(session, "world", path="/workspace", glob="*.py", max_count=5)
     assert grep["matches"] == [{"path": "/workspace/src/app.py", "line": 2, "text": "print('world')"}]
 
     assert client.call_tool(session, "ls", {"path": "/workspace/src"})["entries"][0]["size"] == len(text.encode()) - 1
     assert client.delete(session, "/workspace/src")["path"] == "/workspace/src"
-    assert client.ls(session, "/workspace")["entries"] == []
+    assert [e["path"] for e in client.ls(session, "/workspace")["entries"]] == ["/workspace/skills/"]
 
 
 def test_binary_content_round_trips_base64(client: Any, session: str) -> None:

@@ -75,7 +75,7 @@ def test_the_same_run_through_the_async_twins(backend: HearthBackend, sync_clien
         try:
             return await _agent(model, backend).ainvoke({"messages": [{"role": "user", "content": "go"}]})
         finally:
-            await backend.async_client.aclose()
+            await backend.aclose()
 
     state = asyncio.run(run())
     _check(_tool_answers(state["messages"]), sync_client, backend.id)

@@ -11,7 +11,7 @@ Each method is exactly one HTTP call to the worker, the built-in tool or route o
 (never a shell round-trip for a file operation), and answers in deepagents' own result types.
 What a model can act on (a missing file, an ambiguous edit, a path outside the view) comes back as
 the result's `error`, as deepagents' own backends do; what only an operator can fix (the worker is
-unreachable, the token is wrong, the worker failed) raises `HearthError`.
+unreachable, the token is wrong, the worker failed, the session is gone) raises `HearthError`.
 
 Every operation is built once, as an `_Op` (the call and how its answer or error becomes a
 result); the sync method and its async twin differ only in how the call is sent.
@@ -19,6 +19,9 @@ result); the sync method and its async twin differ only in how the call is sent.
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
@@ -43,15 +46,17 @@ from deepagents.backends.protocol import (
 from . import routes
 from . import types as t
 from .client import AsyncClient, Client
-from .errors import HearthError
+from .errors import HearthError, is_for_the_model
 from .routes import Call
 
 A = TypeVar("A")
 R = TypeVar("R")
 
-# Statuses whose error a model can act on: they become the result's `error`. Anything else (401,
-# 5xx, no answer) raises: retrying the call with other arguments cannot help.
-_MODEL_ACTIONABLE = frozenset({400, 403, 404, 409, 413, 422, 504, 507})
+# The worker's bounds on a read window and a grep (its tools' input schemas). deepagents sets
+# none, so a larger request is clamped to them here rather than refused: the answer's
+# `next_offset` / `truncated` still tell the model there is more.
+MAX_READ_LINES = 100_000
+MAX_GREP_MATCHES = 10_000
 
 # deepagents' convention for a command that ran out of time (`LocalShellBackend` does the same).
 TIMEOUT_EXIT_CODE = 124
@@ -72,13 +77,26 @@ def _error_text(e: HearthError) -> str:
 
 
 def _file_info(entry: t.FileInfo) -> FileInfo:
-    return FileInfo(path=entry["path"], is_dir=entry["is_dir"], size=entry["size"], modified_at=entry["modified_at"])
+    info = FileInfo(path=entry["path"], is_dir=entry["is_dir"], size=entry["size"])
+    if entry.get("modified_at"):
+        info["modified_at"] = cast(str, entry["modified_at"])
+    return info
 
 
 def _ls_result(answer: t.LsAnswer) -> LsResult:
-    entries = [_file_info(e) for e in answer["entries"]]
-    note = f"Listing truncated: showing the first {len(entries)} entries." if answer["truncated"] else None
-    return LsResult(entries=entries, error=note)
+    # A listing cut at the worker's cap is still a listing: deepagents reads any `error` as a
+    # failed `ls` and would drop the entries.
+    return LsResult(entries=[_file_info(e) for e in answer["entries"]])
+
+
+def _ls_error(path: str, e: HearthError) -> LsResult:
+    """deepagents' own wording where its middleware looks for it (`not_a_directory` tells a
+    file from an empty directory before a delete)."""
+    if e.code == "file_not_found":
+        return LsResult(error=f"Path '{path}': path_not_found")
+    if e.code == "invalid_input" and "not a directory" in e.message:
+        return LsResult(error=f"Path '{path}': not_a_directory")
+    return LsResult(error=_error_text(e))
 
 
 def _read_result(answer: t.ReadAnswer) -> ReadResult:
@@ -163,17 +181,22 @@ class HearthBackend(SandboxBackendProtocol):
         Args:
             session_id: The worker's session id.
             url, token: The worker (default `HEARTH_URL` / `HEARTH_TOKEN`, then loopback), unless
-                `client` / `async_client` are given.
+                `client` is given.
+            client: The sync client; the async twins use `client.async_twin()`, one per event
+                loop, unless `async_client` is given (then that one, in every loop).
             default_timeout: `execute`'s deadline when the call names none (default: the
                 worker's `exec.timeout_s`).
-            max_timeout: What `execute(..., timeout=0)` ("no timeout") asks for: the longest
-                run, which the worker caps at its `exec.max_timeout_s`.
+            max_timeout: What `execute(..., timeout=0)` ("no timeout") asks for. The worker
+                refuses more than its `exec.max_timeout_s` (3600 by default): match it.
             env: Environment variables of every `execute` (the jail starts from an empty one).
         """
         self._session = session_id
         self._client = client or Client(url, token=token)
         self._async_client = async_client
-        self._url, self._token = url, token
+        self._async_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._async_lock = threading.Lock()
         self._default_timeout = default_timeout
         self._max_timeout = max_timeout
         self._env = dict(env) if env else None
@@ -205,14 +228,27 @@ class HearthBackend(SandboxBackendProtocol):
 
     @property
     def async_client(self) -> AsyncClient:
-        """Made on first use, in the event loop that uses it."""
-        if self._async_client is None:
-            self._async_client = AsyncClient(self._url or self._client.url, token=self._token)
-        return self._async_client
+        """The async client of the running event loop (an httpx connection pool belongs to one
+        loop): the one given, or this loop's twin of the sync client, made on first use."""
+        if self._async_client is not None:
+            return self._async_client
+        loop = asyncio.get_running_loop()
+        with self._async_lock:
+            client = self._async_by_loop.get(loop)
+            if client is None:
+                client = self._async_by_loop[loop] = self._client.async_twin()
+            return client
 
     def close(self) -> None:
-        """Close the HTTP connections (the session stays on the worker)."""
+        """Close the sync client's connections (the session stays on the worker)."""
         self._client.close()
+
+    async def aclose(self) -> None:
+        """Close the running loop's async client (the session stays on the worker)."""
+        with self._async_lock:
+            client = self._async_by_loop.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
 
     # --- sending: the one place sync and async differ
 
@@ -220,7 +256,7 @@ class HearthBackend(SandboxBackendProtocol):
         try:
             answer = self._client.send(op.call)
         except HearthError as e:
-            if e.status not in _MODEL_ACTIONABLE:
+            if not is_for_the_model(e):
                 raise
             return op.failed(e)
         return op.done(answer)
@@ -229,7 +265,7 @@ class HearthBackend(SandboxBackendProtocol):
         try:
             answer = await self.async_client.send(op.call)
         except HearthError as e:
-            if e.status not in _MODEL_ACTIONABLE:
+            if not is_for_the_model(e):
                 raise
             return op.failed(e)
         return op.done(answer)
@@ -237,10 +273,11 @@ class HearthBackend(SandboxBackendProtocol):
     # --- the operations, each one call
 
     def _ls(self, path: str) -> _Op[t.LsAnswer, LsResult]:
-        return _Op(routes.ls(self._session, path), _ls_result, lambda e: LsResult(error=_error_text(e)))
+        return _Op(routes.ls(self._session, path), _ls_result, lambda e: _ls_error(path, e))
 
     def _read(self, file_path: str, offset: int, limit: int) -> _Op[t.ReadAnswer, ReadResult]:
-        call = routes.read_file(self._session, file_path, offset=max(int(offset), 0), limit=int(limit))
+        window = {"offset": max(int(offset), 0), "limit": min(int(limit), MAX_READ_LINES)}
+        call = routes.read_file(self._session, file_path, **window)
         return _Op(call, _read_result, lambda e: ReadResult(error=_error_text(e)))
 
     def _write(self, file_path: str, content: str) -> _Op[t.WriteAnswer, WriteResult]:
@@ -266,7 +303,8 @@ class HearthBackend(SandboxBackendProtocol):
     def _grep(
         self, pattern: str, path: str | None, glob: str | None, max_count: int | None
     ) -> _Op[t.GrepAnswer, GrepResult]:
-        call = routes.grep(self._session, pattern, path=path, glob=glob, max_count=max_count)
+        cap = None if max_count is None else min(max_count, MAX_GREP_MATCHES)
+        call = routes.grep(self._session, pattern, path=path, glob=glob, max_count=cap)
         return _Op(call, _grep_result, lambda e: GrepResult(error=_error_text(e)))
 
     def _upload(self, files: Sequence[tuple[str, bytes]]) -> _Op[list[t.FileOutcome], list[FileUploadResponse]]:

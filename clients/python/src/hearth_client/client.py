@@ -16,12 +16,23 @@ from typing_extensions import Unpack
 
 from . import routes
 from . import types as t
-from .errors import error_from_response, unreachable
+from .errors import HearthError, error_from_response, unreachable
 from .routes import Call
 
 T = TypeVar("T")
 
 DEFAULT_URL = "http://127.0.0.1:8700"
+
+
+# How long any call waits for its answer by default. Long, because a call can queue behind a
+# program running in the same session (writers hold the session, and a run may last the worker's
+# `exec.max_timeout_s`, 3600 s by default); the worker itself bounds every tool and run.
+DEFAULT_TIMEOUT_S = routes.EXEC_UNBOUNDED_WAIT_S + routes.EXEC_ANSWER_MARGIN_S
+CONNECT_TIMEOUT_S = 10.0
+
+
+def _timeout(seconds: float) -> httpx.Timeout:
+    return httpx.Timeout(seconds, connect=min(seconds, CONNECT_TIMEOUT_S))
 
 
 def _settings(url: str | None, token: str | None, timeout: float) -> dict[str, Any]:
@@ -32,7 +43,7 @@ def _settings(url: str | None, token: str | None, timeout: float) -> dict[str, A
     return {
         "base_url": url or os.environ.get("HEARTH_URL") or DEFAULT_URL,
         "headers": headers,
-        "timeout": httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        "timeout": _timeout(timeout),
     }
 
 
@@ -43,14 +54,19 @@ def _request_args(call: Call[Any]) -> dict[str, Any]:
     if call.content is not None:
         args["content"] = call.content
     if call.timeout is not None:
-        args["timeout"] = call.timeout
+        args["timeout"] = _timeout(call.timeout)
     return args
 
 
 def _decode(call: Call[T], response: httpx.Response) -> T:
     if response.is_error:
         raise error_from_response(response)
-    return call.decode(response)
+    try:
+        return call.decode(response)
+    except (ValueError, KeyError, TypeError) as e:
+        raise HearthError(
+            "invalid_answer", f"the worker's answer could not be read: {e!r}", status=response.status_code
+        ) from e
 
 
 def _stream_args(session: str, body: t.ExecBody) -> dict[str, Any]:
@@ -74,16 +90,22 @@ class Client:
         url: str | None = None,
         *,
         token: str | None = None,
-        timeout: float = 60.0,
+        timeout: float = DEFAULT_TIMEOUT_S,
         http: httpx.Client | None = None,
     ) -> None:
-        """`timeout` bounds every call but `exec` (which waits for its program's deadline);
-        `http` replaces the underlying `httpx.Client` (for a custom transport or proxies)."""
+        """`timeout` bounds the wait for each answer (an `exec` waits at least its program's
+        deadline); `http` replaces the underlying `httpx.Client` (a custom transport, proxies)."""
         self._http = http or httpx.Client(**_settings(url, token, timeout))
 
     @property
     def url(self) -> str:
         return str(self._http.base_url)
+
+    def async_twin(self) -> AsyncClient:
+        """An `AsyncClient` to the same worker, with the same token and timeouts."""
+        return AsyncClient(
+            http=httpx.AsyncClient(base_url=self._http.base_url, headers=self._http.headers, timeout=self._http.timeout)
+        )
 
     def send(self, call: Call[T]) -> T:
         """Send one call (see `routes`) and decode its answer, or raise the worker's error."""
@@ -229,8 +251,10 @@ class Client:
     ) -> t.MergeOutcome:
         return self.send(routes.git_pull(session, remote=remote, branch=branch, author=author))
 
-    def git_merge_continue(self, session: str) -> t.MergeContinued:
-        return self.send(routes.git_merge_continue(session))
+    def git_merge_continue(
+        self, session: str, *, message: str | None = None, author: t.Author | None = None
+    ) -> t.MergeContinued:
+        return self.send(routes.git_merge_continue(session, message=message, author=author))
 
     def git_merge_abort(self, session: str) -> t.HeadMoved:
         return self.send(routes.git_merge_abort(session))
@@ -267,7 +291,7 @@ class AsyncClient:
         url: str | None = None,
         *,
         token: str | None = None,
-        timeout: float = 60.0,
+        timeout: float = DEFAULT_TIMEOUT_S,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self._http = http or httpx.AsyncClient(**_settings(url, token, timeout))
@@ -381,6 +405,8 @@ class AsyncClient:
     async def exec_stream(
         self, session: str, **body: Unpack[t.ExecBody]
     ) -> AsyncIterator[t.OutputChunk | t.ExecResult]:
+        """Like `Client.exec_stream`. Stopping early? Close the iterator
+        (`contextlib.aclosing`) so the connection is released at once."""
         try:
             async with self._http.stream(**_stream_args(session, body)) as response:
                 if response.is_error:
@@ -419,8 +445,10 @@ class AsyncClient:
     ) -> t.MergeOutcome:
         return await self.send(routes.git_pull(session, remote=remote, branch=branch, author=author))
 
-    async def git_merge_continue(self, session: str) -> t.MergeContinued:
-        return await self.send(routes.git_merge_continue(session))
+    async def git_merge_continue(
+        self, session: str, *, message: str | None = None, author: t.Author | None = None
+    ) -> t.MergeContinued:
+        return await self.send(routes.git_merge_continue(session, message=message, author=author))
 
     async def git_merge_abort(self, session: str) -> t.HeadMoved:
         return await self.send(routes.git_merge_abort(session))

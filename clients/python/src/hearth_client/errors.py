@@ -139,7 +139,19 @@ def error_from_event(error: dict[str, Any]) -> HearthError:
     """The exception for an `{"event": "error"}` line of a stream (no HTTP status of its own)."""
     code = str(error.get("code", "stream_error"))
     cls = _BY_CODE.get(code, HearthError)
-    return cls(code, str(error.get("message", "")), details=error.get("details"))
+    details = error.get("details")
+    return cls(code, str(error.get("message", "")), details=details if isinstance(details, dict) else None)
+
+
+# Statuses of errors a model can act on by calling again differently (another path, a unique
+# edit string, resolving a conflict). The rest (401, 5xx, no answer, a session that is gone)
+# only an operator can fix.
+_FOR_THE_MODEL = frozenset({400, 403, 404, 409, 413, 422, 504, 507})
+
+
+def is_for_the_model(e: HearthError) -> bool:
+    """Whether an agent should see `e` as a tool's answer rather than have its run stopped."""
+    return e.status in _FOR_THE_MODEL and e.code != "session_not_found"
 
 
 def unreachable(exc: httpx.TransportError, url: str) -> WorkerUnreachable:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
@@ -17,7 +18,7 @@ from urllib.parse import quote
 import httpx
 
 from . import types as t
-from .errors import error_from_event
+from .errors import BadRequest, error_from_event
 
 T = TypeVar("T")
 
@@ -55,8 +56,15 @@ class Call(Generic[T]):
     decode: Callable[[httpx.Response], T] = field(default=cast(Callable[[httpx.Response], T], _json))
 
 
+_SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
 def _session(session: str) -> str:
-    return f"/v1/sessions/{quote(session, safe='')}"
+    """A session's route. Checked here because an id like `..` would be a different route once
+    the URL is normalised, not a bad id the worker could refuse."""
+    if not _SESSION_ID.fullmatch(session):
+        raise BadRequest("invalid_session_id", f"`{session}` is not a session id", status=None)
+    return f"/v1/sessions/{session}"
 
 
 def _drop_none(**fields: Any) -> dict[str, Any]:
@@ -170,7 +178,12 @@ def grep(
 
 
 def _file_path(session: str, path: str) -> str:
-    return f"{_session(session)}/files/{quote(path.lstrip('/'))}"
+    """The files route of a view path. `.` and `..` segments are refused here, since the URL
+    would be normalised into another route before the worker saw them."""
+    segments = path.lstrip("/").split("/")
+    if not path.startswith("/") or any(segment in ("", ".", "..") for segment in segments):
+        raise BadRequest("invalid_path", f"`{path}` is not an absolute, normalised view path", status=None)
+    return f"{_session(session)}/files/{quote('/'.join(segments))}"
 
 
 def put_file(session: str, path: str, content: bytes) -> Call[t.FileWritten]:
@@ -269,8 +282,12 @@ def git_pull(
     return Call("POST", f"{_session(session)}/git/pull", json=body)
 
 
-def git_merge_continue(session: str) -> Call[t.MergeContinued]:
-    return Call("POST", f"{_session(session)}/git/merge/continue", json={})
+def git_merge_continue(
+    session: str, *, message: str | None = None, author: t.Author | None = None
+) -> Call[t.MergeContinued]:
+    """Commit the resolved merge (`message` defaults to git's merge message)."""
+    body = _drop_none(message=message, author=author)
+    return Call("POST", f"{_session(session)}/git/merge/continue", json=body)
 
 
 def git_merge_abort(session: str) -> Call[t.HeadMoved]:

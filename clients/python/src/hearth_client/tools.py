@@ -10,7 +10,8 @@ agent = create_deep_agent(model=..., backend=backend, tools=git_and_snapshot_too
 
 Each tool sends one route of the worker for the backend's session and answers the worker's JSON,
 as text for the model. An error the model can act on (a merge conflict, nothing to continue, a
-remote that refused) is answered as `Error: <code>: <message>` with its details, not raised.
+remote that refused) is answered as `Error: <code>: <message>` with its details, not raised;
+what only an operator can fix (a wrong token, a worker failing or gone) raises, as in the backend.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from . import routes
 from .backend import HearthBackend
-from .errors import HearthError
+from .errors import HearthError, is_for_the_model
 from .routes import Call
 
 
@@ -147,7 +148,7 @@ def _tool(spec: _Spec, backend: HearthBackend) -> BaseTool:
         try:
             return _as_text(backend.client.send(spec.call(backend.id, **arguments)))
         except HearthError as e:
-            if e.status is None:
+            if not is_for_the_model(e):
                 raise
             return _error_text(e)
 
@@ -155,7 +156,7 @@ def _tool(spec: _Spec, backend: HearthBackend) -> BaseTool:
         try:
             return _as_text(await backend.async_client.send(spec.call(backend.id, **arguments)))
         except HearthError as e:
-            if e.status is None:
+            if not is_for_the_model(e):
                 raise
             return _error_text(e)
 

@@ -63,7 +63,7 @@ class FileInfo(TypedDict):
     path: str
     is_dir: bool
     size: int
-    modified_at: str
+    modified_at: str | None
 
 
 class LsAnswer(TypedDict):
@@ -149,6 +149,8 @@ class CommitOutcome(TypedDict):
     commit: NotRequired[Commit]
     files_changed: NotRequired[int]
     head: NotRequired[str | None]
+    error: NotRequired[str]
+    """Why an exec's commit `failed` (the program's answer still stands)."""
 
 
 class ExecResult(TypedDict):
@@ -253,7 +255,7 @@ class HeadMoved(TypedDict):
     """What `merge/abort` (`status: aborted`) and `reset` (`status: reset`) answer."""
 
     status: Literal["aborted", "reset"]
-    head: Commit | None
+    head: Commit
 
 
 class Remotes(TypedDict):
