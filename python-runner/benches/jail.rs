@@ -1,5 +1,6 @@
-//! What the jail costs: `/bin/true` and `python -c pass` bare, jailed by Hearth, and (when
-//! installed) under bubblewrap with a comparable layout, in one run.
+//! What the jail costs: `/bin/true` and `python -c pass` bare, jailed by Hearth (each run
+//! starting its helper, and with warm jails), and (when installed) under bubblewrap with a
+//! comparable layout, in one run.
 //!
 //! Run: `cargo bench -p hearth-python-runner --bench jail` (as root, like the worker).
 //! `HEARTH_BENCH_ITERS` sets the runs per row (default 200).
@@ -21,9 +22,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
-    let runner = Runner::new(PathBuf::from(env!("CARGO_BIN_EXE_hearth-jail")), "python3").unwrap();
-    let python = runner.interpreter().executable.clone();
-    let prefix = runner.interpreter().prefix.clone();
+    let cold = Runner::new(PathBuf::from(env!("CARGO_BIN_EXE_hearth-jail")), "python3").unwrap();
+    let warm = cold.clone().with_warm_jails(2);
+    let python = cold.interpreter().executable.clone();
+    let prefix = cold.interpreter().prefix.clone();
     let dir = tempfile::tempdir().unwrap();
     for sub in ["workspace", "tmp", "state"] {
         std::fs::create_dir_all(dir.path().join(sub)).unwrap();
@@ -33,7 +35,7 @@ fn main() {
 
     println!("interpreter: {}\n", python.display());
     println!(
-        "| program | bare p50 | jailed p50 | jailed p99 | overhead (p50) | ratio | bwrap p50 |"
+        "| program | bare p50 | cold jail p50 / p99 | warm jail p50 / p99 | warm overhead (p50) | warm ratio | bwrap p50 |"
     );
     println!("|---|---|---|---|---|---|---|");
     for (name, argv) in [
@@ -64,10 +66,9 @@ fn main() {
             assert!(status.success());
         });
         let mut n = 0u64;
-        let jailed_samples = samples(iters, || {
+        let mut job = || {
             n += 1;
-            let job = Job {
-                id: format!("bench-{}-{n}", std::process::id()),
+            Job {
                 root_dir: dir.path().join("state").join(format!("root-{n}")),
                 mounts: vec![
                     Bind {
@@ -89,10 +90,18 @@ fn main() {
                     wall: Duration::from_secs(30),
                     ..ExecLimits::default()
                 },
-            };
-            let outcome = runner.run(&job).unwrap();
-            assert_eq!(outcome.exit_code, Some(0), "{outcome:?}");
-        });
+            }
+        };
+        let mut jailed = |runner: &Runner, pause: Duration| {
+            samples(iters, pause, || {
+                let outcome = runner.run(&job()).unwrap();
+                assert_eq!(outcome.exit_code, Some(0), "{outcome:?}");
+            })
+        };
+        let cold_samples = jailed(&cold, Duration::ZERO);
+        // A warm jail is taken per run and replaced in the background, which takes a cgroup
+        // join (5–25 ms here): runs at an agent's pace, not back to back, find one waiting.
+        let warm_samples = jailed(&warm, AGENT_PACE);
         let bwrapped = bwrap.then(|| {
             measure(iters, || {
                 let status = Command::new("/usr/bin/bwrap")
@@ -139,29 +148,34 @@ fn main() {
                 assert!(status.success());
             })
         });
-        let jailed = (
-            jailed_samples[jailed_samples.len() / 2],
-            jailed_samples[jailed_samples.len() * 99 / 100],
-        );
-        let overhead = jailed.0.saturating_sub(bare);
+        let (cold_p50, cold_p99) = (median(&cold_samples), p99(&cold_samples));
+        let (warm_p50, warm_p99) = (median(&warm_samples), p99(&warm_samples));
         println!(
-            "| `{name}` | {} | {} | {} | +{} | {:.2}× | {} |",
+            "| `{name}` | {} | {} / {} | {} / {} | +{} | {:.2}× | {} |",
             ms(bare),
-            ms(jailed.0),
-            ms(jailed.1),
-            ms(overhead),
-            jailed.0.as_secs_f64() / bare.as_secs_f64(),
+            ms(cold_p50),
+            ms(cold_p99),
+            ms(warm_p50),
+            ms(warm_p99),
+            ms(warm_p50.saturating_sub(bare)),
+            warm_p50.as_secs_f64() / bare.as_secs_f64(),
             bwrapped.map(ms).unwrap_or_else(|| "not installed".into()),
         );
     }
 }
 
-fn samples(iters: usize, mut f: impl FnMut()) -> Vec<Duration> {
+/// The pause before each warm run (not timed): about what an agent's turn leaves between runs,
+/// many times less in fact.
+const AGENT_PACE: Duration = Duration::from_millis(50);
+
+/// Sorted timings of `iters` calls of `f`, after a tenth as many untimed, each after `pause`.
+fn samples(iters: usize, pause: Duration, mut f: impl FnMut()) -> Vec<Duration> {
     for _ in 0..iters / 10 {
         f();
     }
     let mut all: Vec<Duration> = (0..iters)
         .map(|_| {
+            std::thread::sleep(pause);
             let started = Instant::now();
             f();
             started.elapsed()
@@ -171,10 +185,17 @@ fn samples(iters: usize, mut f: impl FnMut()) -> Vec<Duration> {
     all
 }
 
-/// Median.
+fn median(sorted: &[Duration]) -> Duration {
+    sorted[sorted.len() / 2]
+}
+
+fn p99(sorted: &[Duration]) -> Duration {
+    sorted[sorted.len() * 99 / 100]
+}
+
+/// Median of `iters` calls, back to back.
 fn measure(iters: usize, f: impl FnMut()) -> Duration {
-    let all = samples(iters, f);
-    all[all.len() / 2]
+    median(&samples(iters, Duration::ZERO, f))
 }
 
 fn ms(d: Duration) -> String {

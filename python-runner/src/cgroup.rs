@@ -4,11 +4,53 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Where the v1 hierarchies are mounted.
 const V1_ROOT: &str = "/sys/fs/cgroup";
 /// Hearth's parent group in each hierarchy.
 const PARENT: &str = "hearth";
+
+/// A name no other group on this host has: cgroups are host-wide, and two workers (or two test
+/// processes) sharing one would kill each other's runs on clean-up. The pid is unique among
+/// live processes, the counter within this one, and the clock guards against a reused pid
+/// finding a group a dead process left behind.
+fn unique_name() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "run-{}-{}-{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Removes the groups of processes that are gone: a helper waiting for a run exits when its
+/// worker does, but nobody is left to remove its (empty) groups. Named `run-<pid>-…`, they are
+/// recognisable; a group of a live pid, or with processes in it, is left alone.
+pub fn sweep_orphans() {
+    for controller in ["memory", "pids"] {
+        let Ok(entries) = fs::read_dir(Path::new(V1_ROOT).join(controller).join(PARENT)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let owner = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("run-"))
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<u32>().ok());
+            if owner.is_some_and(|pid| !Path::new("/proc").join(pid.to_string()).exists()) {
+                // Fails, harmlessly, when the group still has processes.
+                let _ = fs::remove_dir(entry.path());
+            }
+        }
+    }
+}
 
 /// The run's cgroup in each controller; removed on drop.
 #[derive(Debug)]
@@ -18,32 +60,37 @@ pub struct RunCgroup {
 }
 
 impl RunCgroup {
-    /// Creates `hearth/<name>` in the memory and pids hierarchies with the given limits.
+    /// Creates a group in the memory and pids hierarchies, without limits yet: a warm jail
+    /// joins it long before its run's limits are known (see [`RunCgroup::limit`]).
     /// `Err` says why cgroups are unavailable on this machine.
-    pub fn create(name: &str, memory_bytes: u64, max_processes: u64) -> Result<Self, String> {
-        let memory = Path::new(V1_ROOT).join("memory").join(PARENT).join(name);
-        let pids = Path::new(V1_ROOT).join("pids").join(PARENT).join(name);
+    pub fn create() -> Result<Self, String> {
+        let name = unique_name();
+        let memory = Path::new(V1_ROOT).join("memory").join(PARENT).join(&name);
+        let pids = Path::new(V1_ROOT).join("pids").join(PARENT).join(&name);
         for dir in [&memory, &pids] {
             fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         }
-        let group = Self { memory, pids };
+        Ok(Self { memory, pids })
+    }
+
+    /// Sets the run's limits. Cheap (three writes), so it happens when the run starts.
+    pub fn limit(&self, memory_bytes: u64, max_processes: u64) -> Result<(), String> {
         let write = |dir: &Path, file: &str, value: String| {
             fs::write(dir.join(file), value)
                 .map_err(|e| format!("writing {}/{file}: {e}", dir.display()))
         };
         write(
-            &group.memory,
+            &self.memory,
             "memory.limit_in_bytes",
             memory_bytes.to_string(),
         )?;
         // No swap either, where the kernel accounts it (absent when swap accounting is off).
         let _ = write(
-            &group.memory,
+            &self.memory,
             "memory.memsw.limit_in_bytes",
             memory_bytes.to_string(),
         );
-        write(&group.pids, "pids.max", max_processes.to_string())?;
-        Ok(group)
+        write(&self.pids, "pids.max", max_processes.to_string())
     }
 
     /// The `cgroup.procs` files the jail helper joins.

@@ -2,15 +2,19 @@
 //!
 //! `run_main` follows one fixed order (each step needs the privileges the later ones remove):
 //!
-//! 1. join the run's cgroups (memory, pids);
-//! 2. `unshare` mount, pid, network, IPC, UTS and cgroup namespaces — fail closed;
+//! 1. join the run's cgroups (memory, pids), named by `--join` arguments;
+//! 2. `unshare` pid, network, IPC, UTS and cgroup namespaces — fail closed — and compile the
+//!    seccomp filters; then read the run's [`JailSpec`] from stdin (a warm helper waits here,
+//!    the slow steps behind it) and `unshare` the mount namespace, from the host's mounts as
+//!    they are now;
 //! 3. `fork`: the parent only relays the child's exit; the child is pid 1 of the new pid
 //!    namespace, dies with the parent (`PR_SET_PDEATHSIG`), and takes every process it started
 //!    with it when it exits;
 //! 4. a minimal root on a tmpfs: the runtime read-only, the session's directories at their view
 //!    paths, a minimal `/dev`, `/proc` for the jail's own pids; `pivot_root` into it, detach the
 //!    old root, make the new root read-only;
-//! 5. rlimits; `no_new_privs`; every capability dropped (bounding set included);
+//! 5. rlimits; `no_new_privs`; every capability dropped (bounding set included), and the uid
+//!    too: the program runs as `nobody`, the session's directories idmapped (see [`crate::identity`]);
 //! 6. Landlock: read everything in the jail, write only the writable directories;
 //! 7. seccomp, last, since it forbids the mounts above;
 //! 8. report the layers on stderr, `execve` with exactly the requested environment.
@@ -18,6 +22,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
@@ -32,36 +37,35 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, chdir, execve, fork, pivot_root, sethostname};
 
-use crate::spec::{ENFORCED, JAIL_FAILED_EXIT, JailSpec, Layers, REPORT_PREFIX, Report};
+use crate::identity::JAIL_ID;
+use crate::spec::{
+    ENFORCED, JAIL_FAILED_EXIT, JOIN_FLAG, JailSpec, Layers, REPORT_PREFIX, Report, read_framed,
+};
 
 /// Device nodes the jail gets, bound from the host's `/dev`.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
 
 /// The helper's entry point: never returns.
+///
+/// Everything that does not depend on the run happens first (cgroups, namespaces, compiling
+/// the seccomp filters); then the helper waits for its spec on stdin. So a warm helper, started
+/// ahead of time, has paid for the slow parts before its run arrives.
 pub fn run_main() -> ! {
-    let spec = match std::env::args()
-        .nth(1)
-        .map(|a| serde_json::from_str::<JailSpec>(&a))
-    {
-        Some(Ok(spec)) => spec,
-        Some(Err(e)) => fail(
-            &Layers::new(),
-            &format!("the jail spec is not valid JSON: {e}"),
-        ),
-        None => fail(&Layers::new(), "usage: hearth-jail <spec-json>"),
-    };
     let mut layers = Layers::new();
+    let cgroup_procs = match join_arguments() {
+        Ok(files) => files,
+        Err(why) => fail(&layers, &why),
+    };
 
     // 1. cgroups: joined before the namespaces, so the cgroup namespace is rooted at them.
-    if spec.cgroup_procs.is_empty() {
+    if cgroup_procs.is_empty() {
         layers.insert(
             "cgroups".into(),
             "unavailable: not configured on this worker".into(),
         );
     } else {
         let pid = std::process::id().to_string();
-        match spec
-            .cgroup_procs
+        match cgroup_procs
             .iter()
             .try_for_each(|procs| fs::write(procs, &pid))
         {
@@ -70,9 +74,15 @@ pub fn run_main() -> ! {
         };
     }
 
-    // 2. namespaces, all or nothing.
-    let flags = CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWPID
+    // The idmapping that lets the program run as `nobody` and still own its workspace; made
+    // before the pid namespace (it needs a child of its own). Without it the program runs as
+    // uid 0, with no capability, and the layer says why.
+    let idmap = crate::identity::idmap_namespace();
+
+    // 2. namespaces, all or nothing. The mount namespace comes last, once the run is known:
+    // a copy of the host's mounts taken earlier would miss those made since (a session's
+    // scratch tmpfs), and the run would write beneath them.
+    let flags = CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWNET
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWUTS
@@ -80,9 +90,23 @@ pub fn run_main() -> ! {
     if let Err(e) = unshare(flags) {
         fail(&layers, &format!("creating namespaces: {e}"));
     }
-    for ns in ["mount", "pid", "network", "ipc", "uts", "cgroup"] {
+    for ns in ["pid", "network", "ipc", "uts", "cgroup"] {
         layers.insert(format!("{ns}_namespace"), ENFORCED.into());
     }
+    let filters = match crate::seccomp::programs() {
+        Ok(filters) => filters,
+        Err(e) => fail(&layers, &e.to_string()),
+    };
+
+    // Now the run: its spec, framed on stdin; the rest of stdin is the program's.
+    let spec = match read_framed(&mut RawStdin) {
+        Ok(spec) => spec,
+        Err(e) => fail(&layers, &format!("reading the jail spec: {e}")),
+    };
+    if let Err(e) = unshare(CloneFlags::CLONE_NEWNS) {
+        fail(&layers, &format!("creating the mount namespace: {e}"));
+    }
+    layers.insert("mount_namespace".into(), ENFORCED.into());
 
     // 3. fork into the pid namespace.
     // SAFETY: the helper is single-threaded (it starts no threads), so the child may run any
@@ -102,9 +126,15 @@ pub fn run_main() -> ! {
     }
 
     // 4. the root.
-    if let Err(e) = build_root(&spec) {
-        fail(&layers, &format!("building the jail's root: {e}"));
-    }
+    let unprivileged = match build_root(&spec, idmap.as_ref().ok().map(AsFd::as_fd)) {
+        Ok(Ok(())) => match &idmap {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("no idmapping: {e}")),
+        },
+        Ok(Err(why)) => Err(why),
+        Err(e) => fail(&layers, &format!("building the jail's root: {e}")),
+    };
+    drop(idmap);
     layers.insert("pivot_root".into(), ENFORCED.into());
     layers.insert("read_only_root".into(), ENFORCED.into());
     let _ = sethostname("hearth");
@@ -118,17 +148,22 @@ pub fn run_main() -> ! {
         fail(&layers, &format!("PR_SET_NO_NEW_PRIVS: {e}"));
     }
     layers.insert("no_new_privs".into(), ENFORCED.into());
-    match drop_capabilities() {
+    match drop_capabilities(unprivileged.is_ok()) {
         Ok(()) => layers.insert("capabilities".into(), "enforced: all dropped".into()),
         Err(e) => fail(&layers, &format!("dropping capabilities: {e}")),
     };
+    let uid = match unprivileged {
+        Ok(()) => format!("enforced: {JAIL_ID} (nobody)"),
+        Err(why) => format!("unavailable: runs as uid 0 without capabilities ({why})"),
+    };
+    layers.insert("uid".into(), uid);
 
     // 6. Landlock (best effort on old kernels, reported either way).
     let landlock = apply_landlock(&spec);
     layers.insert("landlock".into(), landlock);
 
     // 7. seccomp.
-    if let Err(e) = crate::seccomp::install() {
+    if let Err(e) = crate::seccomp::install(&filters) {
         fail(&layers, &e.to_string());
     }
     layers.insert("seccomp".into(), ENFORCED.into());
@@ -177,6 +212,33 @@ pub fn run_main() -> ! {
     std::process::exit(126);
 }
 
+/// `--join FILE` arguments: the `cgroup.procs` files to join.
+fn join_arguments() -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next()) {
+            (JOIN_FLAG, Some(file)) => files.push(PathBuf::from(file)),
+            _ => {
+                return Err(format!(
+                    "usage: hearth-jail [{JOIN_FLAG} CGROUP_PROCS]… < SPEC"
+                ));
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// Stdin without Rust's buffer: the spec must be read to its last byte and not one further,
+/// since what follows is the program's input (and the program reads the same descriptor).
+struct RawStdin;
+
+impl std::io::Read for RawStdin {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        nix::unistd::read(std::io::stdin().as_fd(), buf).map_err(io_err)
+    }
+}
+
 /// Writes the report line, then exits with [`JAIL_FAILED_EXIT`]: the program never started.
 fn fail(layers: &Layers, why: &str) -> ! {
     report(&Report {
@@ -217,8 +279,14 @@ fn io_err(e: nix::errno::Errno) -> std::io::Error {
     std::io::Error::from_raw_os_error(e as i32)
 }
 
-/// Lays out the jail's root on a tmpfs over `spec.root_dir` and pivots into it.
-fn build_root(spec: &JailSpec) -> std::io::Result<()> {
+/// Lays out the jail's root on a tmpfs over `spec.root_dir` and pivots into it. The session's
+/// directories are mounted through `idmap` when there is one; the inner result says
+/// why the program cannot run unprivileged when one of them could not be.
+fn build_root(
+    spec: &JailSpec,
+    idmap: Option<BorrowedFd<'_>>,
+) -> std::io::Result<Result<(), String>> {
+    let mut unprivileged = Ok(());
     let none: Option<&str> = None;
     // Nothing mounted from here on may propagate back to the host.
     mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none).map_err(io_err)?;
@@ -231,21 +299,42 @@ fn build_root(spec: &JailSpec) -> std::io::Result<()> {
         Some("size=16m,mode=0755"),
     )
     .map_err(io_err)?;
+    chdir(root.as_path()).map_err(io_err)?;
     for (link, target) in &spec.symlinks {
         symlink(target, root.join(link))?;
     }
+    for bind in &spec.runtime {
+        let target = inside(root, &bind.target);
+        make_mount_point(&target, bind.source.is_dir())?;
+        bind_mount(&bind.source, &target, false)?;
+    }
+    let mut idmapped: Vec<&str> = Vec::new();
     for bind in &spec.binds {
         refuse_symlinks_on_the_way(root, &bind.target)?;
         let target = inside(root, &bind.target);
-        if bind.source.is_dir() {
-            fs::create_dir_all(&target)?;
-        } else {
-            if let Some(parent) = target.parent() {
-                fs::create_dir_all(parent)?;
+        // A mount point inside an idmapped bind (a read-only area in the workspace) can only be
+        // made by the id that mount maps: root's own ids are not mapped there. It is made by a
+        // path relative to the root (the working directory), since the jail user may not
+        // search the directories above it on the host.
+        let in_idmapped = idmapped.iter().any(|parent| is_below(&bind.target, parent));
+        let source_is_dir = bind.source.is_dir();
+        let relative = Path::new(bind.target.trim_start_matches('/'));
+        crate::identity::as_jail_user_if(in_idmapped, || {
+            make_mount_point(relative, source_is_dir)
+        })?;
+        let mounted = idmap.map(|userns| {
+            crate::identity::bind_idmapped(&bind.source, &target, userns, bind.writable)
+        });
+        match mounted {
+            Some(Ok(())) => idmapped.push(&bind.target),
+            Some(Err(e)) => {
+                // A filesystem without idmapped mounts: a plain bind, and the program stays
+                // uid 0 so that it can still use what it holds.
+                unprivileged = Err(format!("`{}` cannot be idmapped: {e}", bind.target));
+                bind_mount(&bind.source, &target, bind.writable)?;
             }
-            fs::File::create(&target)?;
+            None => bind_mount(&bind.source, &target, bind.writable)?,
         }
-        bind_mount(&bind.source, &target, bind.writable)?;
     }
     // /dev: a tmpfs holding only the harmless devices, plus /dev/shm for multiprocessing.
     let dev = root.join("dev");
@@ -307,7 +396,8 @@ fn build_root(spec: &JailSpec) -> std::io::Result<()> {
         MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         none,
     )
-    .map_err(io_err)
+    .map_err(io_err)?;
+    Ok(unprivileged)
 }
 
 /// A mount point nested in an earlier bind (a read-only area inside the workspace) is reached
@@ -329,6 +419,25 @@ fn refuse_symlinks_on_the_way(root: &Path, jail_path: &str) -> std::io::Result<(
         }
     }
     Ok(())
+}
+
+/// An empty directory (or file, to bind a file on) at `path`, and its parents.
+fn make_mount_point(path: &Path, directory: bool) -> std::io::Result<()> {
+    if directory {
+        return fs::create_dir_all(path);
+    }
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    fs::File::create(path).map(drop)
+}
+
+/// Whether jail path `path` is `parent` or below it.
+fn is_below(path: &str, parent: &str) -> bool {
+    path == parent
+        || path
+            .strip_prefix(parent)
+            .is_some_and(|rest| rest.starts_with('/') || parent.ends_with('/'))
 }
 
 /// A jail path (absolute) below the root directory on the host side.
@@ -380,9 +489,10 @@ fn apply_rlimits(spec: &JailSpec) -> nix::Result<()> {
     Ok(())
 }
 
-/// Empties the bounding, ambient, effective, permitted and inheritable sets: the program runs as
-/// uid 0 of a jail in which uid 0 can do nothing special, and `execve` cannot give any back.
-fn drop_capabilities() -> std::io::Result<()> {
+/// Empties the bounding and ambient sets, becomes the jail user when `unprivileged` (which
+/// needs the capabilities still in the effective set), then empties the effective, permitted and
+/// inheritable sets: `execve` cannot give any back.
+fn drop_capabilities(unprivileged: bool) -> std::io::Result<()> {
     for cap in 0..=63 {
         // SAFETY: prctl with integer arguments only; EINVAL for capabilities the kernel does not
         // know is expected and ignored.
@@ -405,6 +515,9 @@ fn drop_capabilities() -> std::io::Result<()> {
     };
     if cleared != 0 {
         return Err(std::io::Error::last_os_error());
+    }
+    if unprivileged {
+        crate::identity::become_jail_user().map_err(io_err)?;
     }
     let mut header = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,

@@ -7,6 +7,7 @@
 //! the run's cgroups.
 
 mod cgroup;
+pub mod identity;
 pub mod jail;
 mod runner;
 pub mod seccomp;

@@ -6,12 +6,15 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::cgroup::RunCgroup;
-use crate::spec::{Bind, JAIL_FAILED_EXIT, JailSpec, Layers, REPORT_PREFIX, Report, RlimitSpec};
+use crate::spec::{
+    Bind, JAIL_FAILED_EXIT, JOIN_FLAG, JailSpec, Layers, REPORT_PREFIX, Report, RlimitSpec, frame,
+};
 
 /// Directories searched for a program named without a `/`.
 const SEARCH_PATH: &[&str] = &["/usr/local/bin", "/usr/bin", "/bin"];
@@ -104,8 +107,6 @@ impl Default for ExecLimits {
 /// One program to run.
 #[derive(Debug, Clone)]
 pub struct Job {
-    /// Names the run's cgroups; unique among concurrent runs.
-    pub id: String,
     /// An empty, host-only directory the jail mounts its root on.
     pub root_dir: PathBuf,
     /// The session's directories at their view paths (parents before what is nested in them).
@@ -144,6 +145,117 @@ pub struct Runner {
     interpreter: Interpreter,
     runtime: Vec<Bind>,
     symlinks: Vec<(String, String)>,
+    warm: Option<Arc<WarmPool>>,
+}
+
+/// A helper started ahead of its run: already in its own cgroups, its namespaces made, its
+/// seccomp filters compiled, waiting on stdin for a spec. Joining a cgroup is the slow step of a
+/// run on cgroup v1 (the kernel waits for an RCU grace period, 5–25 ms here); a warm helper
+/// takes it off the run's path.
+#[derive(Debug)]
+struct Standby {
+    child: Child,
+    cgroup: Option<RunCgroup>,
+    /// Why there is no cgroup, when there is none.
+    cgroup_error: Option<String>,
+}
+
+impl Standby {
+    fn start(helper: &Path) -> Result<Self, RunError> {
+        let (cgroup, cgroup_error) = match RunCgroup::create() {
+            Ok(group) => (Some(group), None),
+            Err(why) => (None, Some(why)),
+        };
+        let mut command = Command::new(helper);
+        for procs in cgroup.iter().flat_map(RunCgroup::procs_files) {
+            command.arg(JOIN_FLAG).arg(procs);
+        }
+        let child = command
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|error| RunError::Spawn {
+                helper: helper.to_owned(),
+                error,
+            })?;
+        Ok(Self {
+            child,
+            cgroup,
+            cgroup_error,
+        })
+    }
+
+    /// Sets the run's memory and process limits on the helper's cgroups.
+    fn limit(&self, limits: &ExecLimits) -> Result<(), RunError> {
+        match &self.cgroup {
+            Some(group) => group
+                .limit(limits.memory_bytes, limits.max_processes)
+                .map_err(RunError::Prepare),
+            None => Ok(()),
+        }
+    }
+
+    /// Ends a helper that will never get a run, and its cgroups.
+    fn discard(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Warm helpers, refilled in the background after each run takes one.
+#[derive(Debug)]
+struct WarmPool {
+    helper: PathBuf,
+    size: usize,
+    ready: Mutex<Vec<Standby>>,
+    refilling: AtomicBool,
+}
+
+impl WarmPool {
+    fn take(self: &Arc<Self>) -> Option<Standby> {
+        let standby = self.ready.lock().ok()?.pop();
+        self.refill();
+        standby
+    }
+
+    /// Starts helpers until `size` wait, on one background thread at a time. The thread holds
+    /// the pool weakly, so a dropped runner does not wait for it.
+    fn refill(self: &Arc<Self>) {
+        if self.refilling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pool = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("hearth-warm-jails".into())
+            .spawn(move || {
+                while let Some(pool) = pool.upgrade() {
+                    let full = pool.ready.lock().map_or(true, |r| r.len() >= pool.size);
+                    let started = (!full).then(|| Standby::start(&pool.helper));
+                    match (started, pool.ready.lock()) {
+                        (Some(Ok(standby)), Ok(mut ready)) => ready.push(standby),
+                        // Full, or failing: runs start their own helper until the next refill.
+                        _ => {
+                            pool.refilling.store(false, Ordering::Release);
+                            return;
+                        }
+                    }
+                }
+            });
+        if spawned.is_err() {
+            self.refilling.store(false, Ordering::Release);
+        }
+    }
+}
+
+impl Drop for WarmPool {
+    fn drop(&mut self) {
+        if let Ok(ready) = self.ready.get_mut() {
+            ready.drain(..).for_each(Standby::discard);
+        }
+    }
 }
 
 impl Runner {
@@ -184,7 +296,26 @@ impl Runner {
             interpreter,
             runtime,
             symlinks,
+            warm: None,
         })
+    }
+
+    /// Keeps `count` helpers started ahead of their runs (0: start each with its run). Each
+    /// waiting helper is a sleeping process with its own cgroups and namespaces. Also removes
+    /// the groups earlier processes' waiting helpers left behind.
+    pub fn with_warm_jails(mut self, count: usize) -> Self {
+        crate::cgroup::sweep_orphans();
+        self.warm = (count > 0).then(|| {
+            let pool = Arc::new(WarmPool {
+                helper: self.helper.clone(),
+                size: count,
+                ready: Mutex::new(Vec::new()),
+                refilling: AtomicBool::new(false),
+            });
+            pool.refill();
+            pool
+        });
+        self
     }
 
     pub fn interpreter(&self) -> &Interpreter {
@@ -217,25 +348,13 @@ impl Runner {
         env
     }
 
-    /// Runs `job` to completion (or to its wall time). Blocks the calling thread.
-    pub fn run(&self, job: &Job) -> Result<Outcome, RunError> {
-        self.run_streaming(job, None)
-    }
-
-    /// Like [`Runner::run`], also handing every chunk of output to `sink` as it arrives (the
-    /// helper's report line excluded). The [`Outcome`] still carries the capped output.
-    pub fn run_streaming(&self, job: &Job, sink: Option<OutputSink>) -> Result<Outcome, RunError> {
-        let started = Instant::now();
-        let (cgroup, cgroup_error) =
-            match RunCgroup::create(&job.id, job.limits.memory_bytes, job.limits.max_processes) {
-                Ok(group) => (Some(group), None),
-                Err(why) => (None, Some(why)),
-            };
-        let mut binds = self.runtime.clone();
-        binds.extend(job.mounts.iter().cloned());
+    /// What the helper reads on stdin: the framed spec of `job`, then the program's input.
+    /// Creates the directory the jail's root is mounted on.
+    fn input(&self, job: &Job, memory_cgroup: bool) -> Result<Vec<u8>, RunError> {
         let spec = JailSpec {
             root_dir: job.root_dir.clone(),
-            binds,
+            runtime: self.runtime.clone(),
+            binds: job.mounts.clone(),
             symlinks: self.symlinks.clone(),
             cwd: job.cwd.clone(),
             argv: job.argv.clone(),
@@ -249,36 +368,50 @@ impl Runner {
                 open_files: 1024,
                 // With a memory cgroup the address space need not be capped (which breaks
                 // programs that reserve much and use little); without one it is the only bound.
-                address_space_bytes: if cgroup.is_some() {
+                address_space_bytes: if memory_cgroup {
                     0
                 } else {
                     job.limits.memory_bytes.saturating_mul(2)
                 },
             },
-            cgroup_procs: cgroup
-                .as_ref()
-                .map(RunCgroup::procs_files)
-                .unwrap_or_default(),
         };
-        let spec_json =
-            serde_json::to_string(&spec).map_err(|e| RunError::Prepare(e.to_string()))?;
         std::fs::create_dir_all(&job.root_dir).map_err(|e| RunError::Prepare(e.to_string()))?;
+        let mut input = frame(&spec).map_err(|e| RunError::Prepare(e.to_string()))?;
+        input.extend_from_slice(&job.stdin);
+        Ok(input)
+    }
 
-        let mut child = Command::new(&self.helper)
-            .arg(spec_json)
-            .env_clear()
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .map_err(|error| RunError::Spawn {
-                helper: self.helper.clone(),
-                error,
-            })?;
+    /// Runs `job` to completion (or to its wall time). Blocks the calling thread.
+    pub fn run(&self, job: &Job) -> Result<Outcome, RunError> {
+        self.run_streaming(job, None)
+    }
+
+    /// Like [`Runner::run`], also handing every chunk of output to `sink` as it arrives (the
+    /// helper's report line excluded). The [`Outcome`] still carries the capped output.
+    pub fn run_streaming(&self, job: &Job, sink: Option<OutputSink>) -> Result<Outcome, RunError> {
+        let started = Instant::now();
+        let standby = match self.warm.as_ref().and_then(WarmPool::take) {
+            Some(standby) => standby,
+            None => Standby::start(&self.helper)?,
+        };
+        let input = standby
+            .limit(&job.limits)
+            .and_then(|()| self.input(job, standby.cgroup.is_some()));
+        let input = match input {
+            Ok(input) => input,
+            Err(e) => {
+                standby.discard();
+                return Err(e);
+            }
+        };
+        let Standby {
+            mut child,
+            cgroup,
+            cgroup_error,
+        } = standby;
+
         let pid = child.id();
         let stdin = child.stdin.take();
-        let input = job.stdin.clone();
         let feeder = std::thread::spawn(move || {
             if let Some(mut stdin) = stdin {
                 let _ = stdin.write_all(&input);

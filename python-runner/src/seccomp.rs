@@ -145,10 +145,11 @@ pub fn programs() -> Result<Vec<BpfProgram>, SeccompError> {
     ])
 }
 
-/// Installs the filters on the calling thread (and what it executes). Needs `no_new_privs`.
-pub fn install() -> Result<(), SeccompError> {
-    for program in programs()? {
-        seccompiler::apply_filter(&program).map_err(err)?;
+/// Installs compiled filters (see [`programs`]) on the calling thread and what it executes.
+/// Needs `no_new_privs`.
+pub fn install(programs: &[BpfProgram]) -> Result<(), SeccompError> {
+    for program in programs {
+        seccompiler::apply_filter(program).map_err(err)?;
     }
     Ok(())
 }

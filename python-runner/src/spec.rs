@@ -1,7 +1,9 @@
-//! What the host tells the jail helper: the whole policy of one run, serialised as JSON in the
-//! helper's first argument, so the helper decides nothing on its own.
+//! What the host tells the jail helper: the whole policy of one run, serialised as JSON and
+//! framed on the helper's stdin, so the helper decides nothing on its own. Only the cgroups to
+//! join come as arguments: a warm helper joins them before its run is known.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -12,7 +14,12 @@ pub struct JailSpec {
     /// An empty host directory, private to the session, on which the jail mounts its root
     /// (a tmpfs). Only the jail's mount namespace sees that mount.
     pub root_dir: PathBuf,
-    /// Host directories bound into the jail, in order (a parent before what is mounted in it).
+    /// The host's runtime (`/usr`, the interpreter's prefix), bound read-only as it is: files
+    /// anyone may read.
+    pub runtime: Vec<Bind>,
+    /// The session's directories, in order (a parent before what is mounted in it), bound
+    /// through the jail user's idmapping when there is one: the session's files are root's on
+    /// the host and the jail user's inside (see `identity`).
     pub binds: Vec<Bind>,
     /// Symlinks created in the jail's root, e.g. `bin` -> `usr/bin` (merged-/usr systems).
     pub symlinks: Vec<(String, String)>,
@@ -25,8 +32,39 @@ pub struct JailSpec {
     /// The program's whole environment: nothing else is passed.
     pub env: BTreeMap<String, String>,
     pub limits: RlimitSpec,
-    /// `cgroup.procs` files the helper joins before anything else (memory and pids limits).
-    pub cgroup_procs: Vec<PathBuf>,
+}
+
+/// The helper's flag naming a `cgroup.procs` file to join before anything else (repeated, one
+/// per controller): `hearth-jail --join /sys/fs/cgroup/memory/hearth/run-…/cgroup.procs …`.
+pub const JOIN_FLAG: &str = "--join";
+
+/// The most a framed spec may take (a spec is a few KiB; this only bounds a broken sender).
+const MAX_SPEC_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A spec as the host writes it on the helper's stdin: its JSON's byte length (`u64`,
+/// little-endian), then the JSON. What follows on stdin is the program's own input, so the
+/// helper reads exactly this much and no more.
+pub fn frame(spec: &JailSpec) -> Result<Vec<u8>, serde_json::Error> {
+    let json = serde_json::to_vec(spec)?;
+    let mut framed = (json.len() as u64).to_le_bytes().to_vec();
+    framed.extend_from_slice(&json);
+    Ok(framed)
+}
+
+/// Reads one framed spec from `input` (unbuffered: nothing past the spec is consumed).
+pub fn read_framed(input: &mut impl Read) -> std::io::Result<JailSpec> {
+    let mut length = [0u8; 8];
+    input.read_exact(&mut length)?;
+    let length = u64::from_le_bytes(length);
+    if length > MAX_SPEC_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a spec of {length} bytes is over the limit"),
+        ));
+    }
+    let mut json = vec![0u8; length as usize];
+    input.read_exact(&mut json)?;
+    serde_json::from_slice(&json).map_err(std::io::Error::from)
 }
 
 /// A host directory (or file) bound into the jail.

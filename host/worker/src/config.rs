@@ -227,7 +227,8 @@ pub struct ExecConfig {
     pub helper: Option<PathBuf>,
     /// Layers that must report `enforced`, or exec is refused. The namespaces, the private root,
     /// `no_new_privs`, the capability drop, seccomp and the environment scrub always are (the
-    /// helper fails closed without them); list e.g. `landlock` or `cgroups` to require those.
+    /// helper fails closed without them); list e.g. `landlock`, `cgroups` or `uid` (the program
+    /// runs as `nobody`, which needs idmapped mounts on the session's filesystem) to require those.
     pub required_layers: Vec<String>,
     /// Wall time when a request gives none, and the most a request may ask for.
     pub timeout_s: f64,
@@ -238,6 +239,9 @@ pub struct ExecConfig {
     pub file_size_mib: u64,
     /// Kept of each of stdout and stderr.
     pub output_bytes: usize,
+    /// Jails started ahead of their runs (each a sleeping process in its own cgroups and
+    /// namespaces): a run takes one and skips the slow cgroup join. 0 starts each with its run.
+    pub warm_jails: usize,
 }
 
 impl Default for ExecConfig {
@@ -252,6 +256,7 @@ impl Default for ExecConfig {
             max_processes: 256,
             file_size_mib: 1024,
             output_bytes: 1024 * 1024,
+            warm_jails: 2,
         }
     }
 }

@@ -53,8 +53,7 @@ pub struct Exec {
     data_dir: PathBuf,
 }
 
-/// Names a run's cgroups and root directory. Random, because cgroups are host-wide: two
-/// workers (or two tests) must never share one, or cleaning up one run would kill the other.
+/// Names a run's root directory (the mount point of the jail's root, under the data dir).
 fn run_id(what: &str) -> String {
     format!("{what}-{}", uuid::Uuid::new_v4().simple())
 }
@@ -96,7 +95,8 @@ impl Exec {
                 Err(_) => return exec.refuse(e.to_string()),
             },
             Err(e) => return exec.refuse(e.to_string()),
-        };
+        }
+        .with_warm_jails(config.warm_jails);
         match probe(&runner, data_dir) {
             Ok(layers) => exec.layers = layers,
             Err(why) => return exec.refuse(why),
@@ -218,7 +218,6 @@ impl Exec {
             .collect();
         let job = Job {
             root_dir: self.data_dir.join("jail-roots").join(&id),
-            id,
             mounts,
             cwd: session.view.home().to_owned(),
             argv,
@@ -373,7 +372,6 @@ fn probe(runner: &Runner, data_dir: &Path) -> Result<Layers, String> {
         std::fs::create_dir_all(dir.join(sub)).map_err(|e| format!("preparing the probe: {e}"))?;
     }
     let job = Job {
-        id: run_id("probe"),
         root_dir: dir.join("root"),
         mounts: vec![
             Bind {

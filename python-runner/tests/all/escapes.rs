@@ -197,3 +197,64 @@ if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(
         "the daemon survived the run"
     );
 }
+
+#[test]
+fn the_program_runs_as_nobody_and_owns_only_its_session() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    let s = Sandbox::new();
+    // A file the host (root) wrote, private to its owner, as a tool's could be.
+    s.put("private.txt", "host wrote this\n");
+    std::fs::set_permissions(
+        s.workspace.join("private.txt"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+
+    let out = s.run(&[
+        "/bin/sh",
+        "-c",
+        "id -u; id -g; grep -E '^Cap(Prm|Eff|Bnd):' /proc/self/status; \
+         echo edited >> /workspace/private.txt && echo new > /workspace/new.txt && \
+         mkdir -p /workspace/dir/sub && echo scratch > /tmp/s.txt && echo wrote",
+    ]);
+    assert_eq!(
+        out.layers.get("uid").map(String::as_str),
+        Some("enforced: 65534 (nobody)"),
+        "{:?}",
+        out.layers
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "65534\n65534\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n\
+         CapBnd:\t0000000000000000\nwrote\n",
+        "{out:?}"
+    );
+    // What the program wrote is root's on the host, where tools, git and snapshots use it.
+    for path in [
+        s.workspace.join("private.txt"),
+        s.workspace.join("new.txt"),
+        s.workspace.join("dir/sub"),
+        s.tmp.join("s.txt"),
+    ] {
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (0, 0), "{}", path.display());
+    }
+    assert_eq!(
+        std::fs::read_to_string(s.workspace.join("private.txt")).unwrap(),
+        "host wrote this\nedited\n"
+    );
+
+    // Outside its session it is nobody: root's own places in the jail refuse it, even those
+    // (like /dev) that are writable mounts.
+    for attempt_code in [
+        "open('/dev/planted', 'w').write('x'); print('ESCAPED')",
+        "import os; os.chown('/workspace/new.txt', 0, 0); print('ESCAPED chown')",
+        "import os; os.setuid(0); print('ESCAPED setuid')",
+    ] {
+        attempt(
+            &s,
+            &format!("try:\n    {attempt_code}\nexcept OSError as e:\n    print('refused', e)"),
+        );
+    }
+}

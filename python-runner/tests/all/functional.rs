@@ -148,3 +148,88 @@ fn python_in_a_command_is_the_configured_interpreter() {
         .to_string();
     assert_eq!(text(&out.stdout).trim(), prefix, "{}", text(&out.stderr));
 }
+
+#[test]
+fn a_warm_jail_hands_the_program_all_of_its_stdin() {
+    // The spec travels on the helper's stdin ahead of the program's input: the helper must read
+    // the spec and not one byte more, however large the input.
+    let s = Sandbox::new();
+    let mut job = s.job(&[
+        "python3",
+        "-c",
+        "import sys; d = sys.stdin.buffer.read(); print(len(d), sum(i * b for i, b in enumerate(d)))",
+    ]);
+    job.stdin = (0..300_000u64).map(|i| (i % 251) as u8).collect();
+    let weighted: u64 = job
+        .stdin
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| i as u64 * u64::from(b))
+        .sum();
+    let out = crate::support::runner().run(&job).unwrap();
+    assert_eq!(
+        text(&out.stdout),
+        format!("{} {weighted}\n", job.stdin.len()),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_cold_start_runs_the_same_jail() {
+    // With no warm jails, each run starts its helper itself: the same layers, the same limits.
+    let s = Sandbox::new();
+    let cold = hearth_python_runner::Runner::new(
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_hearth-jail")),
+        &crate::support::python_path(),
+    )
+    .unwrap()
+    .with_warm_jails(0);
+    let mut job = s.job(&["/bin/sh", "-c", "read line; echo \"got $line\"; exit 3"]);
+    job.stdin = b"hello\n".to_vec();
+    let out = cold.run(&job).unwrap();
+    assert_eq!(
+        (out.exit_code, text(&out.stdout)),
+        (Some(3), "got hello\n".to_owned()),
+        "{out:?}"
+    );
+    for layer in ["cgroups", "mount_namespace", "seccomp", "landlock"] {
+        assert_eq!(
+            out.layers.get(layer).map(String::as_str),
+            Some("enforced"),
+            "{layer}: {:?}",
+            out.layers
+        );
+    }
+}
+
+#[test]
+fn private_session_directories_are_the_programs_inside_the_jail() {
+    use std::os::unix::fs::PermissionsExt;
+
+    // The worker's data dir, the read-only area and its files may all be private to root on the
+    // host; inside the jail they are the jail user's (read-only where they are read-only).
+    let s = Sandbox::new();
+    let private = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    private(s.root.path(), 0o700);
+    private(&s.skills, 0o700);
+    private(&s.skills.join("SKILL.md"), 0o600);
+    s.put("mine.txt", "mine\n");
+    private(&s.workspace.join("mine.txt"), 0o600);
+
+    let out = s.run(&[
+        "/bin/sh",
+        "-c",
+        "cat /workspace/skills/SKILL.md /workspace/mine.txt; echo x > /workspace/skills/SKILL.md",
+    ]);
+    assert_eq!(text(&out.stdout), "# skill\nmine\n", "{out:?}");
+    assert!(
+        text(&out.stderr).contains("Read-only file system"),
+        "{out:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.skills.join("SKILL.md")).unwrap(),
+        "# skill\n"
+    );
+}

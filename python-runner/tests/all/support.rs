@@ -28,6 +28,7 @@ pub fn runner() -> &'static Runner {
         Runner::new(helper.clone(), "python3")
             .or_else(|_| Runner::new(helper, "/usr/bin/python3"))
             .unwrap()
+            .with_warm_jails(2)
     })
 }
 
@@ -76,7 +77,6 @@ impl Sandbox {
         );
         Job {
             root_dir: self.root.path().join("state").join(&id),
-            id,
             mounts: vec![
                 Bind {
                     source: self.workspace.clone(),
