@@ -65,42 +65,39 @@ fn main() {
                 .unwrap();
             assert!(status.success());
         });
-        let mut n = 0u64;
-        let mut job = || {
-            n += 1;
-            Job {
-                root_dir: dir.path().join("state").join(format!("root-{n}")),
-                mounts: vec![
-                    Bind {
-                        source: dir.path().join("workspace"),
-                        target: "/workspace".into(),
-                        writable: true,
-                    },
-                    Bind {
-                        source: dir.path().join("tmp"),
-                        target: "/tmp".into(),
-                        writable: true,
-                    },
-                ],
-                cwd: "/workspace".into(),
-                argv: argv.clone(),
-                env: BTreeMap::new(),
-                stdin: Vec::new(),
-                limits: ExecLimits {
-                    wall: Duration::from_secs(30),
-                    ..ExecLimits::default()
+        let job = || Job {
+            root_dir: dir.path().join("state").join("root"),
+            mounts: vec![
+                Bind {
+                    source: dir.path().join("workspace"),
+                    target: "/workspace".into(),
+                    writable: true,
                 },
-            }
+                Bind {
+                    source: dir.path().join("tmp"),
+                    target: "/tmp".into(),
+                    writable: true,
+                },
+            ],
+            cwd: "/workspace".into(),
+            argv: argv.clone(),
+            env: BTreeMap::new(),
+            stdin: Vec::new(),
+            limits: ExecLimits {
+                wall: Duration::from_secs(30),
+                ..ExecLimits::default()
+            },
         };
-        let mut jailed = |runner: &Runner, pause: Duration| {
+        let jailed = |runner: &Runner, pause: Duration| {
             samples(iters, pause, || {
                 let outcome = runner.run(&job()).unwrap();
                 assert_eq!(outcome.exit_code, Some(0), "{outcome:?}");
             })
         };
-        let cold_samples = jailed(&cold, Duration::ZERO);
+        let cold_samples = jailed(&cold, AGENT_PACE);
         // A warm jail is taken per run and replaced in the background, which takes a cgroup
         // join (5–25 ms here): runs at an agent's pace, not back to back, find one waiting.
+        // Every row is measured at that pace.
         let warm_samples = jailed(&warm, AGENT_PACE);
         let bwrapped = bwrap.then(|| {
             measure(iters, || {
@@ -164,8 +161,8 @@ fn main() {
     }
 }
 
-/// The pause before each warm run (not timed): about what an agent's turn leaves between runs,
-/// many times less in fact.
+/// The pause before each timed run (not timed): what an agent's turn leaves between runs is
+/// many times more.
 const AGENT_PACE: Duration = Duration::from_millis(50);
 
 /// Sorted timings of `iters` calls of `f`, after a tenth as many untimed, each after `pause`.
@@ -193,9 +190,10 @@ fn p99(sorted: &[Duration]) -> Duration {
     sorted[sorted.len() * 99 / 100]
 }
 
-/// Median of `iters` calls, back to back.
+/// Median of `iters` calls at the agent's pace, like the warm runs they are compared with (a
+/// pause leaves caches colder: back-to-back bare runs would flatter the bare side).
 fn measure(iters: usize, f: impl FnMut()) -> Duration {
-    median(&samples(iters, Duration::ZERO, f))
+    median(&samples(iters, AGENT_PACE, f))
 }
 
 fn ms(d: Duration) -> String {

@@ -107,7 +107,9 @@ impl Default for ExecLimits {
 /// One program to run.
 #[derive(Debug, Clone)]
 pub struct Job {
-    /// An empty, host-only directory the jail mounts its root on.
+    /// An empty, host-only directory the jail mounts its root on. The mount is in the jail's
+    /// own namespace, so concurrent runs can share one directory, which then costs no create
+    /// and remove per run. Created when missing, left in place.
     pub root_dir: PathBuf,
     /// The session's directories at their view paths (parents before what is nested in them).
     pub mounts: Vec<Bind>,
@@ -460,8 +462,6 @@ impl Runner {
         if let Some(group) = cgroup {
             group.release_in_background();
         }
-        // The jail's root was a mount in its own namespace; on the host the directory is empty.
-        let _ = std::fs::remove_dir(&job.root_dir);
 
         let mut layers = report
             .as_ref()

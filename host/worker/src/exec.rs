@@ -53,7 +53,10 @@ pub struct Exec {
     data_dir: PathBuf,
 }
 
-/// Names a run's root directory (the mount point of the jail's root, under the data dir).
+/// Where every jail mounts its root, under the data dir (each in its own mount namespace).
+const JAIL_ROOT: &str = "jail-root";
+
+/// Names a run's files (a `call`'s result file in the session's scratch directory).
 fn run_id(what: &str) -> String {
     format!("{what}-{}", uuid::Uuid::new_v4().simple())
 }
@@ -217,7 +220,7 @@ impl Exec {
             })
             .collect();
         let job = Job {
-            root_dir: self.data_dir.join("jail-roots").join(&id),
+            root_dir: self.data_dir.join(JAIL_ROOT),
             mounts,
             cwd: session.view.home().to_owned(),
             argv,

@@ -216,7 +216,8 @@ fn the_program_runs_as_nobody_and_owns_only_its_session() {
         "-c",
         "id -u; id -g; grep -E '^Cap(Prm|Eff|Bnd):' /proc/self/status; \
          echo edited >> /workspace/private.txt && echo new > /workspace/new.txt && \
-         mkdir -p /workspace/dir/sub && echo scratch > /tmp/s.txt && echo wrote",
+         mkdir -p /workspace/dir/sub && echo scratch > /tmp/s.txt && \
+         echo discarded > /dev/null && head -c 4 /dev/urandom | wc -c && echo wrote",
     ]);
     assert_eq!(
         out.layers.get("uid").map(String::as_str),
@@ -227,7 +228,7 @@ fn the_program_runs_as_nobody_and_owns_only_its_session() {
     assert_eq!(
         text(&out.stdout),
         "65534\n65534\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n\
-         CapBnd:\t0000000000000000\nwrote\n",
+         CapBnd:\t0000000000000000\n4\nwrote\n",
         "{out:?}"
     );
     // What the program wrote is root's on the host, where tools, git and snapshots use it.

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hearth_python_runner::{Bind, ExecLimits, Job, Outcome, Runner};
@@ -69,14 +68,8 @@ impl Sandbox {
     }
 
     pub fn job(&self, argv: &[&str]) -> Job {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let id = format!(
-            "test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
         Job {
-            root_dir: self.root.path().join("state").join(&id),
+            root_dir: self.root.path().join("state").join("root"),
             mounts: vec![
                 Bind {
                     source: self.workspace.clone(),
