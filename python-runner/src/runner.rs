@@ -353,10 +353,26 @@ impl Runner {
     /// What the helper reads on stdin: the framed spec of `job`, then the program's input.
     /// Creates the directory the jail's root is mounted on.
     fn input(&self, job: &Job, memory_cgroup: bool) -> Result<Vec<u8>, RunError> {
+        // The helper works from inside the jail's root while it builds it: a path relative to
+        // the worker's directory (a relative data dir) would mean something else there.
+        let absolute = |path: &Path| {
+            std::path::absolute(path)
+                .map_err(|e| RunError::Prepare(format!("{}: {e}", path.display())))
+        };
+        let binds = job
+            .mounts
+            .iter()
+            .map(|bind| {
+                Ok(Bind {
+                    source: absolute(&bind.source)?,
+                    ..bind.clone()
+                })
+            })
+            .collect::<Result<_, RunError>>()?;
         let spec = JailSpec {
-            root_dir: job.root_dir.clone(),
+            root_dir: absolute(&job.root_dir)?,
             runtime: self.runtime.clone(),
-            binds: job.mounts.clone(),
+            binds,
             symlinks: self.symlinks.clone(),
             cwd: job.cwd.clone(),
             argv: job.argv.clone(),

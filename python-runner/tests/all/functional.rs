@@ -233,3 +233,30 @@ fn private_session_directories_are_the_programs_inside_the_jail() {
         "# skill\n"
     );
 }
+
+#[test]
+fn relative_paths_mean_what_they_mean_to_the_caller() {
+    // A worker started with a relative data dir hands relative paths to the runner.
+    let s = Sandbox::new();
+    let cwd = std::env::current_dir().unwrap();
+    let up = "../".repeat(cwd.components().count() - 1);
+    let relative = |path: &std::path::Path| {
+        std::path::PathBuf::from(format!(
+            "{up}{}",
+            path.display().to_string().trim_start_matches('/')
+        ))
+    };
+    let mut job = s.job(&["/bin/sh", "-c", "cat /workspace/in.txt > /tmp/out.txt"]);
+    s.put("in.txt", "relative\n");
+    job.root_dir = relative(&job.root_dir);
+    for bind in &mut job.mounts {
+        bind.source = relative(&bind.source);
+    }
+    assert!(job.root_dir.is_relative());
+    let out = crate::support::runner().run(&job).unwrap();
+    assert_eq!(out.exit_code, Some(0), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(s.tmp.join("out.txt")).unwrap(),
+        "relative\n"
+    );
+}
