@@ -29,6 +29,9 @@ fn unique_name() -> String {
     )
 }
 
+/// How old an empty group of a dead process must be before [`sweep_orphans`] removes it.
+const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Removes the groups of processes that are gone: a helper waiting for a run exits when its
 /// worker does, but nobody is left to remove its (empty) groups. Named `run-<pid>-…`, they are
 /// recognisable; a group of a live pid, or with processes in it, is left alone.
@@ -44,7 +47,13 @@ pub fn sweep_orphans() {
                 .and_then(|n| n.strip_prefix("run-"))
                 .and_then(|rest| rest.split('-').next())
                 .and_then(|pid| pid.parse::<u32>().ok());
-            if owner.is_some_and(|pid| !Path::new("/proc").join(pid.to_string()).exists()) {
+            // A young group may belong to a worker in another pid namespace, whose pids mean
+            // nothing here, and be about to be joined: only old ones are orphans.
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|at| at.elapsed().is_ok_and(|age| age >= ORPHAN_AGE));
+            if old && owner.is_some_and(|pid| !Path::new("/proc").join(pid.to_string()).exists()) {
                 // Fails, harmlessly, when the group still has processes.
                 let _ = fs::remove_dir(entry.path());
             }

@@ -1,9 +1,9 @@
-//! Who the program runs as: `nobody` (uid and gid 65534), not root.
+//! Who the program runs as: [`JAIL_ID`], an unprivileged uid and gid of its own, not root.
 //!
 //! The worker (root) owns every file of a session, and tools, git and snapshots read and write
-//! them as such. A program running as `nobody` could not touch them through plain binds. So the
+//! them as such. An unprivileged program could not touch them through plain binds. So the
 //! session's directories (the workspace, `/tmp`, the read-only areas) are mounted **idmapped**: through the mount, on-disk uid 0
-//! appears as 65534 and 65534 writes as uid 0. The program owns its workspace inside the jail,
+//! appears as [`JAIL_ID`] and [`JAIL_ID`] writes as uid 0. The program owns its workspace inside the jail,
 //! and every file it creates is root's on the host, as if a tool had written it. Outside those
 //! mounts it is an unprivileged user of the host kernel: nothing is reachable on the strength
 //! of being uid 0.
@@ -17,8 +17,10 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Gid, Uid, fork, pipe, read, setgroups, setresgid, setresuid, write};
 
-/// The jail's uid and gid: `nobody` / `nogroup`.
-pub const JAIL_ID: u32 = 65534;
+/// The jail's uid and gid. Not `nobody` (65534): host daemons run as that, and a process of the
+/// same uid may signal a jailed one. This one is far above accounts (< 60000), systemd's
+/// dynamic users (61184–65519) and the usual subordinate-id ranges of containers.
+pub const JAIL_ID: u32 = 2_147_483_646;
 
 // The new mount API (Linux 5.12+ for idmapped mounts), not wrapped by nix.
 const OPEN_TREE_CLONE: libc::c_uint = 1;
@@ -89,17 +91,15 @@ pub fn idmap_namespace() -> std::io::Result<OwnedFd> {
     mapped
 }
 
-/// Binds `source` at `target` through `userns`'s idmapping (nosuid, nodev, recursive, and
-/// read-only unless `writable`).
-pub fn bind_idmapped(
+/// A detached copy of the tree at `source`, seen through `userns`'s idmapping (nosuid, nodev,
+/// recursive, read-only unless `writable`), ready to be [`attach`]ed. Preparing every tree
+/// before attaching any lets a caller fall back to plain binds for all of them.
+pub fn idmapped_tree(
     source: &Path,
-    target: &Path,
     userns: BorrowedFd<'_>,
     writable: bool,
-) -> std::io::Result<()> {
+) -> std::io::Result<OwnedFd> {
     let source = std::ffi::CString::new(source.as_os_str().as_encoded_bytes())?;
-    let target = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())?;
-    let empty = c"";
     // SAFETY: the path is a valid C string for the call's duration.
     #[expect(unsafe_code, reason = "raw open_tree, see the SAFETY comment")]
     let tree = unsafe {
@@ -122,16 +122,16 @@ pub fn bind_idmapped(
             | MOUNT_ATTR_NODEV
             | if writable { 0 } else { MOUNT_ATTR_RDONLY },
         attr_clr: 0,
-        propagation: 0,
+        propagation: libc::MS_PRIVATE,
         userns_fd: userns.as_raw_fd() as u64,
     };
-    // SAFETY: `attr` is a valid `struct mount_attr` of the size passed; the strings are valid.
+    // SAFETY: `attr` is a valid `struct mount_attr` of the size passed; the path is empty.
     #[expect(unsafe_code, reason = "raw mount_setattr, see the SAFETY comment")]
     let set = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             tree.as_raw_fd(),
-            empty.as_ptr(),
+            c"".as_ptr(),
             libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
@@ -140,13 +140,19 @@ pub fn bind_idmapped(
     if set != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    // SAFETY: as above: valid descriptors and C strings.
+    Ok(tree)
+}
+
+/// Mounts a tree made by [`idmapped_tree`] at `target`.
+pub fn attach(tree: OwnedFd, target: &Path) -> std::io::Result<()> {
+    let target = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())?;
+    // SAFETY: a valid descriptor and C strings for the call's duration.
     #[expect(unsafe_code, reason = "raw move_mount, see the SAFETY comment")]
     let moved = unsafe {
         libc::syscall(
             libc::SYS_move_mount,
             tree.as_raw_fd(),
-            empty.as_ptr(),
+            c"".as_ptr(),
             libc::AT_FDCWD,
             target.as_ptr(),
             MOVE_MOUNT_F_EMPTY_PATH,

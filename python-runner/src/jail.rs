@@ -14,7 +14,7 @@
 //!    paths, a minimal `/dev`, `/proc` for the jail's own pids; `pivot_root` into it, detach the
 //!    old root, make the new root read-only;
 //! 5. rlimits; `no_new_privs`; every capability dropped (bounding set included), and the uid
-//!    too: the program runs as `nobody`, the session's directories idmapped (see [`crate::identity`]);
+//!    too: the program runs as [`JAIL_ID`], the session's directories idmapped (see [`crate::identity`]);
 //! 6. Landlock: read everything in the jail, write only the writable directories;
 //! 7. seccomp, last, since it forbids the mounts above;
 //! 8. report the layers on stderr, `execve` with exactly the requested environment.
@@ -22,7 +22,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
@@ -30,6 +30,7 @@ use landlock::{
     ABI, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, path_beneath_rules,
 };
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::signal::Signal;
@@ -74,7 +75,7 @@ pub fn run_main() -> ! {
         };
     }
 
-    // The idmapping that lets the program run as `nobody` and still own its workspace; made
+    // The idmapping that lets the program run unprivileged and still own its workspace; made
     // before the pid namespace (it needs a child of its own). Without it the program runs as
     // uid 0, with no capability, and the layer says why.
     let idmap = crate::identity::idmap_namespace();
@@ -98,7 +99,13 @@ pub fn run_main() -> ! {
         Err(e) => fail(&layers, &e.to_string()),
     };
 
-    // 3. fork into the pid namespace, still ahead of the run.
+    // 3. fork into the pid namespace, still ahead of the run. The parent holds the write end
+    // of `parent_alive` open for as long as it lives: the child's way to notice a parent that
+    // died before its death signal was (re)armed (`getppid` says 0 across a pid namespace).
+    let (parent_alive, parent_holds) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(ends) => ends,
+        Err(e) => fail(&layers, &format!("pipe: {e}")),
+    };
     // SAFETY: the helper is single-threaded (it starts no threads), so the child may run any
     // code after `fork`, not only async-signal-safe functions.
     #[expect(
@@ -107,13 +114,14 @@ pub fn run_main() -> ! {
     )]
     let forked = unsafe { fork() };
     match forked {
-        Ok(ForkResult::Parent { child }) => relay_exit(child),
-        Ok(ForkResult::Child) => {}
+        Ok(ForkResult::Parent { child }) => {
+            drop(parent_alive);
+            relay_exit(child, parent_holds)
+        }
+        Ok(ForkResult::Child) => drop(parent_holds),
         Err(e) => fail(&layers, &format!("fork: {e}")),
     }
-    if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
-        fail(&layers, &format!("PR_SET_PDEATHSIG: {e}"));
-    }
+    die_with_parent(&parent_alive, &layers);
 
     // Now the run: its spec, framed on stdin; the rest of stdin is the program's.
     let spec = match read_framed(&mut RawStdin) {
@@ -152,8 +160,11 @@ pub fn run_main() -> ! {
         Ok(()) => layers.insert("capabilities".into(), "enforced: all dropped".into()),
         Err(e) => fail(&layers, &format!("dropping capabilities: {e}")),
     };
+    // A change of uid (or of the file-system ids, as building the root did) disarms the death
+    // signal: arm it again.
+    die_with_parent(&parent_alive, &layers);
     let uid = match unprivileged {
-        Ok(()) => format!("enforced: {JAIL_ID} (nobody)"),
+        Ok(()) => format!("enforced: {JAIL_ID}"),
         Err(why) => format!("unavailable: runs as uid 0 without capabilities ({why})"),
     };
     layers.insert("uid".into(), uid);
@@ -163,6 +174,10 @@ pub fn run_main() -> ! {
     layers.insert("landlock".into(), landlock);
 
     // 7. seccomp.
+    // Nothing but stdin, stdout and stderr reaches the program: not this helper's descriptors,
+    // nor any the worker leaked without close-on-exec when it started the helper.
+    drop(parent_alive);
+    close_inherited_descriptors();
     if let Err(e) = crate::seccomp::install(&filters) {
         fail(&layers, &e.to_string());
     }
@@ -171,6 +186,18 @@ pub fn run_main() -> ! {
         "environment".into(),
         "enforced: only the requested variables".into(),
     );
+
+    if let Some(missing) = spec.required_layers.iter().find(|layer| {
+        !layers
+            .get(*layer)
+            .is_some_and(|state| state.starts_with(ENFORCED))
+    }) {
+        let state = layers.get(missing).map_or("absent", String::as_str);
+        fail(
+            &layers,
+            &format!("the required layer `{missing}` is {state}"),
+        );
+    }
 
     // 8. run.
     if let Err(e) = chdir(spec.cwd.as_str()) {
@@ -253,8 +280,31 @@ fn report(report: &Report) {
     let _ = writeln!(std::io::stderr(), "{REPORT_PREFIX}{line}");
 }
 
-/// The parent half of the fork: wait for the jail's pid 1 and exit the same way.
-fn relay_exit(child: nix::unistd::Pid) -> ! {
+/// Closes every descriptor above stderr.
+fn close_inherited_descriptors() {
+    // SAFETY: close_range takes integers; closing descriptors this process no longer uses
+    // (nothing below holds one: the filters are compiled, the spec read) is sound.
+    #[expect(unsafe_code, reason = "raw close_range, see the SAFETY comment")]
+    let _ = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+}
+
+/// Arms SIGKILL on the parent's death, then checks the parent is still there: its end of
+/// `parent_alive` closes only when it exits.
+fn die_with_parent(parent_alive: &OwnedFd, layers: &Layers) {
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
+        fail(layers, &format!("PR_SET_PDEATHSIG: {e}"));
+    }
+    let mut poll = [PollFd::new(parent_alive.as_fd(), PollFlags::POLLIN)];
+    let gone = nix::poll::poll(&mut poll, PollTimeout::ZERO).is_ok_and(|ready| ready > 0);
+    if gone {
+        std::process::exit(JAIL_FAILED_EXIT);
+    }
+}
+
+/// The parent half of the fork: wait for the jail's pid 1 and exit the same way, holding
+/// `alive` open until then (see [`die_with_parent`]).
+fn relay_exit(child: nix::unistd::Pid, alive: OwnedFd) -> ! {
+    let _alive = alive;
     loop {
         match waitpid(child, None) {
             Ok(WaitStatus::Exited(_, code)) => std::process::exit(code),
@@ -308,7 +358,25 @@ fn build_root(
         make_mount_point(&target, bind.source.is_dir())?;
         bind_mount(&bind.source, &target, false)?;
     }
-    let mut idmapped: Vec<&str> = Vec::new();
+    // The session's directories through the idmapping: all of them or none. A mix would leave
+    // the program unable to use some of them whichever uid it ran as.
+    let mut trees = None;
+    if let Some(userns) = idmap {
+        let prepared: std::io::Result<Vec<OwnedFd>> = spec
+            .binds
+            .iter()
+            .map(|bind| crate::identity::idmapped_tree(&bind.source, userns, bind.writable))
+            .collect();
+        match prepared {
+            Ok(prepared) => trees = Some(prepared.into_iter()),
+            // A filesystem without idmapped mounts: plain binds, and the program stays uid 0
+            // so that it can still use them.
+            Err(e) => {
+                unprivileged = Err(format!("the session's directories cannot be idmapped: {e}"))
+            }
+        }
+    }
+    let mut mounted: Vec<&str> = Vec::new();
     for bind in &spec.binds {
         refuse_symlinks_on_the_way(root, &bind.target)?;
         let target = inside(root, &bind.target);
@@ -316,25 +384,18 @@ fn build_root(
         // made by the id that mount maps: root's own ids are not mapped there. It is made by a
         // path relative to the root (the working directory), since the jail user may not
         // search the directories above it on the host.
-        let in_idmapped = idmapped.iter().any(|parent| is_below(&bind.target, parent));
+        let in_idmapped =
+            trees.is_some() && mounted.iter().any(|parent| is_below(&bind.target, parent));
         let source_is_dir = bind.source.is_dir();
         let relative = Path::new(bind.target.trim_start_matches('/'));
         crate::identity::as_jail_user_if(in_idmapped, || {
             make_mount_point(relative, source_is_dir)
         })?;
-        let mounted = idmap.map(|userns| {
-            crate::identity::bind_idmapped(&bind.source, &target, userns, bind.writable)
-        });
-        match mounted {
-            Some(Ok(())) => idmapped.push(&bind.target),
-            Some(Err(e)) => {
-                // A filesystem without idmapped mounts: a plain bind, and the program stays
-                // uid 0 so that it can still use what it holds.
-                unprivileged = Err(format!("`{}` cannot be idmapped: {e}", bind.target));
-                bind_mount(&bind.source, &target, bind.writable)?;
-            }
+        match trees.as_mut().and_then(Iterator::next) {
+            Some(tree) => crate::identity::attach(tree, &target)?,
             None => bind_mount(&bind.source, &target, bind.writable)?,
         }
+        mounted.push(&bind.target);
     }
     // /dev: a tmpfs holding only the harmless devices, plus /dev/shm for multiprocessing.
     let dev = root.join("dev");

@@ -148,6 +148,7 @@ pub struct Runner {
     runtime: Vec<Bind>,
     symlinks: Vec<(String, String)>,
     warm: Option<Arc<WarmPool>>,
+    required_layers: Vec<String>,
 }
 
 /// A helper started ahead of its run: already in its own cgroups, its namespaces made, its
@@ -200,10 +201,19 @@ impl Standby {
         }
     }
 
-    /// Ends a helper that will never get a run, and its cgroups.
+    /// Ends a helper that will never get a run (its whole process group: the relay and the
+    /// waiting pid 1), and its cgroups.
     fn discard(mut self) {
-        let _ = self.child.kill();
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
         let _ = self.child.wait();
+    }
+
+    /// Whether the helper is still waiting (not dead of some accident since it started).
+    fn is_waiting(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 }
 
@@ -217,10 +227,30 @@ struct WarmPool {
 }
 
 impl WarmPool {
+    /// The waiting helpers. A panic elsewhere while the lock was held leaves nothing half-done
+    /// in a `Vec` push or pop, so a poisoned lock is used as it is.
+    fn ready(&self) -> std::sync::MutexGuard<'_, Vec<Standby>> {
+        self.ready
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A waiting helper, if one is ready (helpers that died waiting are discarded).
     fn take(self: &Arc<Self>) -> Option<Standby> {
-        let standby = self.ready.lock().ok()?.pop();
+        let mut taken = None;
+        while let Some(mut standby) = self.ready().pop() {
+            if standby.is_waiting() {
+                taken = Some(standby);
+                break;
+            }
+            standby.discard();
+        }
         self.refill();
-        standby
+        taken
+    }
+
+    fn is_full(&self) -> bool {
+        self.ready().len() >= self.size
     }
 
     /// Starts helpers until `size` wait, on one background thread at a time. The thread holds
@@ -234,15 +264,19 @@ impl WarmPool {
             .name("hearth-warm-jails".into())
             .spawn(move || {
                 while let Some(pool) = pool.upgrade() {
-                    let full = pool.ready.lock().map_or(true, |r| r.len() >= pool.size);
-                    let started = (!full).then(|| Standby::start(&pool.helper));
-                    match (started, pool.ready.lock()) {
-                        (Some(Ok(standby)), Ok(mut ready)) => ready.push(standby),
-                        // Full, or failing: runs start their own helper until the next refill.
-                        _ => {
-                            pool.refilling.store(false, Ordering::Release);
-                            return;
+                    if !pool.is_full() {
+                        match Standby::start(&pool.helper) {
+                            Ok(standby) => pool.ready().push(standby),
+                            // Runs start their own helper until the next refill tries again.
+                            Err(_) => return pool.refilling.store(false, Ordering::Release),
                         }
+                        continue;
+                    }
+                    pool.refilling.store(false, Ordering::Release);
+                    // A run may have taken one after the check and seen the flag still set:
+                    // go on only if the pool is short again and no other refill took over.
+                    if pool.is_full() || pool.refilling.swap(true, Ordering::AcqRel) {
+                        return;
                     }
                 }
             });
@@ -254,9 +288,7 @@ impl WarmPool {
 
 impl Drop for WarmPool {
     fn drop(&mut self) {
-        if let Ok(ready) = self.ready.get_mut() {
-            ready.drain(..).for_each(Standby::discard);
-        }
+        self.ready().drain(..).for_each(Standby::discard);
     }
 }
 
@@ -299,7 +331,15 @@ impl Runner {
             runtime,
             symlinks,
             warm: None,
+            required_layers: Vec::new(),
         })
+    }
+
+    /// Layers every run needs `enforced` (e.g. `landlock`, `cgroups`, `uid`); a run in which one
+    /// is not is refused by the jail before its program starts.
+    pub fn with_required_layers(mut self, layers: Vec<String>) -> Self {
+        self.required_layers = layers;
+        self
     }
 
     /// Keeps `count` helpers started ahead of their runs (0: start each with its run). Each
@@ -392,6 +432,7 @@ impl Runner {
                     job.limits.memory_bytes.saturating_mul(2)
                 },
             },
+            required_layers: self.required_layers.clone(),
         };
         std::fs::create_dir_all(&job.root_dir).map_err(|e| RunError::Prepare(e.to_string()))?;
         let mut input = frame(&spec).map_err(|e| RunError::Prepare(e.to_string()))?;

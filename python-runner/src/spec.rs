@@ -32,6 +32,11 @@ pub struct JailSpec {
     /// The program's whole environment: nothing else is passed.
     pub env: BTreeMap<String, String>,
     pub limits: RlimitSpec,
+    /// Layers that must be `enforced` for the program to start: the helper refuses the run
+    /// otherwise (a layer can hold at start-up and fail for one run, e.g. idmapping a session's
+    /// directories on a filesystem that does not support it).
+    #[serde(default)]
+    pub required_layers: Vec<String>,
 }
 
 /// The helper's flag naming a `cgroup.procs` file to join before anything else (repeated, one

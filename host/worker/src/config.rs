@@ -228,7 +228,7 @@ pub struct ExecConfig {
     /// Layers that must report `enforced`, or exec is refused. The namespaces, the private root,
     /// `no_new_privs`, the capability drop, seccomp and the environment scrub always are (the
     /// helper fails closed without them); list e.g. `landlock`, `cgroups` or `uid` (the program
-    /// runs as `nobody`, which needs idmapped mounts on the session's filesystem) to require those.
+    /// runs unprivileged, which needs idmapped mounts on the session's filesystem) to require those.
     pub required_layers: Vec<String>,
     /// Wall time when a request gives none, and the most a request may ask for.
     pub timeout_s: f64,

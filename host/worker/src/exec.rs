@@ -99,7 +99,8 @@ impl Exec {
             },
             Err(e) => return exec.refuse(e.to_string()),
         }
-        .with_warm_jails(config.warm_jails);
+        .with_warm_jails(config.warm_jails)
+        .with_required_layers(config.required_layers.clone());
         match probe(&runner, data_dir) {
             Ok(layers) => exec.layers = layers,
             Err(why) => return exec.refuse(why),

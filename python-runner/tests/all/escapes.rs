@@ -199,7 +199,7 @@ if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(
 }
 
 #[test]
-fn the_program_runs_as_nobody_and_owns_only_its_session() {
+fn the_program_runs_unprivileged_and_owns_only_its_session() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     let s = Sandbox::new();
@@ -221,13 +221,13 @@ fn the_program_runs_as_nobody_and_owns_only_its_session() {
     ]);
     assert_eq!(
         out.layers.get("uid").map(String::as_str),
-        Some("enforced: 65534 (nobody)"),
+        Some("enforced: 2147483646"),
         "{:?}",
         out.layers
     );
     assert_eq!(
         text(&out.stdout),
-        "65534\n65534\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n\
+        "2147483646\n2147483646\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n\
          CapBnd:\t0000000000000000\n4\nwrote\n",
         "{out:?}"
     );
@@ -246,7 +246,20 @@ fn the_program_runs_as_nobody_and_owns_only_its_session() {
         "host wrote this\nedited\n"
     );
 
-    // Outside its session it is nobody: root's own places in the jail refuse it, even those
+    // It still dies with its jail's relay: changing uid disarms the parent-death signal, and
+    // the helper arms it again.
+    let pdeathsig = s.python(
+        "import ctypes; sig = ctypes.c_int(); ctypes.CDLL(None).prctl(2, ctypes.byref(sig)); print(sig.value)",
+    );
+    assert_eq!(text(&pdeathsig.stdout), "9\n", "{pdeathsig:?}");
+
+    // Nothing of the helper or the worker is open in it but stdin, stdout and stderr.
+    let descriptors = s.python(
+        "import os\ndef is_open(fd):\n    try:\n        os.fstat(fd)\n        return True\n    except OSError:\n        return False\nprint([fd for fd in range(1024) if is_open(fd)])",
+    );
+    assert_eq!(text(&descriptors.stdout), "[0, 1, 2]\n", "{descriptors:?}");
+
+    // Outside its session it is no one: root's own places in the jail refuse it, even those
     // (like /dev) that are writable mounts.
     for attempt_code in [
         "open('/dev/planted', 'w').write('x'); print('ESCAPED')",

@@ -260,3 +260,47 @@ fn relative_paths_mean_what_they_mean_to_the_caller() {
         "relative\n"
     );
 }
+
+#[test]
+fn without_idmapped_mounts_the_program_keeps_uid_0_and_can_require_it() {
+    // ramfs has no idmapped mounts: a session directory on it leaves all of the session's
+    // directories plain (all or none), the program as uid 0, and the layer saying why.
+    let s = Sandbox::new();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "ramfs", "none"])
+        .arg(&s.tmp)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    let job = s.job(&[
+        "/bin/sh",
+        "-c",
+        "id -u; echo a > /tmp/a && echo w > /workspace/w && echo ok",
+    ]);
+    let out = crate::support::runner().run(&job);
+    let helper = std::path::PathBuf::from(env!("CARGO_BIN_EXE_hearth-jail"));
+    let strict = hearth_python_runner::Runner::new(helper, &crate::support::python_path())
+        .unwrap()
+        .with_required_layers(vec!["uid".into()])
+        .run(&job);
+    let _ = std::process::Command::new("umount").arg(&s.tmp).status();
+
+    let out = out.unwrap();
+    assert_eq!(text(&out.stdout), "0\nok\n", "{out:?}");
+    let uid = out.layers.get("uid").cloned().unwrap_or_default();
+    assert!(
+        uid.starts_with("unavailable: ") && uid.contains("idmapped"),
+        "{uid}"
+    );
+
+    let strict = strict.unwrap();
+    assert_eq!(strict.exit_code, Some(125), "{strict:?}");
+    assert!(
+        strict
+            .jail_error
+            .as_deref()
+            .is_some_and(|e| e.contains("required layer `uid`")),
+        "{strict:?}"
+    );
+    assert!(strict.stdout.is_empty());
+}
