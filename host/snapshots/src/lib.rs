@@ -487,7 +487,10 @@ impl Snapshots {
         tokio::task::spawn_blocking(move || {
             use std::os::unix::fs::PermissionsExt;
             std::fs::write(&path, &bytes)?;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o7777))
+            // Permission bits only: a restored file is root's on disk, and setuid, setgid or
+            // sticky bits from a store (which is not trusted) or from a jailed program that set
+            // them have no business on it.
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o777))
         })
         .await
         .map_err(|e| SnapshotError::Io(std::io::Error::other(e)))??;

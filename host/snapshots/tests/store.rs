@@ -250,3 +250,42 @@ async fn a_worker_killed_mid_snapshot_leaves_the_previous_one_intact() {
     assert_eq!(next.uploaded_blobs, 1);
     assert_eq!(next.objects_written, 3);
 }
+
+#[tokio::test]
+async fn a_restore_keeps_permission_bits_and_drops_setuid_and_setgid() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let (store, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let s = snapshots(store.path());
+    tree(work.path(), 1);
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+    for (name, bits) in [
+        ("run.sh", 0o755),
+        ("suid", 0o4755),
+        ("sgid", 0o2750),
+        ("private", 0o600),
+    ] {
+        let path = work.path().join("workspace").join(name);
+        std::fs::write(&path, name).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(bits)).unwrap();
+        assert_eq!(mode(&path), bits);
+    }
+    s.take("modes", &sources(work.path()), &mut FileCache::default())
+        .await
+        .unwrap();
+
+    let target = tempfile::tempdir().unwrap();
+    let manifest = s.resolve("modes").await.unwrap();
+    s.restore(&manifest, &sources(target.path())).await.unwrap();
+    let restored = |name: &str| mode(&target.path().join("workspace").join(name));
+    assert_eq!(
+        [
+            restored("run.sh"),
+            restored("suid"),
+            restored("sgid"),
+            restored("private")
+        ],
+        [0o755, 0o755, 0o750, 0o600]
+    );
+}
