@@ -226,13 +226,13 @@ def _recording_client(worker: WorkerProcess, sent: list[httpx.Request]) -> Clien
     return Client(http=http)
 
 
-def test_timeout_zero_asks_for_the_longest_run(worker: WorkerProcess, session: str) -> None:
+def test_timeouts_reach_the_worker_and_zero_asks_for_the_longest_run(worker: WorkerProcess, session: str) -> None:
     sent: list[httpx.Request] = []
-    backend = HearthBackend(session, client=_recording_client(worker, sent), max_timeout=7, default_timeout=3)
+    backend = HearthBackend(session, client=_recording_client(worker, sent), default_timeout=3)
     assert backend.execute("echo fine", timeout=0).output == "fine\n"
     backend.execute("true")
     backend.execute("true", timeout=5)
-    assert [json.loads(r.content)["timeout_s"] for r in sent] == [7, 3, 5]
+    assert [json.loads(r.content)["timeout_s"] for r in sent] == [0, 3, 5]
     backend.close()
 
 

@@ -173,7 +173,6 @@ class HearthBackend(SandboxBackendProtocol):
         client: Client | None = None,
         async_client: AsyncClient | None = None,
         default_timeout: int | None = None,
-        max_timeout: int = 3600,
         env: Mapping[str, str] | None = None,
     ) -> None:
         """Attach to an existing session (`HearthBackend.create` makes one).
@@ -186,8 +185,6 @@ class HearthBackend(SandboxBackendProtocol):
                 loop, unless `async_client` is given (then that one, in every loop).
             default_timeout: `execute`'s deadline when the call names none (default: the
                 worker's `exec.timeout_s`).
-            max_timeout: What `execute(..., timeout=0)` ("no timeout") asks for. The worker
-                refuses more than its `exec.max_timeout_s` (3600 by default): match it.
             env: Environment variables of every `execute` (the jail starts from an empty one).
         """
         self._session = session_id
@@ -198,7 +195,6 @@ class HearthBackend(SandboxBackendProtocol):
         )
         self._async_lock = threading.Lock()
         self._default_timeout = default_timeout
-        self._max_timeout = max_timeout
         self._env = dict(env) if env else None
 
     @classmethod
@@ -322,7 +318,8 @@ class HearthBackend(SandboxBackendProtocol):
         )
 
     def _execute(self, command: str, timeout: int | None) -> _Op[t.ExecResult, ExecuteResponse]:
-        timeout_s = self._default_timeout if timeout is None else (timeout or self._max_timeout)
+        # 0 is deepagents' "no timeout": the worker reads it as the longest run it allows.
+        timeout_s = self._default_timeout if timeout is None else timeout
         body = cast(t.ExecBody, {"command": command, "timeout_s": timeout_s, "env": self._env})
         return _Op(
             routes.exec_program(self._session, body),

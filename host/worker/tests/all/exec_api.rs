@@ -169,7 +169,7 @@ async fn bad_exec_requests_are_refused() {
         json!({ "call": "no_colon" }),
         json!({ "call": "../evil:f" }),
         json!({ "call": "m:f", "stdin": "x" }),
-        json!({ "command": "true", "timeout_s": 0 }),
+        json!({ "command": "true", "timeout_s": -1 }),
         json!({ "command": "true", "timeout_s": 1e9 }),
         json!({ "command": "true", "env": { "BAD=NAME": "x" } }),
     ] {
@@ -334,4 +334,22 @@ async fn a_symlink_where_a_read_only_area_mounts_is_refused() {
         .await
         .unwrap();
     assert_eq!(missing["exit_code"], 127, "{missing}");
+}
+
+#[tokio::test]
+async fn a_timeout_of_zero_is_the_longest_run_allowed() {
+    let w = Worker::start_with(|c| c.exec.max_timeout_s = 1.0).await;
+    let s = w.client.create_session(None).await.unwrap().id;
+    let started = std::time::Instant::now();
+    let out = w
+        .client
+        .exec(&s, json!({ "command": "sleep 5", "timeout_s": 0 }))
+        .await
+        .unwrap();
+    assert_eq!(out["timed_out"], true, "{out}");
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(900) && took < std::time::Duration::from_secs(4),
+        "{took:?}"
+    );
 }
