@@ -202,7 +202,7 @@ impl Exec {
         let wall = match request.timeout_s {
             None => self.config.timeout_s,
             // deepagents' "no timeout": the longest run this worker allows.
-            Some(t) if t == 0.0 => self.config.max_timeout_s,
+            Some(0.0) => self.config.max_timeout_s,
             Some(t) if t > 0.0 && t <= self.config.max_timeout_s => t,
             Some(t) => {
                 return Err(format!(
