@@ -7,6 +7,7 @@ Failures raise `HearthError` subclasses carrying the worker's code (`errors`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -56,6 +57,15 @@ def _request_args(call: Call[Any]) -> dict[str, Any]:
     if call.timeout is not None:
         args["timeout"] = _timeout(call.timeout)
     return args
+
+
+@contextlib.contextmanager
+def _answered(url: str) -> Iterator[None]:
+    """Turns "no answer" (connection refused, reset, timed out) into `WorkerUnreachable`."""
+    try:
+        yield
+    except httpx.TransportError as e:
+        raise unreachable(e, url) from e
 
 
 def _decode(call: Call[T], response: httpx.Response) -> T:
@@ -109,10 +119,8 @@ class Client:
 
     def send(self, call: Call[T]) -> T:
         """Send one call (see `routes`) and decode its answer, or raise the worker's error."""
-        try:
+        with _answered(self.url):
             response = self._http.request(call.method, call.path, **_request_args(call))
-        except httpx.TransportError as e:
-            raise unreachable(e, self.url) from e
         return _decode(call, response)
 
     def close(self) -> None:
@@ -213,17 +221,14 @@ class Client:
     def exec_stream(self, session: str, **body: Unpack[t.ExecBody]) -> Iterator[t.OutputChunk | t.ExecResult]:
         """Like `exec`, yielding output chunks (`{"stream", "data"}`) as the program writes them,
         then the final answer (`"event": "exit"`)."""
-        try:
-            with self._http.stream(**_stream_args(session, body)) as response:
-                if response.is_error:
-                    response.read()
-                    raise error_from_response(response)
-                for line in response.iter_lines():
-                    event = routes.stream_event(line)
-                    if event is not None:
-                        yield event
-        except httpx.TransportError as e:
-            raise unreachable(e, self.url) from e
+        with _answered(self.url), self._http.stream(**_stream_args(session, body)) as response:
+            if response.is_error:
+                response.read()
+                raise error_from_response(response)
+            for line in response.iter_lines():
+                event = routes.stream_event(line)
+                if event is not None:
+                    yield event
 
     # --- git
 
@@ -302,10 +307,8 @@ class AsyncClient:
 
     async def send(self, call: Call[T]) -> T:
         """Send one call (see `routes`) and decode its answer, or raise the worker's error."""
-        try:
+        with _answered(self.url):
             response = await self._http.request(call.method, call.path, **_request_args(call))
-        except httpx.TransportError as e:
-            raise unreachable(e, self.url) from e
         return _decode(call, response)
 
     async def aclose(self) -> None:
@@ -407,7 +410,7 @@ class AsyncClient:
     ) -> AsyncIterator[t.OutputChunk | t.ExecResult]:
         """Like `Client.exec_stream`. Stopping early? Close the iterator
         (`contextlib.aclosing`) so the connection is released at once."""
-        try:
+        with _answered(self.url):
             async with self._http.stream(**_stream_args(session, body)) as response:
                 if response.is_error:
                     await response.aread()
@@ -416,8 +419,6 @@ class AsyncClient:
                     event = routes.stream_event(line)
                     if event is not None:
                         yield event
-        except httpx.TransportError as e:
-            raise unreachable(e, self.url) from e
 
     # --- git
 
