@@ -25,7 +25,8 @@ cargo test --workspace --no-fail-fast || failed+=("host workspace")
 
 echo "==> Python client tests (clients/python, against a real worker)"
 ./scripts/python-env.sh
-cargo build -p hearth # the worker binary the tests start (already built by the tests above)
+# The worker they start is target/debug/hearth, which the host tests above just built (a separate
+# `cargo build` would recompile with another feature set); the harness builds it when missing.
 (cd clients/python && ../../target/pyvenv/bin/python -m pytest -q -p no:cacheprovider) || failed+=("Python client")
 
 if [ ${#failed[@]} -gt 0 ]; then
