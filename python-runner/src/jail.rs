@@ -13,16 +13,23 @@
 //! 4. a minimal root on a tmpfs: the runtime read-only, the session's directories at their view
 //!    paths, a minimal `/dev`, `/proc` for the jail's own pids; `pivot_root` into it, detach the
 //!    old root, make the new root read-only;
-//! 5. rlimits; `no_new_privs`; every capability dropped (bounding set included), and the uid
-//!    too: the program runs as [`JAIL_ID`], the session's directories idmapped (see [`crate::identity`]);
+//! 5. rlimits, umask 022; `no_new_privs`; every capability dropped (bounding set included), and
+//!    the uid too: the program runs as [`JAIL_ID`], the session's directories idmapped (see
+//!    [`crate::identity`]);
 //! 6. Landlock: read everything in the jail, write only the writable directories;
-//! 7. seccomp, last, since it forbids the mounts above;
+//! 7. every descriptor above stderr closed (but the result channel, [`RESULT_FD`], when the
+//!    spec asks for it); seccomp, last, since it forbids the mounts above;
 //! 8. report the layers on stderr, `execve` with exactly the requested environment.
+//!
+//! The host hands the helper the write end of its result pipe as [`RESULT_FD`]. The helper takes
+//! it first thing, so none of its own descriptors can land on that number; the relay (the
+//! parent of the fork) closes its copy at once, so the host sees the pipe's end exactly when
+//! the jail's processes are gone.
 
 use std::ffi::CString;
 use std::fs;
 use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
@@ -40,7 +47,8 @@ use nix::unistd::{ForkResult, chdir, execve, fork, pivot_root, sethostname};
 
 use crate::identity::JAIL_ID;
 use crate::spec::{
-    ENFORCED, JAIL_FAILED_EXIT, JOIN_FLAG, JailSpec, Layers, REPORT_PREFIX, Report, read_framed,
+    ENFORCED, JAIL_FAILED_EXIT, JOIN_FLAG, JailSpec, Layers, REPORT_PREFIX, RESULT_FD, Report,
+    read_framed,
 };
 
 /// Device nodes the jail gets, bound from the host's `/dev`.
@@ -52,6 +60,7 @@ const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
 /// the seccomp filters); then the helper waits for its spec on stdin. So a warm helper, started
 /// ahead of time, has paid for the slow parts before its run arrives.
 pub fn run_main() -> ! {
+    let result_channel = take_result_channel();
     let mut layers = Layers::new();
     let cgroup_procs = match join_arguments() {
         Ok(files) => files,
@@ -116,6 +125,7 @@ pub fn run_main() -> ! {
     match forked {
         Ok(ForkResult::Parent { child }) => {
             drop(parent_alive);
+            drop(result_channel);
             relay_exit(child, parent_holds)
         }
         Ok(ForkResult::Child) => drop(parent_holds),
@@ -128,6 +138,7 @@ pub fn run_main() -> ! {
         Ok(spec) => spec,
         Err(e) => fail(&layers, &format!("reading the jail spec: {e}")),
     };
+    let result_channel = result_channel.filter(|_| spec.result_channel);
     if let Err(e) = unshare(CloneFlags::CLONE_NEWNS) {
         fail(&layers, &format!("creating the mount namespace: {e}"));
     }
@@ -152,6 +163,9 @@ pub fn run_main() -> ! {
         Ok(()) => layers.insert("rlimits".into(), ENFORCED.into()),
         Err(e) => fail(&layers, &format!("setrlimit: {e}")),
     };
+    // Nothing the program creates is writable by others: the seccomp filter keeps it from
+    // clearing this bit again (see `crate::seccomp`).
+    nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
     if let Err(e) = nix::sys::prctl::set_no_new_privs() {
         fail(&layers, &format!("PR_SET_NO_NEW_PRIVS: {e}"));
     }
@@ -174,10 +188,11 @@ pub fn run_main() -> ! {
     layers.insert("landlock".into(), landlock);
 
     // 7. seccomp.
-    // Nothing but stdin, stdout and stderr reaches the program: not this helper's descriptors,
-    // nor any the worker leaked without close-on-exec when it started the helper.
+    // Nothing but stdin, stdout and stderr (and the result channel, when asked for) reaches
+    // the program: not this helper's descriptors, nor any the worker leaked without
+    // close-on-exec when it started the helper.
     drop(parent_alive);
-    close_inherited_descriptors();
+    close_inherited_descriptors(result_channel.as_ref());
     if let Err(e) = crate::seccomp::install(&filters) {
         fail(&layers, &e.to_string());
     }
@@ -280,12 +295,38 @@ fn report(report: &Report) {
     let _ = writeln!(std::io::stderr(), "{REPORT_PREFIX}{line}");
 }
 
-/// Closes every descriptor above stderr.
-fn close_inherited_descriptors() {
+/// Closes every descriptor above stderr but `keep`, the result channel (which is
+/// [`RESULT_FD`], the lowest of them, when there is one).
+fn close_inherited_descriptors(keep: Option<&OwnedFd>) {
+    let first = match keep {
+        Some(channel) if channel.as_raw_fd() == RESULT_FD => RESULT_FD + 1,
+        _ => RESULT_FD,
+    };
     // SAFETY: close_range takes integers; closing descriptors this process no longer uses
-    // (nothing below holds one: the filters are compiled, the spec read) is sound.
+    // (nothing below holds one: the filters are compiled, the spec read; the result channel,
+    // when kept, is below `first`) is sound.
     #[expect(unsafe_code, reason = "raw close_range, see the SAFETY comment")]
-    let _ = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    let _ = unsafe { libc::syscall(libc::SYS_close_range, first as u32, u32::MAX, 0u32) };
+}
+
+/// Takes [`RESULT_FD`], the write end of the host's result pipe, before the helper opens any
+/// descriptor of its own: none can then land on that number by accident. A helper started
+/// without one puts `/dev/null` there instead, for the same reason; a program that asked for
+/// the channel then writes into nothing.
+fn take_result_channel() -> Option<OwnedFd> {
+    // SAFETY: F_GETFD on an integer only reads the descriptor's flags.
+    #[expect(unsafe_code, reason = "raw fcntl, see the SAFETY comment")]
+    let open = unsafe { libc::fcntl(RESULT_FD, libc::F_GETFD) } >= 0;
+    if open {
+        // SAFETY: the host hands this descriptor to the helper for it alone (see
+        // `runner::Standby::start`), and nothing in this process has used or owns it yet.
+        #[expect(unsafe_code, reason = "adopting fd 3, see the SAFETY comment")]
+        let channel = unsafe { OwnedFd::from_raw_fd(RESULT_FD) };
+        return Some(channel);
+    }
+    // 0–2 are open (the Rust runtime sees to it), so the lowest free number is RESULT_FD.
+    let null = fs::OpenOptions::new().write(true).open("/dev/null").ok()?;
+    (null.as_raw_fd() == RESULT_FD).then(|| OwnedFd::from(null))
 }
 
 /// Arms SIGKILL on the parent's death, then checks the parent is still there: its end of

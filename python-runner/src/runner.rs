@@ -3,7 +3,8 @@
 //! describe what happened.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{PipeReader, Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::cgroup::RunCgroup;
 use crate::spec::{
-    Bind, JAIL_FAILED_EXIT, JOIN_FLAG, JailSpec, Layers, REPORT_PREFIX, Report, RlimitSpec, frame,
+    Bind, JAIL_FAILED_EXIT, JOIN_FLAG, JailSpec, Layers, REPORT_PREFIX, RESULT_FD, Report,
+    RlimitSpec, frame,
 };
 
 /// Directories searched for a program named without a `/`.
@@ -89,6 +91,12 @@ pub struct ExecLimits {
     pub file_size_bytes: u64,
     /// Kept of each of stdout and stderr; the rest is read and dropped (`truncated`).
     pub output_bytes: usize,
+    /// `Some(cap)`: the program gets a result channel, a pipe inherited on fd 3
+    /// ([`RESULT_FD`]), of which the first `cap` bytes come back in [`Outcome::result`] (the
+    /// rest is read and dropped, [`Outcome::result_truncated`]). A pipe, not a file: nothing the
+    /// program leaves behind is ever opened by name on the host. `None`: fd 3 is closed in the
+    /// jail like every descriptor above stderr.
+    pub result_bytes: Option<usize>,
 }
 
 impl Default for ExecLimits {
@@ -100,6 +108,7 @@ impl Default for ExecLimits {
             max_processes: 256,
             file_size_bytes: 1024 * 1024 * 1024,
             output_bytes: 1024 * 1024,
+            result_bytes: None,
         }
     }
 }
@@ -138,6 +147,13 @@ pub struct Outcome {
     pub layers: Layers,
     /// Set when the jail refused to start the program (a required layer failed).
     pub jail_error: Option<String>,
+    /// What the program wrote on its result channel (see [`ExecLimits::result_bytes`]): `None`
+    /// when the run had none, or when the channel was still open a grace period (5 s) after
+    /// the program ended.
+    pub result: Option<Vec<u8>>,
+    /// More than the cap was written on the result channel; `result` holds the first `cap`
+    /// bytes.
+    pub result_truncated: bool,
 }
 
 /// Runs jobs. Cheap to share.
@@ -161,17 +177,50 @@ struct Standby {
     cgroup: Option<RunCgroup>,
     /// Why there is no cgroup, when there is none.
     cgroup_error: Option<String>,
+    /// The read end of the result pipe, whose write end the helper got as [`RESULT_FD`]. Every
+    /// helper gets one, since a warm helper starts before anyone knows whether its run is a
+    /// call; a run without a result channel drops it unread.
+    result: PipeReader,
 }
 
 impl Standby {
     fn start(helper: &Path) -> Result<Self, RunError> {
+        let spawn_error = |error| RunError::Spawn {
+            helper: helper.to_owned(),
+            error,
+        };
         let (cgroup, cgroup_error) = match RunCgroup::create() {
             Ok(group) => (Some(group), None),
             Err(why) => (None, Some(why)),
         };
+        // Both ends close-on-exec: no other program the worker starts inherits either.
+        let (result, result_end) = std::io::pipe().map_err(spawn_error)?;
+        let end = result_end.as_raw_fd();
         let mut command = Command::new(helper);
         for procs in cgroup.iter().flat_map(RunCgroup::procs_files) {
             command.arg(JOIN_FLAG).arg(procs);
+        }
+        // SAFETY: the closure runs in the forked child before exec and only makes async-signal-
+        // safe calls on integers (dup2, fcntl), allocating nothing. `end` stays open in the
+        // parent until `spawn` returns, so the child's copy of it is the pipe.
+        #[expect(
+            unsafe_code,
+            reason = "pre_exec is unsafe by contract; see the SAFETY comment"
+        )]
+        unsafe {
+            command.pre_exec(move || {
+                // dup2 clears close-on-exec on the copy; when the pipe already is fd 3, dup2
+                // would do nothing, so clear the flag on it directly.
+                let moved = if end == RESULT_FD {
+                    libc::fcntl(RESULT_FD, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(end, RESULT_FD)
+                };
+                if moved < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
         }
         let child = command
             .env_clear()
@@ -180,14 +229,15 @@ impl Standby {
             .stderr(Stdio::piped())
             .process_group(0)
             .spawn()
-            .map_err(|error| RunError::Spawn {
-                helper: helper.to_owned(),
-                error,
-            })?;
+            .map_err(spawn_error)?;
+        // Only the helper (and what it hands the end to) may hold the write end: the reader
+        // sees the end of the result when the program's tree has exited.
+        drop(result_end);
         Ok(Self {
             child,
             cgroup,
             cgroup_error,
+            result,
         })
     }
 
@@ -433,6 +483,7 @@ impl Runner {
                 },
             },
             required_layers: self.required_layers.clone(),
+            result_channel: job.limits.result_bytes.is_some(),
         };
         std::fs::create_dir_all(&job.root_dir).map_err(|e| RunError::Prepare(e.to_string()))?;
         let mut input = frame(&spec).map_err(|e| RunError::Prepare(e.to_string()))?;
@@ -467,7 +518,13 @@ impl Runner {
             mut child,
             cgroup,
             cgroup_error,
+            result,
         } = standby;
+        // Without a channel the jail closes its end: nothing will come, keep nothing open.
+        let result = job
+            .limits
+            .result_bytes
+            .map(|cap| capture(result, cap, None));
 
         let pid = child.id();
         let stdin = child.stdin.take();
@@ -480,12 +537,12 @@ impl Runner {
         let stdout = child
             .stdout
             .take()
-            .map(|s| capture(s, cap, Stream::Stdout, sink.clone()));
+            .map(|s| capture(s, cap, sink.clone().map(|sink| (Stream::Stdout, sink))));
         // Room for the helper's report line on top of the program's own output.
         let stderr = child
             .stderr
             .take()
-            .map(|s| capture(s, cap + 64 * 1024, Stream::Stderr, sink));
+            .map(|s| capture(s, cap + 64 * 1024, sink.map(|sink| (Stream::Stderr, sink))));
 
         let (done_tx, done_rx) = mpsc::channel();
         let waiter = std::thread::spawn(move || {
@@ -508,8 +565,19 @@ impl Runner {
             group.kill_all();
         }
         let _ = feeder.join();
-        let (stdout, stdout_cut) = stdout.map(join_capture).unwrap_or_default();
-        let (mut stderr, mut stderr_cut) = stderr.map(join_capture).unwrap_or_default();
+        // One grace for all the pipes together, not one each.
+        let drained_by = Instant::now() + DRAIN_GRACE;
+        let lost = (Vec::new(), true);
+        let (stdout, stdout_cut) = stdout
+            .map(|c| join_capture(c, drained_by).unwrap_or_else(|| lost.clone()))
+            .unwrap_or_default();
+        let (mut stderr, mut stderr_cut) = stderr
+            .map(|c| join_capture(c, drained_by).unwrap_or_else(|| lost.clone()))
+            .unwrap_or_default();
+        let (result, result_truncated) = match result.and_then(|c| join_capture(c, drained_by)) {
+            Some((bytes, cut)) => (Some(bytes), cut),
+            None => (None, false),
+        };
         let report = take_report(&mut stderr);
         if stderr.len() > cap {
             stderr.truncate(cap);
@@ -546,6 +614,8 @@ impl Runner {
             duration: started.elapsed(),
             layers,
             jail_error,
+            result,
+            result_truncated,
         })
     }
 }
@@ -563,12 +633,12 @@ pub enum Stream {
 /// Receives output as it arrives (called from the reader threads).
 pub type OutputSink = std::sync::Arc<dyn Fn(Stream, &[u8]) + Send + Sync>;
 
-/// Reads a pipe to its end on a thread, keeping the first `cap` bytes.
+/// Reads a pipe to its end on a thread, keeping the first `cap` bytes and handing every chunk
+/// to `tap`'s sink, when there is one, as output of its stream.
 fn capture(
     mut pipe: impl Read + Send + 'static,
     cap: usize,
-    stream: Stream,
-    sink: Option<OutputSink>,
+    tap: Option<(Stream, OutputSink)>,
 ) -> Captured {
     let (done, captured) = mpsc::sync_channel(1);
     std::thread::spawn(move || {
@@ -576,7 +646,7 @@ fn capture(
         let mut cut = false;
         let mut buf = vec![0u8; 64 * 1024];
         // On stderr the helper's report line comes first: it is not the program's output.
-        let mut in_report = stream == Stream::Stderr;
+        let mut in_report = matches!(tap, Some((Stream::Stderr, _)));
         loop {
             match pipe.read(&mut buf) {
                 Ok(0) | Err(_) => break,
@@ -584,7 +654,7 @@ fn capture(
                     let room = cap.saturating_sub(kept.len());
                     kept.extend_from_slice(&buf[..n.min(room)]);
                     cut |= n > room;
-                    if let Some(sink) = &sink {
+                    if let Some((stream, sink)) = &tap {
                         let mut chunk = &buf[..n];
                         if in_report {
                             let report_bytes = kept.len().min(REPORT_PREFIX.len());
@@ -598,7 +668,7 @@ fn capture(
                             }
                         }
                         if !chunk.is_empty() {
-                            sink(stream, chunk);
+                            sink(*stream, chunk);
                         }
                     }
                 }
@@ -613,12 +683,12 @@ fn capture(
 /// escaped the run could otherwise hold a pipe open and this run would never return.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
-fn join_capture(captured: Captured) -> (Vec<u8>, bool) {
-    // On time-out the reader is left behind (it ends when the pipe closes); what it had is
-    // reported as lost.
+/// What a reader kept, if it finished by `deadline`. On time-out the reader is left behind (it
+/// ends when the pipe closes) and what it had is lost.
+fn join_capture(captured: Captured, deadline: Instant) -> Option<(Vec<u8>, bool)> {
     captured
-        .recv_timeout(DRAIN_GRACE)
-        .unwrap_or((Vec::new(), true))
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        .ok()
 }
 
 /// Removes the helper's report line from the start of stderr and parses it.

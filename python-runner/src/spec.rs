@@ -37,7 +37,16 @@ pub struct JailSpec {
     /// directories on a filesystem that does not support it).
     #[serde(default)]
     pub required_layers: Vec<String>,
+    /// Whether the program keeps [`RESULT_FD`], the host's result pipe. Without it the jail
+    /// closes that descriptor like every other above stderr.
+    #[serde(default)]
+    pub result_channel: bool,
 }
+
+/// The descriptor on which the helper receives the write end of the host's result pipe, and
+/// the program keeps it when its spec asks for a result channel. A pipe the host holds the
+/// other end of, never a path: the host never opens anything the program could have replaced.
+pub const RESULT_FD: i32 = 3;
 
 /// The helper's flag naming a `cgroup.procs` file to join before anything else (repeated, one
 /// per controller): `hearth-jail --join /sys/fs/cgroup/memory/hearth/run-…/cgroup.procs …`.

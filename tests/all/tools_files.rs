@@ -1,8 +1,16 @@
 //! ls, read_file, write_file, edit_file and delete: deepagents 0.7 semantics (DESIGN.md §2).
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
 use base64::Engine as _;
 use hearth_tests::TestSession;
 use serde_json::json;
+
+/// `\xff.txt`: a name that is not UTF-8, as a jailed program can make one; WASI cannot carry it.
+fn not_utf8_name() -> &'static OsStr {
+    OsStr::from_bytes(b"\xff.txt")
+}
 
 #[test]
 fn ls_lists_one_level_sorted_with_directories_marked() {
@@ -418,4 +426,74 @@ fn names_of_the_maximum_length_can_be_written_and_edited() {
         s.ok("read_file", json!({ "file_path": path }))["content"],
         "three"
     );
+}
+
+#[test]
+fn ls_skips_and_counts_names_that_are_not_utf8() {
+    let s = TestSession::new();
+    s.put("ok.txt", "fine");
+    std::fs::write(s.workspace.join(not_utf8_name()), "bad name").unwrap();
+    let out = s.ok("ls", json!({ "path": "/workspace" }));
+    let paths: Vec<&str> = out["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["/workspace/ok.txt", "/workspace/skills/"]);
+    assert_eq!(out["skipped_names"], 1);
+    assert_eq!(out["truncated"], false);
+    let clean = s.ok("ls", json!({ "path": "/tmp" }));
+    assert_eq!(clean["skipped_names"], 0);
+    // A second pair, so that on ext4 (hash order) one bad name comes before a good one in
+    // directory order: the listing must go on past it.
+    s.put("more/also.txt", "x");
+    std::fs::write(
+        s.workspace
+            .join("more")
+            .join(OsStr::from_bytes(b"b\xfe.txt")),
+        "y",
+    )
+    .unwrap();
+    let more = s.ok("ls", json!({ "path": "/workspace/more" }));
+    assert_eq!(more["entries"][0]["path"], "/workspace/more/also.txt");
+    assert_eq!(more["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(more["skipped_names"], 1);
+}
+
+#[test]
+fn delete_removes_what_it_can_name_and_says_what_is_left() {
+    let s = TestSession::new();
+    s.put("d/ok.txt", "x");
+    s.put("d/e/deep.txt", "y");
+    std::fs::write(s.workspace.join("d/e").join(not_utf8_name()), "z").unwrap();
+    let (code, message) = s.err("delete", json!({ "file_path": "/workspace/d" }));
+    assert_eq!(code, "conflict", "{message}");
+    assert!(message.contains("UTF-8"), "{message}");
+    assert!(!s.workspace.join("d/ok.txt").exists());
+    assert!(!s.workspace.join("d/e/deep.txt").exists());
+    assert!(s.workspace.join("d/e").join(not_utf8_name()).exists());
+}
+
+#[test]
+fn names_longer_than_255_bytes_are_invalid_paths() {
+    let s = TestSession::new();
+    let long = format!("/workspace/{}", "n".repeat(256));
+    let (code, message) = s.err("write_file", json!({ "file_path": long, "content": "x" }));
+    assert_eq!(code, "invalid_path", "{message}");
+    assert!(message.contains("255 bytes"), "{message}");
+    let nested = format!("/tmp/{}/a.txt", "d".repeat(300));
+    assert_eq!(
+        s.err("write_file", json!({ "file_path": nested, "content": "x" }))
+            .0,
+        "invalid_path"
+    );
+    for (tool, args) in [
+        ("read_file", json!({ "file_path": long })),
+        ("ls", json!({ "path": long })),
+        ("delete", json!({ "file_path": long })),
+        ("glob", json!({ "pattern": "*", "path": long })),
+    ] {
+        assert_eq!(s.err(tool, args).0, "invalid_path", "{tool}");
+    }
 }

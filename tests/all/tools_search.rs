@@ -1,5 +1,8 @@
 //! glob and grep: deepagents 0.7 semantics (DESIGN.md §2).
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
 use hearth_tests::TestSession;
 use serde_json::{Value, json};
 
@@ -230,4 +233,40 @@ fn searches_default_to_the_sessions_workspace_wherever_it_is_mounted() {
         "invalid_path",
         "/workspace is not part of this view"
     );
+}
+
+#[test]
+fn walks_skip_and_count_names_that_are_not_utf8() {
+    let s = TestSession::new();
+    s.put("ok.txt", "needle\n");
+    s.put("sub/also.txt", "needle\n");
+    // Beside and below good names: the walk must go on past them, not stop.
+    std::fs::write(s.workspace.join(OsStr::from_bytes(b"\xff.txt")), "needle\n").unwrap();
+    std::fs::write(
+        s.workspace
+            .join("sub")
+            .join(OsStr::from_bytes(b"b\xfe.txt")),
+        "needle\n",
+    )
+    .unwrap();
+    let glob = s.ok("glob", json!({ "pattern": "*.txt" }));
+    assert_eq!(
+        paths(&glob),
+        ["/workspace/ok.txt", "/workspace/sub/also.txt"]
+    );
+    assert_eq!(glob["skipped_names"], 2);
+    assert_eq!(glob["truncated"], false);
+    let grep = s.ok("grep", json!({ "pattern": "needle" }));
+    assert_eq!(
+        paths(&grep),
+        ["/workspace/ok.txt", "/workspace/sub/also.txt"]
+    );
+    assert_eq!(grep["skipped_names"], 2);
+    let top = s.ok("glob", json!({ "pattern": "/*.txt" }));
+    assert_eq!(paths(&top), ["/workspace/ok.txt"]);
+    let clean = s.ok(
+        "grep",
+        json!({ "pattern": "needle", "path": "/workspace/sub/also.txt" }),
+    );
+    assert_eq!(clean["skipped_names"], 0);
 }

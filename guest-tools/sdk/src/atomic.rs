@@ -77,7 +77,7 @@ fn write_all(file: &Descriptor, bytes: &[u8]) -> io::Result<()> {
 
 /// The preopened directory whose path is the longest prefix of the view directory `dir`, and
 /// the rest of `dir` below it (the same routing wasi-libc applies to `std::fs` paths).
-fn preopen_for(dir: &str) -> io::Result<(Descriptor, String)> {
+pub(crate) fn preopen_for(dir: &str) -> io::Result<(Descriptor, String)> {
     preopens::get_directories()
         .into_iter()
         .filter_map(|(descriptor, root)| {
@@ -94,7 +94,7 @@ fn preopen_for(dir: &str) -> io::Result<(Descriptor, String)> {
         })
 }
 
-fn to_io(code: ErrorCode) -> io::Error {
+pub(crate) fn to_io(code: ErrorCode) -> io::Error {
     let kind = match code {
         ErrorCode::NoEntry => io::ErrorKind::NotFound,
         ErrorCode::Access | ErrorCode::NotPermitted | ErrorCode::ReadOnly => {

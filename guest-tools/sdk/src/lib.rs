@@ -7,6 +7,7 @@
 //! clear message instead of an opaque I/O error.
 
 pub mod atomic;
+pub mod dir;
 pub mod error;
 pub mod glob;
 pub mod time;

@@ -93,10 +93,12 @@ impl View {
     /// `invalid_path`.
     pub fn resolve(&self, path: &str) -> Result<Resolved, ToolError> {
         let normalized = normalize(path).map_err(|why| {
-            ToolError::InvalidPath(format!(
-                "path `{path}` {why}; use an absolute path under {}",
-                self.roots_for_message()
-            ))
+            // Where to look instead helps with a misspelt path, not with a long name.
+            let hint = match why {
+                PathError::NameTooLong(_) => String::new(),
+                _ => format!("; use an absolute path under {}", self.roots_for_message()),
+            };
+            ToolError::InvalidPath(format!("path `{path}` {why}{hint}"))
         })?;
         if normalized == "/" {
             return Ok(Resolved::Root);
@@ -160,7 +162,7 @@ impl View {
     }
 }
 
-pub use hearth_view_path::{is_within, join, normalize, parent_of};
+pub use hearth_view_path::{MAX_NAME_BYTES, PathError, is_within, join, normalize, parent_of};
 
 #[cfg(test)]
 mod tests {
@@ -220,6 +222,20 @@ mod tests {
             );
         }
         assert_eq!(v.resolve("/"), Ok(Resolved::Root));
+    }
+
+    #[test]
+    fn names_longer_than_255_bytes_are_invalid_paths() {
+        let v = view();
+        let longest = format!("/workspace/{}", "n".repeat(MAX_NAME_BYTES));
+        assert!(v.resolve_writable(&longest).is_ok());
+        let too_long = format!("/tmp/{}.txt", "n".repeat(MAX_NAME_BYTES - 3));
+        match v.resolve_writable(&too_long) {
+            Err(ToolError::InvalidPath(message)) => {
+                assert!(message.contains("255 bytes"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -3,12 +3,15 @@
 //! Symlinks are never followed (a link cannot make the walk loop, count a file twice, or lead out
 //! of the view), nested mounts are entered through their own view path, files are visited in
 //! path order, and the number of entries looked at is capped so a huge tree yields a partial
-//! answer flagged `truncated` instead of running into the deadline.
+//! answer flagged `truncated` instead of running into the deadline. Entries whose names a tool
+//! cannot hold (not UTF-8; see [`crate::dir`]) are skipped and counted in
+//! [`WalkSummary::skipped_names`].
 
 use std::fs;
 use std::ops::ControlFlow;
 
 use crate::ToolError;
+use crate::dir::{self, Stat};
 use crate::view::{self, Resolved, View};
 
 /// How many directory entries one walk may look at before it stops and reports `truncated`.
@@ -20,7 +23,7 @@ pub struct FileEntry<'a> {
     pub path: &'a str,
     /// Path relative to the walk's root (the file name when the root is the file itself).
     pub relative: &'a str,
-    pub metadata: &'a fs::Metadata,
+    pub stat: &'a Stat,
 }
 
 /// What a finished walk knows about its own completeness.
@@ -30,13 +33,15 @@ pub struct WalkSummary {
     pub truncated: bool,
     /// Directories that could not be read (skipped).
     pub unreadable_dirs: usize,
+    /// Entries left out because their names could not be read (not UTF-8).
+    pub skipped_names: usize,
 }
 
 /// An entry waiting on the walk's stack.
 struct Pending {
     path: String,
     relative: String,
-    metadata: fs::Metadata,
+    stat: Stat,
 }
 
 /// Calls `visit` for every regular file below `root` (or `root` itself when it is a file), in
@@ -57,7 +62,7 @@ pub fn walk_files(
                 stack.push(Pending {
                     path: top.to_owned(),
                     relative: top.trim_start_matches('/').to_owned(),
-                    metadata,
+                    stat: Stat::from(&metadata),
                 });
             }
         }
@@ -71,18 +76,18 @@ pub fn walk_files(
             stack.push(Pending {
                 path: path.clone(),
                 relative,
-                metadata,
+                stat: Stat::from(&metadata),
             });
         }
     }
 
     let mut seen = 0usize;
     while let Some(entry) = stack.pop() {
-        if entry.metadata.is_file() {
+        if entry.stat.is_file() {
             let file = FileEntry {
                 path: &entry.path,
                 relative: &entry.relative,
-                metadata: &entry.metadata,
+                stat: &entry.stat,
             };
             if visit(&file).is_break() {
                 summary.truncated = true;
@@ -90,41 +95,39 @@ pub fn walk_files(
             }
             continue;
         }
-        if !entry.metadata.is_dir() {
+        if !entry.stat.is_dir() {
             continue; // symlinks, sockets, devices
         }
-        let Ok(read_dir) = fs::read_dir(&entry.path) else {
+        let Ok(listing) = dir::list(&entry.path, MAX_WALK_ENTRIES - seen) else {
             summary.unreadable_dirs += 1;
             continue;
         };
-        let mut children: Vec<(String, fs::Metadata)> = Vec::new();
-        for child in read_dir.flatten() {
-            seen += 1;
-            if seen > MAX_WALK_ENTRIES {
-                summary.truncated = true;
-                return Ok(summary);
-            }
-            let Ok(name) = child.file_name().into_string() else {
-                continue;
-            };
+        seen += listing.read;
+        summary.skipped_names += listing.skipped_names;
+        if listing.truncated {
+            summary.truncated = true;
+            return Ok(summary);
+        }
+        let mut children: Vec<(String, Stat)> = Vec::new();
+        for child in listing.entries {
             // A mount shadows whatever the parent directory holds under that name.
-            if view.is_mount_root(&view::join(&entry.path, &name)) {
+            if view.is_mount_root(&view::join(&entry.path, &child.name)) {
                 continue;
             }
-            // `DirEntry::metadata` does not follow symlinks.
-            if let Ok(metadata) = child.metadata() {
-                children.push((name, metadata));
+            // The entry's own stat: symlinks are not followed.
+            if let Some(stat) = child.stat {
+                children.push((child.name, stat));
             }
         }
         for mount in view.child_mounts(&entry.path) {
             if let Ok(metadata) = fs::metadata(&mount.path) {
                 let name = mount.path.rsplit('/').next().unwrap_or_default().to_owned();
-                children.push((name, metadata));
+                children.push((name, Stat::from(&metadata)));
             }
         }
         // Reverse name order on the stack pops children in name order.
         children.sort_by(|a, b| b.0.cmp(&a.0));
-        for (name, metadata) in children {
+        for (name, stat) in children {
             let relative = if entry.relative.is_empty() {
                 name.clone()
             } else {
@@ -133,9 +136,49 @@ pub fn walk_files(
             stack.push(Pending {
                 path: view::join(&entry.path, &name),
                 relative,
-                metadata,
+                stat,
             });
         }
     }
     Ok(summary)
+}
+
+// Native only: they make names that are not UTF-8, which needs Linux's byte-string names.
+#[cfg(test)]
+#[cfg(target_os = "linux")]
+mod tests {
+    use super::*;
+    use crate::dir::tests::tempfile_dir;
+    use crate::view::Mount;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn names_that_are_not_utf8_are_skipped_and_the_walk_goes_on() {
+        let root = tempfile_dir("walk");
+        fs::write(root.join(OsStr::from_bytes(b"\xff.txt")), "x").unwrap();
+        fs::write(root.join("ok.txt"), "x").unwrap();
+        fs::create_dir_all(root.join("sub")).unwrap();
+        fs::write(root.join("sub").join(OsStr::from_bytes(b"bad\xfe")), "x").unwrap();
+        fs::write(root.join("sub/z.txt"), "x").unwrap();
+        let root_path = root.to_str().unwrap().to_owned();
+        let view = View::new(
+            vec![Mount {
+                path: root_path.clone(),
+                writable: false,
+            }],
+            &root_path,
+        );
+        let mut visited = Vec::new();
+        let summary = walk_files(&view, &view.resolve(&root_path).unwrap(), |file| {
+            visited.push(file.relative.to_owned());
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(visited, ["ok.txt", "sub/z.txt"]);
+        assert_eq!(summary.skipped_names, 2);
+        assert!(!summary.truncated);
+        assert_eq!(summary.unreadable_dirs, 0);
+        fs::remove_dir_all(&root).unwrap();
+    }
 }

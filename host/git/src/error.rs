@@ -1,7 +1,9 @@
 //! Why a git operation failed, in the terms a caller can act on.
 
-/// A failed git operation. Messages never contain credentials.
-#[derive(Debug, thiserror::Error)]
+/// A failed git operation. Messages never contain credentials. Serialisable: it comes back
+/// from the `hearth-git` helper as JSON.
+#[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
 pub enum GitError {
     /// The request itself is malformed (a bad branch or remote name, an empty message).
     #[error("{0}")]
@@ -30,6 +32,23 @@ pub enum GitError {
     /// The remote could not be reached, refused the credentials, or failed mid-transfer.
     #[error("remote `{remote}`: {message}")]
     Remote { remote: String, message: String },
+    /// The operation did not finish in time (the helper was killed): something in the work
+    /// tree made libgit2 wait (a FIFO where a file was expected) or the work is too large.
+    #[error(
+        "the git operation did not finish within {seconds} s and was stopped; a FIFO, socket \
+         or device in the workspace (where git expects a file such as .gitignore) makes git \
+         wait: remove it"
+    )]
+    TimedOut { seconds: f64 },
+    /// The work tree is nested deeper than the worker's limit.
+    #[error(
+        "the workspace is nested deeper than the limit of {limit} directories; flatten or \
+         delete the deepest directories"
+    )]
+    TooDeep { limit: usize },
+    /// The helper ended without an answer (out of memory, killed, crashed).
+    #[error("the git helper failed: {0}")]
+    HelperFailed(String),
     /// Anything else libgit2 reports: a fault of the worker or of the repository.
     #[error("git: {0}")]
     Internal(String),
@@ -49,6 +68,9 @@ impl GitError {
             Self::UnresolvedConflicts(_) => "unresolved_conflicts",
             Self::UncommittedChanges(_) => "uncommitted_changes",
             Self::Remote { .. } => "remote_failed",
+            Self::TimedOut { .. } => "git_timeout",
+            Self::TooDeep { .. } => "too_deep",
+            Self::HelperFailed(_) => "git_failed",
             Self::Internal(_) => "git_failed",
         }
     }

@@ -12,11 +12,13 @@
 //! and nowhere else; every message that leaves this crate is scrubbed of them.
 
 mod error;
+pub mod isolated;
 mod remote;
 mod repo;
 
 pub use error::GitError;
-pub use remote::{Credential, RemoteAccess, Secret};
+pub use isolated::{Isolation, Job, Operation};
+pub use remote::{Credential, RemoteAccess, RemoteRuleError, Secret};
 pub use repo::{
     Author, ChangeKind, CommitInfo, CommitOutcome, Diff, DiffFile, FileChange, LogPage,
     MergeOutcome, PushOutcome, RemoteInfo, RepoState, SessionRepo, Status,

@@ -48,7 +48,7 @@ impl Author {
 }
 
 /// Whether an operation is half-way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RepoState {
     Clean,
@@ -57,7 +57,7 @@ pub enum RepoState {
 }
 
 /// How a path differs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     Added,
@@ -69,21 +69,21 @@ pub enum ChangeKind {
 }
 
 /// A path that differs from `HEAD`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileChange {
     pub path: String,
     pub change: ChangeKind,
 }
 
 /// A remote of the session (its URL without user info).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteInfo {
     pub name: String,
     pub url: String,
 }
 
 /// `git/status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
     /// The branch `HEAD` is on (none when detached).
     pub branch: Option<String>,
@@ -96,7 +96,7 @@ pub struct Status {
 }
 
 /// A commit, as answers show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CommitInfo {
     pub id: String,
     pub summary: String,
@@ -130,7 +130,7 @@ impl CommitInfo {
 }
 
 /// `git/commit`: a new commit, or the plain answer that there was nothing to commit.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum CommitOutcome {
     Committed {
@@ -143,7 +143,7 @@ pub enum CommitOutcome {
 }
 
 /// One page of `git/log`, newest first.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogPage {
     pub commits: Vec<CommitInfo>,
     /// The `skip` of the next page, if there is one.
@@ -151,7 +151,7 @@ pub struct LogPage {
 }
 
 /// A file in a diff.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DiffFile {
     pub path: String,
     pub old_path: Option<String>,
@@ -162,7 +162,7 @@ pub struct DiffFile {
 }
 
 /// `git/diff`: the files, and the patch text up to a size cap.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Diff {
     pub files: Vec<DiffFile>,
     pub patch: String,
@@ -170,7 +170,7 @@ pub struct Diff {
 }
 
 /// What bringing a remote's commits in did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum MergeOutcome {
     UpToDate {
@@ -189,7 +189,7 @@ pub enum MergeOutcome {
 }
 
 /// `git/push`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum PushOutcome {
     /// The remote branch is now `head`. `merged` says the remote had moved and its commits were
@@ -821,8 +821,13 @@ impl SessionRepo {
         let unresolved: Vec<String> = self
             .conflicted_paths()?
             .into_iter()
-            .filter(|path| has_conflict_markers(&self.work_tree.join(path)))
-            .collect();
+            .map(|path| Ok((has_conflict_markers(&self.work_tree, &path)?, path)))
+            .filter_map(|found: Result<(bool, String), GitError>| match found {
+                Ok((false, _)) => None,
+                Ok((true, path)) => Some(Ok(path)),
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<_, _>>()?;
         if !unresolved.is_empty() {
             return Err(GitError::UnresolvedConflicts(unresolved));
         }
@@ -1016,29 +1021,72 @@ fn is_not_fast_forward(reason: &str) -> bool {
         || reason.contains("stale")
 }
 
-/// Whether a file still holds the markers a conflicting merge wrote.
-fn has_conflict_markers(path: &Path) -> bool {
-    let Ok(bytes) = std::fs::read(path) else {
-        return false;
+/// Whether a file still holds the markers a conflicting merge wrote. The file is the agent's:
+/// opened through `hearth-content` (no link followed, a FIFO refused, never blocking) and
+/// scanned in a stream, so its size costs time (bounded by the helper's deadline), not memory.
+/// What is not a regular file holds no markers.
+fn has_conflict_markers(work_tree: &Path, relative: &str) -> Result<bool, GitError> {
+    let tree = hearth_content::Tree::open(work_tree).map_err(content_error)?;
+    let file = match tree.open_file(Path::new(relative)) {
+        Ok((file, _)) => file,
+        Err(
+            hearth_content::ContentError::NotFound
+            | hearth_content::ContentError::Symlink
+            | hearth_content::ContentError::NotAFile(_)
+            | hearth_content::ContentError::IsDirectory
+            | hearth_content::ContentError::NotADirectory,
+        ) => return Ok(false),
+        Err(e) => return Err(content_error(e)),
     };
-    bytes
-        .split(|b| *b == b'\n')
-        .any(|line| line.starts_with(b"<<<<<<< ") || line.starts_with(b">>>>>>> "))
+    Ok(starts_a_line(
+        std::io::BufReader::new(file),
+        &[b"<<<<<<< ", b">>>>>>> "],
+    )?)
+}
+
+/// Whether any line of `input` starts with one of `prefixes` (all of one length).
+fn starts_a_line(mut input: impl std::io::BufRead, prefixes: &[&[u8]]) -> std::io::Result<bool> {
+    let width = prefixes.first().map_or(0, |p| p.len());
+    let mut start: Vec<u8> = Vec::with_capacity(width);
+    let mut at_line_start = true;
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(false);
+        }
+        let taken = chunk.len();
+        for &byte in chunk {
+            if byte == b'\n' {
+                at_line_start = true;
+                start.clear();
+            } else if at_line_start {
+                start.push(byte);
+                if start.len() == width {
+                    if prefixes.contains(&start.as_slice()) {
+                        return Ok(true);
+                    }
+                    at_line_start = false;
+                }
+            }
+        }
+        input.consume(taken);
+    }
+}
+
+fn content_error(e: hearth_content::ContentError) -> GitError {
+    GitError::Internal(format!("reading the work tree: {e}"))
 }
 
 /// Removes `relative` under `root` without following a symlink anywhere on the way.
 fn remove_in_work_tree(root: &Path, relative: &str) -> Result<(), GitError> {
-    let mut dir = root.to_path_buf();
-    let parts: Vec<&str> = relative.split('/').collect();
-    for part in &parts[..parts.len().saturating_sub(1)] {
-        dir.push(part);
-        if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
-            return Ok(());
-        }
-    }
-    match std::fs::remove_file(root.join(relative)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-        _ => Ok(()),
+    let tree = hearth_content::Tree::open(root).map_err(content_error)?;
+    match tree.remove(Path::new(relative)) {
+        // A link or a file where a directory was: what the merge brought is not there.
+        Ok(())
+        | Err(
+            hearth_content::ContentError::Symlink | hearth_content::ContentError::NotADirectory,
+        ) => Ok(()),
+        Err(e) => Err(content_error(e)),
     }
 }
 
@@ -1112,8 +1160,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f");
         std::fs::write(&file, "a\n<<<<<<< ours\nb\n=======\nc\n>>>>>>> theirs\n").unwrap();
-        assert!(has_conflict_markers(&file));
+        assert!(has_conflict_markers(dir.path(), "f").unwrap());
         std::fs::write(&file, "s = '<<<<<<< not a marker'\n").unwrap();
-        assert!(!has_conflict_markers(&file));
+        assert!(!has_conflict_markers(dir.path(), "f").unwrap());
+        std::fs::write(&file, "<<<<<<<\n<<<<<< x\n").unwrap();
+        assert!(!has_conflict_markers(dir.path(), "f").unwrap());
+    }
+
+    #[test]
+    fn conflicted_paths_the_agent_replaced_are_never_followed_or_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero")).unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("f"), "<<<<<<< x\n").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("f"), dir.path().join("out")).unwrap();
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        for name in ["zero", "out", "fifo", "missing"] {
+            assert!(!has_conflict_markers(dir.path(), name).unwrap(), "{name}");
+        }
     }
 }

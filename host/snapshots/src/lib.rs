@@ -59,8 +59,24 @@ pub enum SnapshotError {
     /// The store failed (after its retries).
     #[error("snapshot store: {0}")]
     Store(String),
+    /// The session's tree is deeper than the limit (`max_depth`).
+    #[error(
+        "the session's files are nested deeper than the limit of {limit} directories; flatten \
+         or delete the deepest directories"
+    )]
+    TooDeep { limit: usize },
     #[error("snapshot I/O: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<hearth_content::ContentError> for SnapshotError {
+    fn from(e: hearth_content::ContentError) -> Self {
+        match e {
+            hearth_content::ContentError::TooDeep { limit } => Self::TooDeep { limit },
+            hearth_content::ContentError::Io(e) => Self::Io(e),
+            other => Self::Io(std::io::Error::other(other.to_string())),
+        }
+    }
 }
 
 impl From<object_store::Error> for SnapshotError {
@@ -77,6 +93,7 @@ impl SnapshotError {
             Self::NotFound(_) => "snapshot_not_found",
             Self::Corrupt { .. } => "snapshot_corrupt",
             Self::Store(_) => "store_unavailable",
+            Self::TooDeep { .. } => "too_deep",
             Self::Io(_) => "snapshot_io",
         }
     }
@@ -109,6 +126,9 @@ pub struct Tuning {
     pub part_bytes: usize,
     /// Blobs uploaded (or downloaded) at once.
     pub concurrency: usize,
+    /// The deepest nesting of directories a snapshot or export walks; deeper is
+    /// [`SnapshotError::TooDeep`].
+    pub max_depth: usize,
 }
 
 impl Default for Tuning {
@@ -117,6 +137,7 @@ impl Default for Tuning {
             multipart_threshold: 16 * 1024 * 1024,
             part_bytes: 8 * 1024 * 1024,
             concurrency: 8,
+            max_depth: 256,
         }
     }
 }
@@ -150,6 +171,10 @@ impl Snapshots {
         Self { store, tuning }
     }
 
+    pub fn tuning(&self) -> &Tuning {
+        &self.tuning
+    }
+
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
     }
@@ -173,24 +198,27 @@ impl Snapshots {
         );
         let walked = {
             let (sources, previous) = (sources.to_vec(), cache.clone());
-            tokio::task::spawn_blocking(move || manifest::walk(&sources, &previous))
+            let max_depth = self.tuning.max_depth;
+            tokio::task::spawn_blocking(move || manifest::walk(&sources, &previous, max_depth))
                 .await
                 .map_err(|e| SnapshotError::Io(std::io::Error::other(e)))??
         };
-        let mut uploads: BTreeMap<String, (PathBuf, u64)> = BTreeMap::new();
-        for (entry, host_path) in walked.entries.iter().zip(&walked.host_paths) {
-            if let (EntryKind::File, Some(hash)) = (entry.kind, &entry.sha256)
+        let mut uploads: BTreeMap<String, (manifest::Located, u64)> = BTreeMap::new();
+        let files = walked.entries.iter().filter(|e| e.kind == EntryKind::File);
+        for (entry, located) in files.zip(&walked.files) {
+            if let Some(hash) = &entry.sha256
                 && !cache.blobs.contains(hash)
             {
-                uploads.insert(hash.clone(), (host_path.clone(), entry.size));
+                uploads.insert(hash.clone(), (located.clone(), entry.size));
             }
         }
         // Owned items and a cloned handle per upload: the futures must not borrow across the
         // stream, or they could not be sent between threads.
+        let sources = Arc::new(sources.to_vec());
         let results: Vec<(u64, bool)> = futures_util::stream::iter(uploads)
-            .map(|(hash, (path, size))| {
-                let this = self.clone();
-                async move { this.upload_blob(&hash, &path, size).await }
+            .map(|(hash, (located, size))| {
+                let (this, sources) = (self.clone(), sources.clone());
+                async move { this.upload_blob(&hash, &sources, &located, size).await }
             })
             .buffer_unordered(self.tuning.concurrency.max(1))
             .try_collect()
@@ -224,25 +252,41 @@ impl Snapshots {
     }
 
     /// Uploads one file as the blob `hash`, re-hashing what it sends: a file that changed since
-    /// it was hashed fails the snapshot instead of storing a blob under the wrong name.
+    /// it was hashed fails the snapshot instead of storing a blob under the wrong name. The file
+    /// is opened again through `hearth-content` (a link or FIFO swapped in meanwhile is refused,
+    /// never followed or waited on) and read up to its hashed size only.
     async fn upload_blob(
         &self,
         hash: &str,
-        path: &Path,
+        sources: &[Source],
+        located: &manifest::Located,
         size: u64,
     ) -> Result<(u64, bool), SnapshotError> {
         let location = blob_path(hash);
+        let shown = located.relative.display().to_string();
         let changed = || {
             SnapshotError::Io(std::io::Error::other(format!(
-                "{} changed while being snapshotted",
-                path.display()
+                "{shown} changed while being snapshotted"
             )))
         };
+        let dir = sources
+            .get(located.source)
+            .map(|s| s.dir.clone())
+            .ok_or_else(changed)?;
+        let relative = located.relative.clone();
+        let (file, _) = tokio::task::spawn_blocking(move || {
+            hearth_content::Tree::open(&dir)?.open_file(&relative)
+        })
+        .await
+        .map_err(|e| SnapshotError::Io(std::io::Error::other(e)))?
+        .map_err(|_| changed())?;
         if size <= self.tuning.multipart_threshold {
-            let path = path.to_owned();
-            let bytes = tokio::task::spawn_blocking(move || std::fs::read(path))
-                .await
-                .map_err(|e| SnapshotError::Io(std::io::Error::other(e)))??;
+            let bytes = tokio::task::spawn_blocking(move || {
+                let mut bytes = Vec::with_capacity(size as usize);
+                file.take(size + 1).read_to_end(&mut bytes).map(|_| bytes)
+            })
+            .await
+            .map_err(|e| SnapshotError::Io(std::io::Error::other(e)))??;
             if hex(&Sha256::digest(&bytes)) != hash {
                 return Err(changed());
             }
@@ -251,7 +295,7 @@ impl Snapshots {
         }
         let upload = self.store.put_multipart(&location).await?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, self.tuning.part_bytes);
-        let mut file = std::fs::File::open(path)?;
+        let mut file = file.take(size + 1);
         let mut hasher = Sha256::new();
         let mut chunk = vec![0u8; self.tuning.part_bytes];
         loop {
@@ -487,10 +531,13 @@ impl Snapshots {
         tokio::task::spawn_blocking(move || {
             use std::os::unix::fs::PermissionsExt;
             std::fs::write(&path, &bytes)?;
-            // Permission bits only: a restored file is root's on disk, and setuid, setgid or
-            // sticky bits from a store (which is not trusted) or from a jailed program that set
-            // them have no business on it.
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o777))
+            // Safe permission bits only: a restored file is root's on disk, and setuid, setgid,
+            // sticky or world-write bits from a store (which is not trusted) or from a jailed
+            // program have no business on it.
+            std::fs::set_permissions(
+                &path,
+                std::fs::Permissions::from_mode(hearth_content::safe_mode(mode)),
+            )
         })
         .await
         .map_err(|e| SnapshotError::Io(std::io::Error::other(e)))??;

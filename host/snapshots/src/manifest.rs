@@ -8,6 +8,9 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use hearth_content::walk::Walk;
+use hearth_content::{ContentError, Kind, Stat, Tree};
+
 use crate::Source;
 
 /// One snapshot: every directory, file and symlink of its sources.
@@ -82,7 +85,17 @@ pub struct CachedFile {
 }
 
 impl CachedFile {
-    fn of(meta: &std::fs::Metadata, sha256: String) -> Self {
+    fn of(stat: &Stat, sha256: String) -> Self {
+        Self {
+            size: u64::try_from(stat.st_size).unwrap_or(0),
+            mtime_ns: stat.st_mtime * 1_000_000_000 + stat.st_mtime_nsec as i64,
+            ctime_ns: stat.st_ctime * 1_000_000_000 + stat.st_ctime_nsec as i64,
+            ino: stat.st_ino,
+            sha256,
+        }
+    }
+
+    fn of_metadata(meta: &std::fs::Metadata, sha256: String) -> Self {
         Self {
             size: meta.len(),
             mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
@@ -93,104 +106,144 @@ impl CachedFile {
     }
 }
 
-/// The entries of a walk, the host path of each, and the cache of its files.
-pub(crate) struct Walked {
-    pub entries: Vec<Entry>,
-    pub host_paths: Vec<PathBuf>,
-    pub cache: FileCache,
+/// Where a walked file is: its source's index and its path below that source.
+#[derive(Debug, Clone)]
+pub(crate) struct Located {
+    pub source: usize,
+    pub relative: PathBuf,
 }
 
-/// Walks `sources` without following symlinks, hashing every file the cache cannot vouch for.
-/// Sockets, pipes and devices are skipped: they are not content.
-pub(crate) fn walk(sources: &[Source], previous: &FileCache) -> std::io::Result<Walked> {
+/// The entries of a walk, where each file is, and the cache of its files.
+pub(crate) struct Walked {
+    pub entries: Vec<Entry>,
+    pub files: Vec<Located>,
+    pub cache: FileCache,
+    /// Names that are not UTF-8 and were left out (a manifest names paths as text).
+    pub skipped_names: usize,
+}
+
+/// Walks `sources` through `hearth-content` (no link followed, FIFOs, sockets and devices
+/// skipped without being opened, at most `max_depth` nested directories), hashing every file
+/// the cache cannot vouch for.
+pub(crate) fn walk(
+    sources: &[Source],
+    previous: &FileCache,
+    max_depth: usize,
+) -> Result<Walked, crate::SnapshotError> {
     let mut walked = Walked {
         entries: Vec::new(),
-        host_paths: Vec::new(),
+        files: Vec::new(),
         cache: FileCache::default(),
+        skipped_names: 0,
     };
-    for source in sources {
-        if source.dir.is_dir() {
-            walk_dir(&source.dir, &source.name, previous, &mut walked)?;
-        }
+    for (index, source) in sources.iter().enumerate() {
+        let root = match Tree::open(&source.dir) {
+            Ok(root) => root,
+            Err(ContentError::NotFound) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let mut skipped_below: Vec<PathBuf> = Vec::new();
+        Walk::new(max_depth).run(&root, |visit| {
+            if skipped_below.iter().any(|dir| visit.path.starts_with(dir)) {
+                return Ok(());
+            }
+            let Some(relative) = visit.path.to_str() else {
+                walked.skipped_names += 1;
+                tracing::warn!(
+                    path = ?visit.path.as_os_str(),
+                    "left out of a snapshot: a name that is not UTF-8"
+                );
+                if visit.kind == Kind::Dir {
+                    skipped_below.push(visit.path.to_owned());
+                }
+                return Ok(());
+            };
+            let path = format!("{}/{relative}", source.name);
+            let entry = match visit.kind {
+                Kind::Dir => {
+                    let stat = visit.dir.stat_entry(visit.name)?;
+                    Entry {
+                        path,
+                        kind: EntryKind::Dir,
+                        size: 0,
+                        mode: stat.st_mode,
+                        sha256: None,
+                        target: None,
+                    }
+                }
+                Kind::Symlink => {
+                    let stat = visit.dir.stat_entry(visit.name)?;
+                    let target = visit.dir.read_link(Path::new(visit.name), 4096)?;
+                    Entry {
+                        path,
+                        kind: EntryKind::Symlink,
+                        size: 0,
+                        mode: stat.st_mode,
+                        sha256: None,
+                        target: Some(target.to_string_lossy().into_owned()),
+                    }
+                }
+                Kind::File => {
+                    let (file, stat) = match visit.dir.open_file(Path::new(visit.name)) {
+                        Ok(opened) => opened,
+                        // Replaced or removed since the listing: not content any more.
+                        Err(
+                            ContentError::NotFound
+                            | ContentError::Symlink
+                            | ContentError::NotAFile(_)
+                            | ContentError::IsDirectory,
+                        ) => return Ok(()),
+                        Err(e) => return Err(e.into()),
+                    };
+                    let seen = CachedFile::of(&stat, String::new());
+                    let sha256 = match previous.files.get(&path) {
+                        Some(cached)
+                            if *cached
+                                == CachedFile {
+                                    sha256: cached.sha256.clone(),
+                                    ..seen.clone()
+                                } =>
+                        {
+                            cached.sha256.clone()
+                        }
+                        _ => hash(file)?,
+                    };
+                    walked.cache.files.insert(
+                        path.clone(),
+                        CachedFile {
+                            sha256: sha256.clone(),
+                            ..seen
+                        },
+                    );
+                    walked.files.push(Located {
+                        source: index,
+                        relative: visit.path.to_owned(),
+                    });
+                    Entry {
+                        path,
+                        kind: EntryKind::File,
+                        size: u64::try_from(stat.st_size).unwrap_or(0),
+                        mode: stat.st_mode,
+                        sha256: Some(sha256),
+                        target: None,
+                    }
+                }
+                // FIFOs, sockets and devices are not content: never opened.
+                Kind::Special(_) => return Ok(()),
+            };
+            walked.entries.push(entry);
+            Ok::<(), crate::SnapshotError>(())
+        })?;
     }
     Ok(walked)
 }
 
-fn walk_dir(
-    dir: &Path,
-    prefix: &str,
-    previous: &FileCache,
-    walked: &mut Walked,
-) -> std::io::Result<()> {
-    let mut children: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-    children.sort_by_key(|c| c.file_name());
-    for child in children {
-        let Some(name) = child.file_name().to_str().map(str::to_owned) else {
-            tracing::warn!(path = %child.path().display(), "skipping a name that is not UTF-8");
-            continue;
-        };
-        let path = format!("{prefix}/{name}");
-        let host = child.path();
-        let meta = std::fs::symlink_metadata(&host)?;
-        let mode = meta.mode();
-        let kind = meta.file_type();
-        let entry = if kind.is_dir() {
-            Entry {
-                path: path.clone(),
-                kind: EntryKind::Dir,
-                size: 0,
-                mode,
-                sha256: None,
-                target: None,
-            }
-        } else if kind.is_symlink() {
-            let target = std::fs::read_link(&host)?;
-            Entry {
-                path: path.clone(),
-                kind: EntryKind::Symlink,
-                size: 0,
-                mode,
-                sha256: None,
-                target: Some(target.to_string_lossy().into_owned()),
-            }
-        } else if kind.is_file() {
-            let sha256 = match previous.files.get(&path) {
-                Some(cached) if *cached == CachedFile::of(&meta, cached.sha256.clone()) => {
-                    cached.sha256.clone()
-                }
-                _ => hash_file(&host)?,
-            };
-            walked
-                .cache
-                .files
-                .insert(path.clone(), CachedFile::of(&meta, sha256.clone()));
-            Entry {
-                path: path.clone(),
-                kind: EntryKind::File,
-                size: meta.len(),
-                mode,
-                sha256: Some(sha256),
-                target: None,
-            }
-        } else {
-            continue;
-        };
-        let is_dir = entry.kind == EntryKind::Dir;
-        walked.entries.push(entry);
-        walked.host_paths.push(host.clone());
-        if is_dir {
-            walk_dir(&host, &path, previous, walked)?;
-        }
-    }
-    Ok(())
-}
-
-pub(crate) fn hash_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
+/// The SHA-256 of everything `input` holds, read in blocks.
+pub(crate) fn hash(mut input: impl Read) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 256 * 1024];
     loop {
-        let n = file.read(&mut buffer)?;
+        let n = input.read(&mut buffer)?;
         if n == 0 {
             break;
         }
@@ -269,9 +322,10 @@ pub(crate) fn cache_after_restore(manifest: &Manifest, plan: &Plan) -> FileCache
     };
     for (host, entry) in &plan.files {
         if let (Ok(meta), Some(hash)) = (std::fs::symlink_metadata(host), &entry.sha256) {
-            cache
-                .files
-                .insert(entry.path.clone(), CachedFile::of(&meta, hash.clone()));
+            cache.files.insert(
+                entry.path.clone(),
+                CachedFile::of_metadata(&meta, hash.clone()),
+            );
         }
     }
     cache

@@ -9,8 +9,15 @@
 //! segment. Symlinks are not resolved here; that is the kernel's job (`openat2` with
 //! `RESOLVE_BENEATH` under every preopen and `cap-std` handle), which refuses any link leading
 //! out of its directory.
+//!
+//! A name longer than [`MAX_NAME_BYTES`] is refused here too: the kernel would refuse it anyway
+//! (`ENAMETOOLONG`), but only once a tool is running, as an opaque I/O error instead of an
+//! invalid path.
 
 use std::fmt;
+
+/// The longest file name Linux filesystems accept (`NAME_MAX`), in bytes.
+pub const MAX_NAME_BYTES: usize = 255;
 
 /// Why a string is not a usable view path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,21 +28,32 @@ pub enum PathError {
     ClimbsAboveRoot,
     /// Holds a NUL byte, which no filesystem path may contain.
     Nul,
+    /// A component is longer than [`MAX_NAME_BYTES`]; holds its length in bytes.
+    NameTooLong(usize),
 }
 
 impl fmt::Display for PathError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PathError::Relative => "is relative; view paths are absolute (e.g. /workspace/main.py)",
-            PathError::ClimbsAboveRoot => "climbs above the root of the view",
-            PathError::Nul => "contains a NUL byte",
-        })
+        match self {
+            PathError::Relative => {
+                f.write_str("is relative; view paths are absolute (e.g. /workspace/main.py)")
+            }
+            PathError::ClimbsAboveRoot => f.write_str("climbs above the root of the view"),
+            PathError::Nul => f.write_str("contains a NUL byte"),
+            PathError::NameTooLong(bytes) => write!(
+                f,
+                "has a name of {bytes} bytes; names are limited to {MAX_NAME_BYTES} bytes"
+            ),
+        }
     }
 }
 
 impl std::error::Error for PathError {}
 
 /// Normalises an absolute view path: `/workspace/./a//b/../c` becomes `/workspace/a/c`.
+///
+/// Every component is checked, even one a later `..` removes, so a path is refused or accepted
+/// whatever the spelling.
 pub fn normalize(path: &str) -> Result<String, PathError> {
     if !path.starts_with('/') {
         return Err(PathError::Relative);
@@ -45,6 +63,9 @@ pub fn normalize(path: &str) -> Result<String, PathError> {
     }
     let mut parts: Vec<&str> = Vec::new();
     for segment in path.split('/') {
+        if segment.len() > MAX_NAME_BYTES {
+            return Err(PathError::NameTooLong(segment.len()));
+        }
         match segment {
             "" | "." => {}
             ".." => {
@@ -112,6 +133,32 @@ mod tests {
         );
         assert_eq!(normalize("workspace/a"), Err(PathError::Relative));
         assert_eq!(normalize("/a\0b"), Err(PathError::Nul));
+    }
+
+    #[test]
+    fn names_longer_than_255_bytes_are_refused() {
+        let longest = "n".repeat(MAX_NAME_BYTES);
+        let path = format!("/workspace/{longest}");
+        assert_eq!(normalize(&path).as_deref(), Ok(path.as_str()));
+        let too_long = "n".repeat(MAX_NAME_BYTES + 1);
+        for bad in [
+            format!("/workspace/{too_long}"),
+            format!("/workspace/{too_long}/a.txt"),
+            format!("/{too_long}"),
+            format!("/workspace/{too_long}/../a.txt"),
+        ] {
+            assert_eq!(normalize(&bad), Err(PathError::NameTooLong(256)), "{bad}");
+        }
+        // The limit is in bytes, not characters: 128 two-byte characters are 256 bytes.
+        let wide = "é".repeat(128);
+        assert_eq!(
+            normalize(&format!("/tmp/{wide}")),
+            Err(PathError::NameTooLong(256))
+        );
+        assert!(normalize(&format!("/tmp/{}", "é".repeat(127))).is_ok());
+        assert!(!is_normalized(&format!("/workspace/{too_long}")));
+        let message = PathError::NameTooLong(256).to_string();
+        assert!(message.contains("255 bytes"), "{message}");
     }
 
     #[test]

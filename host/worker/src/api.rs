@@ -439,6 +439,19 @@ async fn prepare_exec(
         .job(&session, request)
         .map_err(|m| ApiError::bad_request("invalid_exec", m))?;
     let guard = session.lock(true).await?;
+    let repaired = session.clone();
+    blocking(move || repaired.repair_for_run())
+        .await?
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "workspace_unusable",
+                format!(
+                    "the session's directories cannot be prepared for a run ({e}); delete what \
+                     is in the way of /workspace or its read-only areas"
+                ),
+            )
+        })?;
     Ok((session, prepared, guard))
 }
 

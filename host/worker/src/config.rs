@@ -44,6 +44,9 @@ pub struct Config {
     /// Host directories every session sees read-only, e.g. shared skills.
     pub read_only_areas: Vec<ReadOnlyArea>,
     pub max_body_bytes: usize,
+    /// The deepest nesting of directories the worker walks in a session (snapshots, exports,
+    /// commits); a deeper tree answers 422 `too_deep` naming this limit.
+    pub max_tree_depth: usize,
     pub max_file_bytes: u64,
     pub max_sessions: usize,
     /// Tool calls that run at once; more wait their turn.
@@ -115,6 +118,13 @@ pub struct GitConfig {
     pub credentials: Vec<CredentialConfig>,
     /// The longest patch text `git/diff` answers with.
     pub max_diff_bytes: usize,
+    /// Every git operation runs in a helper process killed after this long (a FIFO the agent
+    /// planted where git expects a file costs its session one such wait, nothing more).
+    pub timeout_s: f64,
+    /// The git helper's address-space limit.
+    pub memory_mib: u64,
+    /// The `hearth-git` helper; default: next to the `hearth` binary.
+    pub helper: Option<PathBuf>,
 }
 
 impl Default for GitConfig {
@@ -128,6 +138,9 @@ impl Default for GitConfig {
             allowed_remotes: Vec::new(),
             credentials: Vec::new(),
             max_diff_bytes: 1024 * 1024,
+            timeout_s: 120.0,
+            memory_mib: 2048,
+            helper: None,
         }
     }
 }
@@ -168,10 +181,15 @@ impl GitConfig {
             .iter()
             .map(CredentialConfig::resolve)
             .collect::<Result<_, _>>()?;
-        Ok(hearth_git::RemoteAccess {
+        let access = hearth_git::RemoteAccess {
             allowed: self.allowed_remotes.clone(),
             credentials,
-        })
+        };
+        // Every rule parsed now: a bad entry stops the start, not a later request.
+        access
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        Ok(access)
     }
 }
 
@@ -325,6 +343,7 @@ impl Default for Config {
             scratch_mib: None,
             read_only_areas: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_tree_depth: 256,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             max_sessions: DEFAULT_MAX_SESSIONS,
             max_concurrent_calls: hearth_runtime::DEFAULT_MAX_CONCURRENT_CALLS,
@@ -368,6 +387,8 @@ pub enum ConfigError {
     Credential(String),
     #[error("limit `{0}` must be greater than zero")]
     ZeroLimit(&'static str),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl Config {
@@ -422,6 +443,9 @@ impl Config {
             ("max_body_bytes", self.max_body_bytes as u64),
             ("max_sessions", self.max_sessions as u64),
             ("max_concurrent_calls", u64::from(self.max_concurrent_calls)),
+            ("git.memory_mib", self.git.memory_mib),
+            ("max_tree_depth", self.max_tree_depth as u64),
+            ("git.timeout_s", u64::from(self.git.timeout_s > 0.0)),
         ];
         if let Some((name, _)) = limits.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::ZeroLimit(name));

@@ -140,7 +140,9 @@ impl From<hearth_git::GitError> for ApiError {
             }
             // The remote's failure, not ours; the message is already free of credentials.
             G::Remote { .. } => StatusCode::BAD_GATEWAY,
-            G::Internal(_) => return Self::internal(message),
+            G::TimedOut { .. } => StatusCode::GATEWAY_TIMEOUT,
+            G::TooDeep { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            G::Internal(_) | G::HelperFailed(_) => return Self::internal(message),
         };
         Self::new(status, code, message)
     }

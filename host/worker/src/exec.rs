@@ -29,16 +29,20 @@ const DEFAULT_PYTHON: &str = "python3";
 const SYSTEM_PYTHON: &str = "/usr/bin/python3";
 
 /// Python run with `call`: imports `module`, calls `function(**kwargs)` with the JSON kwargs
-/// read from stdin, and writes the JSON of the return value to the result file.
+/// read from stdin, and writes the JSON of the return value on fd 3, the run's result channel:
+/// a pipe to the worker, never a file, so nothing the program does to its directories can
+/// change what the worker reads (or make it open something else). Programs the function starts
+/// do not inherit fd 3.
 const CALL_SHIM: &str = r#"
-import importlib, json, sys
-target, result_path = sys.argv[1], sys.argv[2]
+import importlib, json, os, sys
+os.set_inheritable(3, False)
+target = sys.argv[1]
 module_name, _, function_name = target.partition(":")
 kwargs = json.loads(sys.stdin.read() or "{}")
 function = getattr(importlib.import_module(module_name), function_name)
 result = function(**kwargs)
 encoded = json.dumps(result)
-with open(result_path, "w") as out:
+with os.fdopen(3, "w") as out:
     out.write(encoded)
 "#;
 
@@ -55,11 +59,6 @@ pub struct Exec {
 
 /// Where every jail mounts its root, under the data dir (each in its own mount namespace).
 const JAIL_ROOT: &str = "jail-root";
-
-/// Names a run's files (a `call`'s result file in the session's scratch directory).
-fn run_id(what: &str) -> String {
-    format!("{what}-{}", uuid::Uuid::new_v4().simple())
-}
 
 impl Exec {
     /// Resolves the helper and the interpreter, and proves the jail with a probe run. Never
@@ -144,13 +143,12 @@ impl Exec {
             .executable
             .to_string_lossy()
             .into_owned();
-        let id = run_id(&session.id);
         let commit = request.commit;
         if commit.as_ref().is_some_and(|c| c.message.trim().is_empty()) {
             return Err("`commit.message` must not be empty".into());
         }
         let mut stdin = request.stdin.unwrap_or_default().into_bytes();
-        let mut result_file = None;
+        let mut result_bytes = None;
         let argv: Vec<String> = match (request.command, request.argv, request.script, request.call)
         {
             (Some(command), None, None, None) => vec!["/bin/sh".into(), "-c".into(), command],
@@ -173,9 +171,8 @@ impl Exec {
                 }
                 stdin = serde_json::to_vec(&request.kwargs.unwrap_or(json!({})))
                     .map_err(|e| e.to_string())?;
-                let scratch = session.scratch();
-                let view_file = format!("{}/.hearth-result-{id}.json", scratch.view_path);
-                result_file = Some(scratch.host_path.join(format!(".hearth-result-{id}.json")));
+                // A result is output too: it is capped like stdout.
+                result_bytes = Some(self.config.output_bytes);
                 vec![
                     python,
                     "-E".into(),
@@ -184,7 +181,6 @@ impl Exec {
                     "-c".into(),
                     CALL_SHIM.into(),
                     call,
-                    view_file,
                 ]
             }
             _ => {
@@ -236,20 +232,17 @@ impl Exec {
                 max_processes: self.config.max_processes,
                 file_size_bytes: self.config.file_size_mib * 1024 * 1024,
                 output_bytes: self.config.output_bytes,
+                result_bytes,
             },
         };
-        Ok(PreparedJob {
-            job,
-            result_file,
-            commit,
-        })
+        Ok(PreparedJob { job, commit })
     }
 }
 
-/// A job, where a `call`'s result will be, and the commit to make if it succeeds.
+/// A job (a `call` has a result channel, `job.limits.result_bytes`) and the commit to make if
+/// it succeeds.
 pub struct PreparedJob {
     pub job: Job,
-    pub result_file: Option<PathBuf>,
     pub commit: Option<CommitRequest>,
 }
 
@@ -302,9 +295,10 @@ pub fn finish(
     outcome: &Outcome,
 ) -> Value {
     let result = prepared
-        .result_file
-        .as_deref()
-        .map(|file| take_result(file, outcome));
+        .job
+        .limits
+        .result_bytes
+        .map(|cap| take_result(outcome, cap));
     let mut answer = outcome_json(outcome, result);
     if let Some(request) = &prepared.commit {
         answer["commit"] = if outcome.exit_code == Some(0) && !outcome.timed_out {
@@ -349,14 +343,18 @@ pub fn ndjson_sink(lines: tokio::sync::mpsc::UnboundedSender<bytes::Bytes>) -> O
     })
 }
 
-/// Reads and removes a `call`'s result file.
-pub fn take_result(path: &Path, outcome: &Outcome) -> Result<Value, String> {
-    let text = std::fs::read_to_string(path);
-    let _ = std::fs::remove_file(path);
-    match text {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("the result is not JSON: {e}")),
-        Err(_) if outcome.exit_code == Some(0) => Err("the call wrote no result".into()),
-        Err(_) => Err("the call failed before returning (see stderr)".into()),
+/// A `call`'s result: the JSON it wrote on its result channel (at most `cap` bytes).
+pub fn take_result(outcome: &Outcome, cap: usize) -> Result<Value, String> {
+    if outcome.result_truncated {
+        return Err(format!("the result is larger than {cap} bytes"));
+    }
+    match outcome.result.as_deref() {
+        None => Err("the result channel was still open after the program ended".into()),
+        Some([]) if outcome.exit_code == Some(0) => Err("the call wrote no result".into()),
+        Some([]) => Err("the call failed before returning (see stderr)".into()),
+        Some(bytes) => {
+            serde_json::from_slice(bytes).map_err(|e| format!("the result is not JSON: {e}"))
+        }
     }
 }
 
@@ -440,5 +438,47 @@ mod tests {
         assert!(!is_dotted_name("pkg..x") && !is_dotted_name("../x") && !is_dotted_name(""));
         assert!(is_identifier("run_all") && !is_identifier("1x") && !is_identifier("a-b"));
         assert!(is_env_name("MY_VAR") && !is_env_name("A=B") && !is_env_name(""));
+    }
+
+    fn outcome(exit_code: i32, result: Option<&[u8]>, result_truncated: bool) -> Outcome {
+        Outcome {
+            exit_code: Some(exit_code),
+            signal: None,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            truncated: false,
+            timed_out: false,
+            oom_killed: false,
+            duration: Duration::ZERO,
+            layers: Layers::new(),
+            jail_error: None,
+            result: result.map(<[u8]>::to_vec),
+            result_truncated,
+        }
+    }
+
+    #[test]
+    fn a_result_is_the_json_of_the_channel_or_says_why_not() {
+        assert_eq!(
+            take_result(&outcome(0, Some(br#"{"a": [1, 2]}"#), false), 10),
+            Ok(json!({ "a": [1, 2] }))
+        );
+        assert_eq!(
+            take_result(&outcome(0, Some(b""), false), 10),
+            Err("the call wrote no result".to_owned())
+        );
+        assert_eq!(
+            take_result(&outcome(1, Some(b""), false), 10),
+            Err("the call failed before returning (see stderr)".to_owned())
+        );
+        assert_eq!(
+            take_result(&outcome(0, Some(b"1234567890"), true), 10),
+            Err("the result is larger than 10 bytes".to_owned())
+        );
+        assert!(
+            take_result(&outcome(0, Some(b"{nope"), false), 10)
+                .is_err_and(|e| e.starts_with("the result is not JSON: "))
+        );
+        assert!(take_result(&outcome(0, None, false), 10).is_err());
     }
 }

@@ -2,15 +2,14 @@
 //!
 //! Moving a multi-megabyte file through a Wasm tool would copy it through guest memory for
 //! nothing, so the files API works natively — but with the same boundaries: view paths resolve
-//! through [`SessionView::resolve`], every open happens beneath the mount's directory through a
-//! `cap_std::fs::Dir` (which refuses `..` and symlinks leading out of it), and read-only mounts
-//! refuse writes. Writes are atomic: a temporary file beside the target, then a rename.
+//! through [`SessionView::resolve`], and every access goes through `hearth-content` beneath the
+//! mount's directory: no link followed (at the end or on the way), no blocking open, regular
+//! files only, reads capped. Read-only mounts refuse writes. Writes are atomic: a temporary file
+//! beside the target, then a rename.
 
-use std::io::{self, Read, Write};
 use std::path::Path;
 
-use cap_std::ambient_authority;
-use cap_std::fs::{Dir, OpenOptions};
+use hearth_content::{ContentError, Tree};
 use hearth_runtime::SessionView;
 
 /// Why a file operation failed; the codes are deepagents' `FileOperationError` literals plus
@@ -55,25 +54,32 @@ impl FileError {
         }
     }
 
-    fn io(path: &str, e: &io::Error) -> Self {
-        let kind = match e.kind() {
-            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => FileErrorKind::NotFound,
-            io::ErrorKind::PermissionDenied => FileErrorKind::PermissionDenied,
-            io::ErrorKind::IsADirectory => FileErrorKind::IsDirectory,
-            // Escaping the mount; a name too long; a "parent" that is a file.
-            io::ErrorKind::CrossesDevices
-            | io::ErrorKind::InvalidFilename
-            | io::ErrorKind::AlreadyExists => FileErrorKind::InvalidPath,
-            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => FileErrorKind::StorageFull,
-            _ => FileErrorKind::Io,
+    /// `e` met while reading (`writing: false`) or writing `path`.
+    fn content(path: &str, e: ContentError, writing: bool) -> Self {
+        let kind = match &e {
+            ContentError::NotFound => FileErrorKind::NotFound,
+            // A "parent" that is a file: nothing to read there; nowhere to write.
+            ContentError::NotADirectory if !writing => FileErrorKind::NotFound,
+            ContentError::IsDirectory => FileErrorKind::IsDirectory,
+            ContentError::PermissionDenied => FileErrorKind::PermissionDenied,
+            ContentError::TooLarge { .. } => FileErrorKind::TooLarge,
+            ContentError::StorageFull => FileErrorKind::StorageFull,
+            ContentError::Io(_) => FileErrorKind::Io,
+            ContentError::NotADirectory
+            | ContentError::Symlink
+            | ContentError::Escapes
+            | ContentError::NotAFile(_)
+            | ContentError::TooDeep { .. }
+            | ContentError::NameTooLong
+            | ContentError::AlreadyExists => FileErrorKind::InvalidPath,
         };
-        Self::new(kind, format!("`{path}`: {e}"))
+        Self::new(kind, format!("`{path}` {e}"))
     }
 }
 
 /// An opened mount and the path below it.
 struct Located {
-    dir: Dir,
+    tree: Tree,
     relative: String,
     writable: bool,
 }
@@ -88,55 +94,29 @@ fn locate(view: &SessionView, path: &str) -> Result<Located, FileError> {
             format!("`{path}` is a directory"),
         ));
     }
-    let dir =
-        Dir::open_ambient_dir(&resolved.mount.host_path, ambient_authority()).map_err(|e| {
-            FileError::new(
-                FileErrorKind::Io,
-                format!("opening the mount of `{path}`: {e}"),
-            )
-        })?;
+    let tree = Tree::open(&resolved.mount.host_path).map_err(|e| {
+        FileError::new(
+            FileErrorKind::Io,
+            format!("opening the mount of `{path}`: {e}"),
+        )
+    })?;
     Ok(Located {
-        dir,
+        tree,
         relative: resolved.relative,
         writable: resolved.mount.writable,
     })
 }
 
-/// Reads a whole file of at most `max_bytes`.
+/// Reads a whole file of at most `max_bytes`: a regular file only, reached without following
+/// any link, opened without blocking (see `hearth-content`).
 pub fn read(view: &SessionView, path: &str, max_bytes: u64) -> Result<Vec<u8>, FileError> {
     let at = locate(view, path)?;
-    // Look before opening: opening a FIFO would block this thread indefinitely.
-    let metadata = at
-        .dir
-        .metadata(&at.relative)
-        .map_err(|e| FileError::io(path, &e))?;
-    if metadata.is_dir() {
-        return Err(FileError::new(
-            FileErrorKind::IsDirectory,
-            format!("`{path}` is a directory"),
-        ));
-    }
-    if !metadata.is_file() {
-        return Err(FileError::new(
-            FileErrorKind::InvalidPath,
-            format!("`{path}` is not a regular file"),
-        ));
-    }
-    let file = at
-        .dir
-        .open(&at.relative)
-        .map_err(|e| FileError::io(path, &e))?;
-    if metadata.len() > max_bytes {
-        return Err(too_large(path, max_bytes));
-    }
-    let mut bytes = Vec::with_capacity(metadata.len() as usize);
-    file.take(max_bytes + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| FileError::io(path, &e))?;
-    if bytes.len() as u64 > max_bytes {
-        return Err(too_large(path, max_bytes));
-    }
-    Ok(bytes)
+    at.tree
+        .read(Path::new(&at.relative), max_bytes)
+        .map_err(|e| match e {
+            ContentError::TooLarge { .. } => too_large(path, max_bytes),
+            e => FileError::content(path, e, false),
+        })
 }
 
 fn too_large(path: &str, max_bytes: u64) -> FileError {
@@ -146,8 +126,9 @@ fn too_large(path: &str, max_bytes: u64) -> FileError {
     )
 }
 
-/// Creates or replaces a file (and its missing parent directories), atomically. Returns whether
-/// the file was created.
+/// Creates or replaces a file (and its missing parent directories), atomically: a new file
+/// beside it renamed over the name, so a link planted there is replaced, never written through.
+/// Returns whether the file was created.
 pub fn write(view: &SessionView, path: &str, bytes: &[u8]) -> Result<bool, FileError> {
     let at = locate(view, path)?;
     if !at.writable {
@@ -156,35 +137,10 @@ pub fn write(view: &SessionView, path: &str, bytes: &[u8]) -> Result<bool, FileE
             format!("`{path}` is in a read-only area"),
         ));
     }
-    let relative = Path::new(&at.relative);
-    let created = match at.dir.symlink_metadata(relative) {
-        Ok(m) if m.is_dir() => {
-            return Err(FileError::new(
-                FileErrorKind::IsDirectory,
-                format!("`{path}` is a directory"),
-            ));
-        }
-        Ok(_) => false,
-        Err(_) => true,
-    };
-    let parent = relative.parent().filter(|p| !p.as_os_str().is_empty());
-    if let Some(parent) = parent {
-        at.dir
-            .create_dir_all(parent)
-            .map_err(|e| FileError::io(path, &e))?;
-    }
-    // Short and independent of the file's name, so a name of the maximum length still works.
-    let temp = parent
-        .unwrap_or(Path::new(""))
-        .join(format!(".hearth-{}.tmp", uuid::Uuid::new_v4().simple()));
-    let written = at
-        .dir
-        .open_with(&temp, OpenOptions::new().write(true).create_new(true))
-        .and_then(|mut file| file.write_all(bytes))
-        .and_then(|()| at.dir.rename(&temp, &at.dir, relative));
-    if let Err(e) = written {
-        let _ = at.dir.remove_file(&temp);
-        return Err(FileError::io(path, &e));
-    }
-    Ok(created)
+    at.tree
+        .write_file(Path::new(&at.relative), bytes, NEW_FILE_MODE)
+        .map_err(|e| FileError::content(path, e, true))
 }
+
+/// The mode of a file the API creates.
+const NEW_FILE_MODE: u32 = 0o644;

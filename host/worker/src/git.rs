@@ -3,7 +3,9 @@
 //! Operations that change the workspace or the history (commit, push, pull, merge, reset) hold
 //! the session exclusively, like any writer, so a commit never captures a half-written file.
 //! Status, log and diff share the session with readers and take the session's git mutex
-//! (libgit2 still refreshes the index while looking).
+//! (libgit2 still refreshes the index while looking). Every operation runs in a `hearth-git`
+//! helper process, confined to the session and killed at `git.timeout_s`: the workspace is the
+//! agent's, and libgit2 reads it by itself (`hearth_git::isolated` says how that is bounded).
 
 use std::sync::Arc;
 
@@ -13,10 +15,13 @@ use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use hearth_git::{
-    Author, CommitOutcome, GitError, MergeOutcome, PushOutcome, RemoteAccess, SessionRepo,
+    Author, CommitOutcome, GitError, Isolation, Job, MergeOutcome, Operation, PushOutcome,
+    RemoteAccess,
 };
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use std::time::Duration;
 
 use crate::App;
 use crate::api::{json_body, path_params, query_params};
@@ -36,7 +41,14 @@ pub struct Git {
     pub default_branch: String,
     pub author: Author,
     pub max_diff_bytes: usize,
+    /// The deepest work tree a failed operation is blamed on (`too_deep`).
+    max_depth: usize,
+    /// Every operation runs in a `hearth-git` helper (see `hearth_git::isolated`).
+    isolation: Isolation,
 }
+
+/// The git helper's file name, looked for next to the `hearth` binary.
+pub const HELPER_NAME: &str = "hearth-git";
 
 /// Where a new session's repository comes from: a clone, when given.
 #[derive(Debug, Clone, Deserialize)]
@@ -55,23 +67,69 @@ pub struct CommitRequest {
 }
 
 impl CommitRequest {
-    /// Commits in `repo`, by the request's author or else `default_author`.
-    fn run(&self, repo: &SessionRepo, default_author: &Author) -> Result<CommitOutcome, GitError> {
-        repo.commit(
-            &self.message,
-            self.author.as_ref().unwrap_or(default_author),
-        )
+    fn operation(&self) -> Operation {
+        Operation::Commit {
+            message: self.message.clone(),
+            author: self.author.clone(),
+        }
     }
 }
 
 impl Git {
-    pub fn new(config: &GitConfig) -> Result<Self, ConfigError> {
+    pub fn new(config: &GitConfig, max_depth: usize) -> Result<Self, ConfigError> {
+        let helper = config
+            .helper
+            .clone()
+            .or_else(|| crate::beside_binary(HELPER_NAME))
+            .filter(|helper| helper.is_file())
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "the git helper `{HELPER_NAME}` is not next to the hearth binary; build the \
+                     whole workspace (`cargo build --release`) or set git.helper"
+                ))
+            })?;
         Ok(Self {
             access: config.remote_access()?,
             default_branch: config.default_branch.clone(),
             author: config.author.clone(),
             max_diff_bytes: config.max_diff_bytes,
+            max_depth,
+            isolation: Isolation {
+                helper,
+                timeout: Duration::from_secs_f64(config.timeout_s),
+                memory_bytes: config.memory_mib * 1024 * 1024,
+            },
         })
+    }
+
+    fn job(
+        &self,
+        work_tree: &std::path::Path,
+        git_dir: &std::path::Path,
+        operation: Operation,
+    ) -> Job {
+        Job {
+            git_dir: git_dir.to_owned(),
+            work_tree: work_tree.to_owned(),
+            default_branch: self.default_branch.clone(),
+            author: self.author.clone(),
+            access: self.access.clone(),
+            max_depth: self.max_depth,
+            operation,
+        }
+    }
+
+    /// Runs `operation` on the session's repository in the helper; blocks the calling thread
+    /// until it answers or its deadline kills it. The caller holds the session's lock.
+    pub fn run<T: DeserializeOwned>(
+        &self,
+        session: &Session,
+        operation: Operation,
+    ) -> Result<T, GitError> {
+        let job = self.job(session.workspace_dir(), &session.git_dir(), operation);
+        let answer = self.isolation.run(&job)?;
+        serde_json::from_value(answer)
+            .map_err(|e| GitError::Internal(format!("the git helper's answer: {e}")))
     }
 
     /// Fills a new session's git directory with a clone of `source`. Without one, the
@@ -86,61 +144,41 @@ impl Git {
         let Some(source) = source else {
             return Ok(());
         };
-        SessionRepo::clone_into(
-            git_dir,
-            work_tree,
-            &source.url,
-            source.branch.as_deref(),
-            &self.default_branch,
-            &self.author,
-            &self.access,
-        )
-        .map(drop)
-    }
-
-    /// The session's repository; sessions made before git was configured get one now.
-    pub fn open(&self, session: &Session) -> Result<SessionRepo, GitError> {
-        let git_dir = session.git_dir();
-        if !SessionRepo::exists(&git_dir) {
-            return SessionRepo::init(
-                &git_dir,
-                session.workspace_dir(),
-                &self.default_branch,
-                &self.author,
-            );
-        }
-        SessionRepo::open(&git_dir, session.workspace_dir())
+        let operation = Operation::Clone {
+            url: source.url.clone(),
+            branch: source.branch.clone(),
+        };
+        self.isolation
+            .run(&self.job(work_tree, git_dir, operation))
+            .map(drop)
     }
 
     /// Commits the whole workspace; the caller holds the session exclusively.
     pub fn commit(&self, session: &Session, request: &CommitRequest) -> Result<Value, GitError> {
-        Ok(to_json(&request.run(&self.open(session)?, &self.author)?))
+        self.run(session, request.operation())
     }
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Value {
-    serde_json::to_value(value).unwrap_or(Value::Null)
-}
-
-/// Runs `operation` on the session's repository off the async threads, holding the session
-/// exclusively or shared (then with the git mutex).
-async fn with_repo<T: Send + 'static>(
+/// Runs `operation` on the session's repository in the git helper, holding the session
+/// exclusively or shared (then with the git mutex). Both locks are waited for without a thread;
+/// the blocking thread that waits for the helper is bounded by its deadline.
+async fn with_repo<T: DeserializeOwned + Send + 'static>(
     app: &Arc<App>,
     id: Result<Path<String>, PathRejection>,
     exclusive: bool,
-    operation: impl FnOnce(&SessionRepo, &Git) -> Result<T, ApiError> + Send + 'static,
+    operation: Operation,
 ) -> Result<T, ApiError> {
     let session = app.sessions.get(&path_params(id)?)?;
     let guard = session.lock(exclusive).await?;
+    let git = session.git_lock_owned().await;
     let app = app.clone();
     tokio::task::spawn_blocking(move || {
-        let _guard = guard;
-        let _git = session.git_lock();
-        let repo = app.git.open(&session)?;
-        operation(&repo, &app.git)
+        let (_guard, _git) = (guard, git);
+        app.git.run(&session, operation)
     })
     .await
     .map_err(ApiError::internal)?
+    .map_err(ApiError::from)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -150,10 +188,7 @@ pub async fn status(
     State(app): State<Arc<App>>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    with_repo(&app, id, false, |repo, _| {
-        Ok(Json(to_json(&repo.status()?)))
-    })
-    .await
+    Ok(Json(with_repo(&app, id, false, Operation::Status).await?))
 }
 
 #[derive(Deserialize)]
@@ -177,11 +212,12 @@ pub async fn log(
             format!("`limit` must be 1..={MAX_LOG_LIMIT}"),
         ));
     }
-    with_repo(&app, id, false, move |repo, _| {
-        let page = repo.log(q.revision.as_deref(), q.skip.unwrap_or(0), limit)?;
-        Ok(Json(to_json(&page)))
-    })
-    .await
+    let operation = Operation::Log {
+        revision: q.revision,
+        skip: q.skip.unwrap_or(0),
+        limit,
+    };
+    Ok(Json(with_repo(&app, id, false, operation).await?))
 }
 
 #[derive(Deserialize)]
@@ -203,11 +239,12 @@ pub async fn diff(
             "`to` needs `from` (without both, the diff is the workspace against HEAD)",
         ));
     }
-    with_repo(&app, id, false, move |repo, git| {
-        let diff = repo.diff(q.from.as_deref(), q.to.as_deref(), git.max_diff_bytes)?;
-        Ok(Json(to_json(&diff)))
-    })
-    .await
+    let operation = Operation::Diff {
+        from: q.from,
+        to: q.to,
+        max_bytes: app.git.max_diff_bytes,
+    };
+    Ok(Json(with_repo(&app, id, false, operation).await?))
 }
 
 pub async fn commit(
@@ -216,15 +253,12 @@ pub async fn commit(
     b: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let request: CommitRequest = json_body(b)?;
-    with_repo(&app, id, true, move |repo, git| {
-        let outcome = request.run(repo, &git.author)?;
-        let status = match outcome {
-            CommitOutcome::Committed { .. } => StatusCode::CREATED,
-            CommitOutcome::NothingToCommit { .. } => StatusCode::OK,
-        };
-        Ok((status, Json(to_json(&outcome))))
-    })
-    .await
+    let outcome: CommitOutcome = with_repo(&app, id, true, request.operation()).await?;
+    let status = match outcome {
+        CommitOutcome::Committed { .. } => StatusCode::CREATED,
+        CommitOutcome::NothingToCommit { .. } => StatusCode::OK,
+    };
+    Ok((status, Json(to_json(&outcome))))
 }
 
 #[derive(Deserialize)]
@@ -264,12 +298,16 @@ async fn exchange(
     direction: Exchange,
 ) -> Result<Json<Value>, ApiError> {
     let request: RemoteRequest = json_body(b)?;
-    with_repo(&app, id, true, move |repo, git| {
-        let remote = request.remote.as_deref().unwrap_or(DEFAULT_REMOTE);
-        let branch = request.branch.as_deref();
-        let author = request.author.as_ref().unwrap_or(&git.author);
-        let answer = match direction {
-            Exchange::Push => match repo.push(remote, branch, author, &git.access)? {
+    let remote = request.remote.unwrap_or_else(|| DEFAULT_REMOTE.to_owned());
+    let (branch, author) = (request.branch, request.author);
+    let answer = match direction {
+        Exchange::Push => {
+            let operation = Operation::Push {
+                remote,
+                branch,
+                author,
+            };
+            match with_repo(&app, id, true, operation).await? {
                 PushOutcome::Conflict { conflicts } => return Err(merge_conflict(&conflicts)),
                 PushOutcome::Rejected { reason } => {
                     return Err(ApiError::new(
@@ -280,15 +318,21 @@ async fn exchange(
                     .with_details(json!({ "reason": reason })));
                 }
                 outcome => to_json(&outcome),
-            },
-            Exchange::Pull => match repo.pull(remote, branch, author, &git.access)? {
+            }
+        }
+        Exchange::Pull => {
+            let operation = Operation::Pull {
+                remote,
+                branch,
+                author,
+            };
+            match with_repo(&app, id, true, operation).await? {
                 MergeOutcome::Conflict { conflicts } => return Err(merge_conflict(&conflicts)),
                 outcome => to_json(&outcome),
-            },
-        };
-        Ok(Json(answer))
-    })
-    .await
+            }
+        }
+    };
+    Ok(Json(answer))
 }
 
 /// A merge stopped on conflicts: an answer the agent acts on (resolve, then continue), so the
@@ -319,26 +363,23 @@ pub async fn merge_continue(
     b: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let request: ContinueRequest = json_body(b)?;
-    with_repo(&app, id, true, move |repo, git| {
-        let author = request.author.as_ref().unwrap_or(&git.author);
-        let commit = repo.merge_continue(request.message.as_deref(), author)?;
-        Ok((
-            StatusCode::CREATED,
-            Json(json!({ "status": "merged", "commit": to_json(&commit) })),
-        ))
-    })
-    .await
+    let operation = Operation::MergeContinue {
+        message: request.message,
+        author: request.author,
+    };
+    let commit: Value = with_repo(&app, id, true, operation).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "status": "merged", "commit": commit })),
+    ))
 }
 
 pub async fn merge_abort(
     State(app): State<Arc<App>>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    with_repo(&app, id, true, |repo, _| {
-        let head = repo.merge_abort()?;
-        Ok(Json(json!({ "status": "aborted", "head": to_json(&head) })))
-    })
-    .await
+    let head: Value = with_repo(&app, id, true, Operation::MergeAbort).await?;
+    Ok(Json(json!({ "status": "aborted", "head": head })))
 }
 
 #[derive(Deserialize)]
@@ -355,11 +396,12 @@ pub async fn reset(
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let request: ResetRequest = json_body(b)?;
-    with_repo(&app, id, true, move |repo, _| {
-        let head = repo.reset(request.commit.as_deref().unwrap_or("HEAD"), request.clean)?;
-        Ok(Json(json!({ "status": "reset", "head": to_json(&head) })))
-    })
-    .await
+    let operation = Operation::Reset {
+        revision: request.commit.unwrap_or_else(|| "HEAD".to_owned()),
+        clean: request.clean,
+    };
+    let head: Value = with_repo(&app, id, true, operation).await?;
+    Ok(Json(json!({ "status": "reset", "head": head })))
 }
 
 #[derive(Deserialize)]
@@ -375,10 +417,14 @@ pub async fn set_remote(
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let request: SetRemoteRequest = json_body(b)?;
-    with_repo(&app, id, true, move |repo, git| {
-        let name = request.name.as_deref().unwrap_or(DEFAULT_REMOTE);
-        repo.set_remote(name, &request.url, &git.access)?;
-        Ok(Json(json!({ "remotes": to_json(&repo.remotes()?) })))
-    })
-    .await
+    let operation = Operation::SetRemote {
+        name: request.name.unwrap_or_else(|| DEFAULT_REMOTE.to_owned()),
+        url: request.url,
+    };
+    let remotes: Value = with_repo(&app, id, true, operation).await?;
+    Ok(Json(json!({ "remotes": remotes })))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
 }

@@ -72,6 +72,7 @@ pub struct Running {
 /// Builds the shared state: tools, sessions, metrics.
 pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
     config.validate()?;
+    secure_data_dir(&config.data_dir).map_err(SessionError::Io)?;
     let runtime_config = RuntimeConfig {
         builtins: true,
         tools_dir: config.tools_dir.clone(),
@@ -95,8 +96,12 @@ pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
         from_cache = stats.from_cache,
         "tools loaded"
     );
-    let git = git::Git::new(&config.git)?;
-    let snapshots = snapshots::SnapshotService::new(&config.snapshots, &config.data_dir)?;
+    let git = git::Git::new(&config.git, config.max_tree_depth)?;
+    let snapshots = snapshots::SnapshotService::new(
+        &config.snapshots,
+        &config.data_dir,
+        config.max_tree_depth,
+    )?;
     let sessions = Sessions::open(&config)?;
     let (exec_config, data_dir) = (config.exec.clone(), config.data_dir.clone());
     let exec = tokio::task::spawn_blocking(move || exec::Exec::start(&exec_config, &data_dir))
@@ -118,6 +123,33 @@ pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
         metrics: Metrics::default(),
         started_nonce,
     }))
+}
+
+/// Makes the data dir (when missing) and keeps it private to the worker: mode 0700, whatever
+/// it was. Every session's files are root's on disk and made by agents; no other user of the
+/// host may reach, run or change any of them. A looser mode found here is tightened and said.
+fn secure_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o7777;
+    if mode != 0o700 {
+        tracing::warn!(data_dir = %dir.display(), mode = format!("{mode:o}"), "tightening the data dir to 0700");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// A helper binary named `name` next to the running binary, or one directory up (where cargo
+/// puts test binaries): how the worker finds `hearth-jail` and `hearth-git`.
+pub fn beside_binary(name: &str) -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    [dir.join(name), dir.parent()?.join(name)]
+        .into_iter()
+        .find(|p| p.is_file())
 }
 
 /// Starts serving `config` until `shutdown` resolves.

@@ -111,6 +111,36 @@ impl Session {
         Ok(guard)
     }
 
+    /// Undoes what the session's own programs and tools may have done to the places a run is
+    /// built on, so a run always starts: the workspace and scratch directories get mode 0755
+    /// back (after a `chmod 000 /workspace`), and every read-only area nested in the workspace
+    /// finds a directory to be mounted on (after a tool replaced it with a file or a link).
+    /// Cheap: a few `fstat`s, before every run.
+    pub fn repair_for_run(&self) -> Result<(), hearth_content::ContentError> {
+        let mounts = self.view.mounts();
+        for mount in mounts.iter().filter(|m| m.writable) {
+            let tree = hearth_content::Tree::open(&mount.host_path)?;
+            if tree.stat_self()?.st_mode & 0o7777 != 0o755 {
+                tree.set_mode(0o755)?;
+            }
+        }
+        let workspace = &mounts[0];
+        let tree = hearth_content::Tree::open(&workspace.host_path)?;
+        for area in mounts.iter().filter(|m| !m.writable) {
+            let Some(below) = area
+                .view_path
+                .strip_prefix(workspace.view_path.as_str())
+                .and_then(|rest| rest.strip_prefix('/'))
+            else {
+                continue;
+            };
+            if tree.repair_mount_point(Path::new(below))? {
+                tracing::info!(session = %self.id, area = %area.view_path, "repaired a read-only area's mount point");
+            }
+        }
+        Ok(())
+    }
+
     /// The session's scratch mount (`/tmp`): the second of every session's view.
     pub fn scratch(&self) -> &Mount {
         &self.view.mounts()[1]
@@ -124,6 +154,13 @@ impl Session {
     /// The git directory, in host-only state.
     pub fn git_dir(&self) -> PathBuf {
         self.dir.join(GIT_DIR)
+    }
+
+    /// Held by git operations that run under the shared session lock, waited for without a
+    /// thread (a session whose git is wedged parks nothing), and movable into the blocking
+    /// work it guards.
+    pub async fn git_lock_owned(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.git.clone().lock_owned().await
     }
 
     /// Held by git operations that run under the shared session lock (from a blocking
@@ -289,7 +326,8 @@ impl Sessions {
         if dir.exists() {
             tracing::warn!(dir = %dir.display(), "removing the leftovers of an unfinished session");
             crate::scratch::release(&dir.join("tmp"));
-            std::fs::remove_dir_all(&dir).map_err(SessionError::from)?;
+            hearth_content::remove_tree(&dir)
+                .map_err(|e| SessionError::Io(std::io::Error::other(e)))?;
         }
         let record = Record {
             id: id.clone(),
@@ -326,7 +364,7 @@ impl Sessions {
             }
             Err(e) => {
                 crate::scratch::release(&dir.join("tmp"));
-                let _ = std::fs::remove_dir_all(&dir);
+                let _ = hearth_content::remove_tree(&dir);
                 Err(e)
             }
         }
@@ -403,8 +441,8 @@ impl Sessions {
         let dir = session.dir.clone();
         // The record goes first: if the removal dies half-way, what is left is no longer a
         // session (a restart will not resurrect it, a create of the same id clears it).
-        // `remove_dir_all` does not follow symlinks, so links an agent planted cannot redirect
-        // the deletion outside the session.
+        // Removed through `hearth-content`: no link an agent planted is followed, and a tree of
+        // any depth goes without running out of descriptors or path length.
         tokio::task::spawn_blocking(move || {
             let gone = |r: std::io::Result<()>| match r {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -412,7 +450,7 @@ impl Sessions {
             };
             gone(std::fs::remove_file(dir.join(RECORD)))?;
             crate::scratch::release(&dir.join("tmp"));
-            gone(std::fs::remove_dir_all(dir))
+            hearth_content::remove_tree(&dir).map_err(std::io::Error::other)
         })
         .await
         .map_err(|e| SessionError::Io(std::io::Error::other(e)))??;

@@ -67,7 +67,11 @@ struct Persisted {
 }
 
 impl SnapshotService {
-    pub fn new(config: &SnapshotConfig, data_dir: &Path) -> Result<Self, ConfigError> {
+    pub fn new(
+        config: &SnapshotConfig,
+        data_dir: &Path,
+        max_depth: usize,
+    ) -> Result<Self, ConfigError> {
         let store_config = StoreConfig {
             url: config.store_url.clone(),
             options: config.store_options.clone(),
@@ -81,6 +85,7 @@ impl SnapshotService {
         let tuning = hearth_snapshots::Tuning {
             multipart_threshold: config.multipart_threshold_mib * mib,
             part_bytes: (config.part_mib * mib) as usize,
+            max_depth,
             ..Default::default()
         };
         Ok(Self {
@@ -270,7 +275,9 @@ impl From<SnapshotError> for ApiError {
         let status = match &e {
             SnapshotError::BadReference(_) => StatusCode::BAD_REQUEST,
             SnapshotError::NotFound(_) => StatusCode::NOT_FOUND,
-            SnapshotError::Corrupt { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            SnapshotError::Corrupt { .. } | SnapshotError::TooDeep { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             SnapshotError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             SnapshotError::Config(_) | SnapshotError::Io(_) => return ApiError::internal(e),
         };
@@ -300,15 +307,14 @@ pub async fn list(
 }
 
 /// The whole session (workspace and git history) as one `.tar.zst`, built in memory.
-async fn archive(session: &Arc<Session>) -> Result<Vec<u8>, ApiError> {
+async fn archive(session: &Arc<Session>, max_depth: usize) -> Result<Vec<u8>, ApiError> {
     let guard = session.lock(false).await?;
+    let git = session.git_lock_owned().await;
     let session = session.clone();
     tokio::task::spawn_blocking(move || {
-        let _guard = guard;
-        let _git = session.git_lock();
+        let (_guard, _git) = (guard, git);
         let mut out = Vec::new();
-        hearth_snapshots::export_archive(&sources(&session), &mut out)
-            .map_err(ApiError::internal)?;
+        hearth_snapshots::export_archive(&sources(&session), max_depth, &mut out)?;
         Ok(out)
     })
     .await
@@ -320,7 +326,7 @@ pub async fn export_download(
     id: Result<UrlPath<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let session = app.sessions.get(&crate::api::path_params(id)?)?;
-    let bytes = archive(&session).await?;
+    let bytes = archive(&session, app.snapshots.snapshots.tuning().max_depth).await?;
     let disposition = format!("attachment; filename=\"{}.tar.zst\"", session.id);
     Ok((
         [
@@ -337,7 +343,7 @@ pub async fn export_to_store(
     id: Result<UrlPath<String>, PathRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let session = app.sessions.get(&crate::api::path_params(id)?)?;
-    let bytes = archive(&session).await?;
+    let bytes = archive(&session, app.snapshots.snapshots.tuning().max_depth).await?;
     let size = bytes.len();
     let key = app
         .snapshots

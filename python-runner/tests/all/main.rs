@@ -11,3 +11,5 @@ mod support;
 mod escapes;
 mod functional;
 mod limits;
+mod modes;
+mod results;

@@ -27,7 +27,8 @@ impl hearth_tool_sdk::Tool for GlobTool {
         the path relative to the directory, and a leading `/` anchors it there (`/*.py` is top-level \
         only). `**` spans directories, `{a,b}` gives alternatives, `[a-z]` and `?` match characters. \
         Names starting with `.` match only a pattern segment starting with `.`, and `**` does not \
-        enter dot-directories. Returns regular files only, sorted by path.";
+        enter dot-directories. Returns regular files only, sorted by path. Names that are not valid \
+        UTF-8 cannot be shown: `skipped_names` counts the entries left out for that reason.";
     const READ_ONLY: bool = true;
     type Args = Args;
 
@@ -64,14 +65,18 @@ impl hearth_tool_sdk::Tool for GlobTool {
                 matches.push(json!({
                     "path": file.path,
                     "is_dir": false,
-                    "size": file.metadata.len(),
-                    "modified_at": file.metadata.modified().ok().map(time::rfc3339),
+                    "size": file.stat.size,
+                    "modified_at": file.stat.modified.map(time::rfc3339),
                 }));
             }
             ControlFlow::Continue(())
         })?;
         matches.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
-        Ok(json!({ "matches": matches, "truncated": more || walk.truncated }))
+        Ok(json!({
+            "matches": matches,
+            "truncated": more || walk.truncated,
+            "skipped_names": walk.skipped_names,
+        }))
     }
 }
 

@@ -37,7 +37,8 @@ impl hearth_tool_sdk::Tool for Grep {
         `a.c` matches only `a.c`). Searches a file, or every file below a directory (default: \
         the workspace), optionally only files matching `glob` (same rules as the glob tool). Returns \
         matches as `{path, line, text}` with 1-based line numbers, at most `max_count` in all \
-        (default 1000), with `truncated` when there were more. Binary files are skipped.";
+        (default 1000), with `truncated` when there were more. Binary files are skipped (counted in \
+        `files_skipped`), and so are names that are not valid UTF-8 (counted in `skipped_names`).";
     const READ_ONLY: bool = true;
     type Args = Args;
 
@@ -83,7 +84,7 @@ impl hearth_tool_sdk::Tool for Grep {
             if filter.as_ref().is_some_and(|g| !g.matches(file.relative)) {
                 return ControlFlow::Continue(());
             }
-            let Some(content) = read_text(file.path, file.metadata.len()) else {
+            let Some(content) = read_text(file.path, file.stat.size) else {
                 files_skipped += 1;
                 return ControlFlow::Continue(());
             };
@@ -106,6 +107,7 @@ impl hearth_tool_sdk::Tool for Grep {
             "matches": matches,
             "truncated": more || walk.truncated,
             "files_skipped": files_skipped,
+            "skipped_names": walk.skipped_names,
         }))
     }
 }

@@ -2,7 +2,9 @@
 
 use std::fs;
 
+use hearth_tool_sdk::dir::Stat;
 use hearth_tool_sdk::view::{self, Resolved, View};
+use hearth_tool_sdk::walk::MAX_WALK_ENTRIES;
 use hearth_tool_sdk::{ToolError, export_tool, time};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -28,7 +30,8 @@ impl hearth_tool_sdk::Tool for Ls {
     const DESCRIPTION: &'static str = "List the files and directories directly inside a directory \
         (not recursive). Paths are absolute: the workspace is /workspace, scratch space is /tmp, and \
         `/` lists those roots. Each entry has `path` (directories end with `/`), `is_dir`, `size` in \
-        bytes and `modified_at` (RFC 3339, UTC), sorted by path.";
+        bytes and `modified_at` (RFC 3339, UTC), sorted by path. Names that are not valid UTF-8 \
+        cannot be shown: `skipped_names` counts the entries left out for that reason.";
     const READ_ONLY: bool = true;
     type Args = Args;
 
@@ -51,6 +54,7 @@ impl hearth_tool_sdk::Tool for Ls {
             Resolved::InMount { path, .. } => path,
         };
         let mut entries = Vec::new();
+        let (mut skipped_names, mut unread) = (0, false);
         if dir != "/" {
             let metadata = fs::metadata(&dir).map_err(ToolError::io(&args.path))?;
             if !metadata.is_dir() {
@@ -59,45 +63,41 @@ impl hearth_tool_sdk::Tool for Ls {
                     args.path
                 )));
             }
-            for entry in fs::read_dir(&dir).map_err(ToolError::io(&args.path))? {
-                let entry = entry.map_err(ToolError::io(&args.path))?;
-                let Ok(name) = entry.file_name().into_string() else {
-                    continue;
-                };
-                let path = view::join(&dir, &name);
+            let listing = hearth_tool_sdk::dir::list(&dir, MAX_WALK_ENTRIES)
+                .map_err(ToolError::io(&args.path))?;
+            skipped_names = listing.skipped_names;
+            // Beyond the budget the listing stops early rather than run into the deadline.
+            unread = listing.truncated;
+            for entry in listing.entries {
+                let path = view::join(&dir, &entry.name);
                 if !view.is_mount_root(&path) {
-                    // The entry's own metadata costs one `fstatat` on the open directory; only
+                    // The entry's own stat cost one `fstatat` on the open directory; only
                     // symlinks need a second look (at their target).
-                    let metadata = entry
-                        .metadata()
-                        .ok()
-                        .filter(|m| !m.file_type().is_symlink());
-                    entries.push(describe(&path, metadata));
+                    let stat = entry.stat.filter(|s| !s.is_symlink());
+                    entries.push(describe(&path, stat));
                 }
             }
         }
         entries.extend(view.child_mounts(&dir).map(|m| describe(&m.path, None)));
         entries.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
-        let truncated = entries.len() > MAX_LS_ENTRIES;
+        let truncated = unread || entries.len() > MAX_LS_ENTRIES;
         entries.truncate(MAX_LS_ENTRIES);
-        Ok(json!({ "entries": entries, "truncated": truncated }))
+        Ok(json!({ "entries": entries, "truncated": truncated, "skipped_names": skipped_names }))
     }
 }
 
 /// One listing entry. Symlinks are described by their target when it resolves inside the view,
 /// and as a zero-size file otherwise (the host refuses to follow links out of the view).
-fn describe(path: &str, known: Option<fs::Metadata>) -> Value {
-    let metadata = match known {
-        Some(m) => Ok(m),
-        None => fs::metadata(path).or_else(|_| fs::symlink_metadata(path)),
-    };
-    let (is_dir, size, modified) = match &metadata {
-        Ok(m) => (
-            m.is_dir(),
-            if m.is_dir() { 0 } else { m.len() },
-            m.modified().ok(),
-        ),
-        Err(_) => (false, 0, None),
+fn describe(path: &str, known: Option<Stat>) -> Value {
+    let stat = known.or_else(|| {
+        let metadata = fs::metadata(path)
+            .or_else(|_| fs::symlink_metadata(path))
+            .ok()?;
+        Some(Stat::from(&metadata))
+    });
+    let (is_dir, size, modified) = match stat {
+        Some(s) => (s.is_dir(), if s.is_dir() { 0 } else { s.size }, s.modified),
+        None => (false, 0, None),
     };
     json!({
         "path": if is_dir { format!("{path}/") } else { path.to_owned() },

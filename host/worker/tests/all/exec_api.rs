@@ -312,22 +312,19 @@ async fn filling_tmp_stops_at_the_scratch_cap() {
 }
 
 #[tokio::test]
-async fn a_symlink_where_a_read_only_area_mounts_is_refused() {
+async fn a_symlink_where_a_read_only_area_mounts_is_repaired_never_followed() {
     let w = Worker::start().await;
     let s = w.client.create_session(None).await.unwrap().id;
     std::os::unix::fs::symlink("/etc", w.workspace(&s).join("skills")).unwrap();
-    let out = w
-        .client
-        .exec(&s, json!({ "command": "ls /workspace/skills" }))
-        .await;
-    assert_client_error(out, 409, "jail_refused");
-    std::fs::remove_file(w.workspace(&s).join("skills")).unwrap();
     let out = w
         .client
         .exec(&s, json!({ "command": "cat /workspace/skills/SKILL.md" }))
         .await
         .unwrap();
     assert_eq!(out["stdout"], "# shared skill\n");
+    // The link was replaced by a directory; /etc was never mounted or touched.
+    let meta = std::fs::symlink_metadata(w.workspace(&s).join("skills")).unwrap();
+    assert!(meta.is_dir());
     let missing = w
         .client
         .exec(&s, json!({ "argv": ["no-such-program"] }))
@@ -352,4 +349,256 @@ async fn a_timeout_of_zero_is_the_longest_run_allowed() {
         took >= std::time::Duration::from_millis(900) && took < std::time::Duration::from_secs(4),
         "{took:?}"
     );
+}
+
+/// Host path of a session's scratch directory (its `/tmp`).
+fn scratch_dir(w: &Worker, session: &str) -> std::path::PathBuf {
+    w.data.path().join("sessions").join(session).join("tmp")
+}
+
+#[tokio::test]
+async fn a_calls_result_travels_through_a_pipe_not_a_file() {
+    let w = Worker::start().await;
+    let c = &w.client;
+    let victim = c.create_session(None).await.unwrap().id;
+    let secret = "victim-secret-5d1e";
+    crate::support::write(c, &victim, "/workspace/secret.txt", secret).await;
+    let secret_path = w.workspace(&victim).join("secret.txt");
+
+    let s = c.create_session(None).await.unwrap().id;
+    crate::support::write(
+        c,
+        &s,
+        "/workspace/attack.py",
+        r#"import os, sys
+
+def plant(target):
+    # Whatever the worker could read back by name, in /tmp or the workspace, now leads
+    # elsewhere: another session's file, an endless device, a FIFO nobody writes.
+    for d in ['/tmp', '/workspace']:
+        for name in os.listdir(d):
+            path = os.path.join(d, name)
+            if name == 'attack.py' or os.path.isdir(path):
+                continue
+            os.unlink(path)
+            os.symlink(target, path)
+    for i, t in enumerate([target, '/dev/zero']):
+        os.symlink(t, '/tmp/.hearth-result-%d.json' % i)
+    os.mkfifo('/tmp/.hearth-result-fifo.json')
+    os.mkfifo('/tmp/result.json')
+    return {'ok': True, 'argv': sys.argv[1:]}
+
+def old(target):
+    os.symlink(target, sys.argv[2])
+    os._exit(0)
+
+def leave():
+    os._exit(0)
+"#,
+    )
+    .await;
+    c.call_tool(
+        &s,
+        "write_file",
+        json!({ "file_path": "/tmp/planted.txt", "content": "x" }),
+    )
+    .await
+    .unwrap();
+    let target = secret_path.to_string_lossy().into_owned();
+    let started = std::time::Instant::now();
+    let out = c
+        .exec(
+            &s,
+            json!({ "call": "attack:plant", "kwargs": { "target": target }, "timeout_s": 20 }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out["result"],
+        json!({ "ok": true, "argv": ["attack:plant"] }),
+        "{out}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(!out.to_string().contains(secret), "{out}");
+
+    // The review's attack has nothing left to aim at.
+    let out = c
+        .exec(
+            &s,
+            json!({ "call": "attack:old", "kwargs": { "target": target } }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out["result_error"], "the call failed before returning (see stderr)",
+        "{out}"
+    );
+    assert!(!out.to_string().contains(secret), "{out}");
+    let out = c.exec(&s, json!({ "call": "attack:leave" })).await.unwrap();
+    assert_eq!(out["result_error"], "the call wrote no result", "{out}");
+
+    // An ordinary call still answers its JSON, with the planted links still there.
+    crate::support::write(
+        c,
+        &s,
+        "/workspace/calc.py",
+        "def add(a, b):\n    return {'sum': a + b, 'text': 'entrée ✓'}\n",
+    )
+    .await;
+    let out = c
+        .exec(
+            &s,
+            json!({ "call": "calc:add", "kwargs": { "a": 2, "b": 3 } }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out["result"],
+        json!({ "sum": 5, "text": "entrée ✓" }),
+        "{out}"
+    );
+    assert_eq!(out["exit_code"], 0);
+    assert_eq!(
+        std::fs::read_to_string(&secret_path).unwrap(),
+        secret,
+        "the victim's file is untouched"
+    );
+}
+
+#[tokio::test]
+async fn a_flood_on_the_result_channel_is_a_clear_error() {
+    let w = Worker::start().await;
+    let c = &w.client;
+    let s = c.create_session(None).await.unwrap().id;
+    crate::support::write(
+        c,
+        &s,
+        "/workspace/flood.py",
+        "import os\ndef go():\n    chunk = b'x' * (1 << 20)\n    for _ in range(100):\n        os.write(3, chunk)\n    return 1\n",
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let out = c
+        .exec(&s, json!({ "call": "flood:go", "timeout_s": 60 }))
+        .await
+        .unwrap();
+    assert_eq!(
+        out["result_error"],
+        format!(
+            "the result is larger than {} bytes",
+            hearth::Config::default().exec.output_bytes
+        ),
+        "{out}"
+    );
+    assert_eq!(out["exit_code"], 0, "the writer was never blocked: {out}");
+    assert!(out.get("result").is_none(), "{out}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let again = c.exec(&s, json!({ "command": "echo ok" })).await.unwrap();
+    assert_eq!(again["stdout"], "ok\n");
+}
+
+#[tokio::test]
+async fn a_child_holding_the_result_channel_does_not_hold_the_answer() {
+    let w = Worker::start().await;
+    let c = &w.client;
+    let s = c.create_session(None).await.unwrap().id;
+    crate::support::write(
+        c,
+        &s,
+        "/workspace/linger.py",
+        r#"import os, subprocess, time
+
+def go():
+    # A program the call starts does not inherit the channel...
+    seen = subprocess.run(['/bin/sh', '-c', '[ -e /proc/self/fd/3 ] && echo yes || echo no'],
+                          close_fds=False, capture_output=True, text=True).stdout.strip()
+    # ...but a fork does: it holds fd 3 and outlives the call.
+    if os.fork() == 0:
+        time.sleep(60)
+        os._exit(0)
+    return {'child_saw_fd_3': seen}
+
+def hang():
+    if os.fork() == 0:
+        time.sleep(60)
+    time.sleep(60)
+"#,
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let out = c
+        .exec(&s, json!({ "call": "linger:go", "timeout_s": 30 }))
+        .await
+        .unwrap();
+    assert_eq!(out["result"], json!({ "child_saw_fd_3": "no" }), "{out}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let started = std::time::Instant::now();
+    let out = c
+        .exec(&s, json!({ "call": "linger:hang", "timeout_s": 1 }))
+        .await
+        .unwrap();
+    assert_eq!(out["timed_out"], true, "{out}");
+    assert!(out["result_error"].is_string(), "{out}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1 + 5 + 3),
+        "wall time plus the drain grace: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn setuid_and_world_write_never_reach_the_host() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let w = Worker::start().await;
+    let c = &w.client;
+    let s = c.create_session(None).await.unwrap().id;
+    for command in [
+        "cp /usr/bin/id /workspace/x && chmod 4755 /workspace/x",
+        "chmod 2755 /workspace/x",
+        "chmod 777 /workspace",
+        "chmod 777 /tmp",
+        "chmod o+w /workspace/x",
+        "python3 -c \"import os; os.close(os.open('/workspace/y', os.O_CREAT | os.O_WRONLY, 0o4755))\"",
+    ] {
+        let out = c.exec(&s, json!({ "command": command })).await.unwrap();
+        assert_ne!(out["exit_code"], 0, "{command}: {out}");
+        assert!(
+            out["stderr"]
+                .as_str()
+                .unwrap()
+                .contains("Operation not permitted"),
+            "{command}: {out}"
+        );
+    }
+    let mode = |path: std::path::PathBuf| {
+        std::fs::symlink_metadata(&path)
+            .unwrap()
+            .permissions()
+            .mode()
+    };
+    for path in [
+        w.workspace(&s).join("x"),
+        w.workspace(&s),
+        scratch_dir(&w, &s),
+    ] {
+        let mode = mode(path.clone());
+        assert_eq!(mode & 0o6002, 0, "{} has mode {mode:o}", path.display());
+    }
+    assert_eq!(mode(w.workspace(&s).join("x")) & 0o777, 0o755);
+    assert!(!w.workspace(&s).join("y").exists());
+    let out = c
+        .exec(
+            &s,
+            json!({ "command": "chmod +x /workspace/x && chmod 700 /workspace/x && /workspace/x -u" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out["exit_code"], 0, "{out}");
+    assert_eq!(mode(w.workspace(&s).join("x")) & 0o7777, 0o700);
 }

@@ -10,6 +10,7 @@ mod support;
 
 mod api_contract;
 mod binary;
+mod boundary;
 mod exec_api;
 mod files_api;
 mod git_api;
