@@ -220,7 +220,7 @@ fn a_tree_of_any_depth_is_removed_without_following_links() {
     mkfifo(&victim.join("pipe"));
     std::fs::create_dir(victim.join("locked")).unwrap();
     std::fs::write(victim.join("locked/f"), "f").unwrap();
-    std::fs::set_permissions(victim.join("locked"), std::fs::Permissions::from_mode(0)).unwrap();
+    std::fs::set_permissions(victim.join("locked"), std::fs::Permissions::from_mode(0o0)).unwrap();
     remove_tree(&victim).unwrap();
     assert!(!victim.exists());
     assert!(outside.path().join("keep").exists());

@@ -404,8 +404,12 @@ fn landlock(job: &Job) -> Result<(), String> {
             }
         })
         .collect();
-    let reads: Vec<&str> = if job.operation.uses_network() {
-        NETWORK_READS.to_vec()
+    let reads: Vec<&Path> = if job.operation.uses_network() {
+        NETWORK_READS
+            .iter()
+            .map(Path::new)
+            .chain(job.access.key_files())
+            .collect()
     } else {
         Vec::new()
     };

@@ -85,6 +85,18 @@ pub struct RemoteRuleError {
 const MAX_CREDENTIAL_ATTEMPTS: u32 = 2;
 
 impl RemoteAccess {
+    /// The ssh key files of the credentials: the git helper may read these (and only these of
+    /// the host's secrets) when it talks to a remote.
+    pub fn key_files(&self) -> Vec<&std::path::Path> {
+        self.credentials
+            .iter()
+            .filter_map(|c| match &c.secret {
+                Secret::SshKey { private_key, .. } => Some(private_key.as_path()),
+                Secret::Token { .. } => None,
+            })
+            .collect()
+    }
+
     /// Parses every allowed entry and credential rule, so a bad one stops the worker at start-up
     /// instead of refusing every remote later.
     pub fn validate(&self) -> Result<(), RemoteRuleError> {

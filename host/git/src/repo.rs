@@ -345,9 +345,24 @@ impl SessionRepo {
     }
 
     /// The index made equal to the work tree; returns its tree.
+    /// Stages the whole work tree. A directory holding a `.git` of its own (a nested
+    /// repository, or a `.git` file naming any directory of the host) is left out: libgit2 would
+    /// open it as a submodule — another repository, wherever its `.git` points — to record its
+    /// head. git would add it as a gitlink; here it is simply not part of the session's history.
     fn stage_all(&self) -> Result<Oid, GitError> {
         let mut index = self.repo.index()?;
-        index.add_all(["*"], IndexAddOption::DEFAULT, None)?;
+        let mut skip_nested = |path: &Path, _: &[u8]| -> i32 {
+            let nested = path.as_os_str().as_encoded_bytes().ends_with(b"/");
+            if nested {
+                tracing::info!(path = ?path, "left a nested repository out of a commit");
+            }
+            i32::from(nested)
+        };
+        index.add_all(
+            ["*"],
+            IndexAddOption::DEFAULT,
+            Some(&mut skip_nested as &mut git2::IndexMatchedPath<'_>),
+        )?;
         index.update_all(["*"], None)?;
         index.write()?;
         Ok(index.write_tree()?)
@@ -615,7 +630,9 @@ impl SessionRepo {
         }
         let refused = RefCell::new(None);
         let mut options = FetchOptions::new();
+        // A redirect would lead to a URL the policy never checked.
         options
+            .follow_redirects(git2::RemoteRedirect::None)
             .remote_callbacks(access.callbacks(&url, &refused))
             .download_tags(AutotagOption::None);
         let mut handle = self.repo.find_remote(remote)?;
@@ -675,7 +692,9 @@ impl SessionRepo {
             }
             let refused = RefCell::new(None);
             let mut options = PushOptions::new();
-            options.remote_callbacks(access.callbacks(&url, &refused));
+            options
+                .follow_redirects(git2::RemoteRedirect::None)
+                .remote_callbacks(access.callbacks(&url, &refused));
             let refspec = format!("refs/heads/{local}:refs/heads/{branch}");
             let pushed = self
                 .repo
@@ -1165,6 +1184,29 @@ mod tests {
         assert!(!has_conflict_markers(dir.path(), "f").unwrap());
         std::fs::write(&file, "<<<<<<<\n<<<<<< x\n").unwrap();
         assert!(!has_conflict_markers(dir.path(), "f").unwrap());
+    }
+
+    #[test]
+    fn nested_repositories_are_left_out_of_a_commit_never_opened() {
+        let root = tempfile::tempdir().unwrap();
+        let work = root.path().join("work");
+        std::fs::create_dir_all(work.join("sub")).unwrap();
+        std::fs::create_dir_all(work.join("inner/.git")).unwrap();
+        std::fs::write(work.join("sub/.git"), "gitdir: /nonexistent/elsewhere\n").unwrap();
+        std::fs::write(work.join("sub/f"), "f").unwrap();
+        std::fs::write(work.join("top"), "t").unwrap();
+        let repo = SessionRepo::init(&root.path().join("git"), &work, "main", &author()).unwrap();
+        let outcome = repo.commit("with nested", &author()).unwrap();
+        assert!(
+            matches!(
+                outcome,
+                CommitOutcome::Committed {
+                    files_changed: 1,
+                    ..
+                }
+            ),
+            "{outcome:?}"
+        );
     }
 
     #[test]

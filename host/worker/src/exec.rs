@@ -71,7 +71,11 @@ impl Exec {
             config: config.clone(),
             data_dir: data_dir.to_owned(),
         };
-        let helper = match config.helper.clone().or_else(find_helper) {
+        let helper = match config
+            .helper
+            .clone()
+            .or_else(|| crate::beside_binary(HELPER_NAME))
+        {
             Some(helper) if helper.is_file() => helper,
             Some(helper) => {
                 return exec.refuse(format!(
@@ -356,16 +360,6 @@ pub fn take_result(outcome: &Outcome, cap: usize) -> Result<Value, String> {
             serde_json::from_slice(bytes).map_err(|e| format!("the result is not JSON: {e}"))
         }
     }
-}
-
-/// `hearth-jail` next to the running binary (or one directory up, where cargo puts test
-/// binaries).
-fn find_helper() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?;
-    [dir.join(HELPER_NAME), dir.parent()?.join(HELPER_NAME)]
-        .into_iter()
-        .find(|p| p.is_file())
 }
 
 /// Runs `/bin/true` in a throwaway session-shaped directory; its report is the jail's state.
