@@ -69,6 +69,8 @@ class FileInfo(TypedDict):
 class LsAnswer(TypedDict):
     entries: list[FileInfo]
     truncated: bool
+    #: Entries whose names are not UTF-8 (made by a program), which a tool cannot return.
+    skipped_names: int
 
 
 class ReadAnswer(TypedDict):
@@ -101,6 +103,7 @@ class DeleteAnswer(TypedDict):
 class GlobAnswer(TypedDict):
     matches: list[FileInfo]
     truncated: bool
+    skipped_names: int
 
 
 class GrepMatch(TypedDict):
@@ -113,6 +116,7 @@ class GrepAnswer(TypedDict):
     matches: list[GrepMatch]
     truncated: bool
     files_skipped: int
+    skipped_names: int
 
 
 class FileWritten(TypedDict):
