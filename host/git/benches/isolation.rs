@@ -1,7 +1,9 @@
 //! What running git in the confined helper costs: each operation run in-process (as round 1 did)
 //! and through `hearth-git` (a process per operation, Landlock, a deadline), alternating in the
 //! same run, on the same repository: status of a clean tree of 1,000 files, a commit of one
-//! changed file, and a commit of 1,000 changed files.
+//! changed file, and a commit of 1,000 changed files. Every operation starts 50 ms after the
+//! last (an agent's pace, `HEARTH_BENCH_PACE_MS`), as for the jail: helpers are started ahead of
+//! their jobs, and back-to-back calls faster than a helper starts (~25 ms) would drain them.
 //!
 //! `cargo build --release -p hearth --bin hearth-git && cargo bench -p hearth-git --bench
 //! isolation` (the helper is looked for in `target/release`; `HEARTH_GIT_HELPER` names another;
@@ -25,6 +27,12 @@ fn main() -> anyhow::Result<()> {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/hearth-git")
         });
     anyhow::ensure!(helper.is_file(), "no helper at {}", helper.display());
+    let pace = Duration::from_millis(
+        std::env::var("HEARTH_BENCH_PACE_MS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(50),
+    );
     let base = std::env::var_os("HEARTH_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
@@ -59,11 +67,7 @@ fn main() -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(root.path().join("state"))?;
     commit().run().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let isolation = Isolation {
-        helper,
-        timeout: Duration::from_secs(60),
-        memory_bytes: 2048 * 1024 * 1024,
-    };
+    let isolation = Isolation::new(helper, Duration::from_secs(60), 2048 * 1024 * 1024);
 
     let mut counter = 0usize;
     let mut change = |files: usize| -> anyhow::Result<()> {
@@ -87,6 +91,7 @@ fn main() -> anyhow::Result<()> {
         for _ in 0..rounds {
             for (times, isolated) in [(&mut inside, false), (&mut outside, true)] {
                 change(files)?;
+                std::thread::sleep(pace);
                 let job = if files == 0 {
                     job(Operation::Status)
                 } else {

@@ -22,8 +22,9 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::Child;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -204,7 +205,12 @@ fn json<T: Serialize>(outcome: Result<T, GitError>) -> Result<Value, GitError> {
     outcome.and_then(|v| serde_json::to_value(v).map_err(|e| GitError::Internal(e.to_string())))
 }
 
-/// Runs jobs in `hearth-git` processes.
+/// Helpers kept started ahead of their jobs.
+const WARM_HELPERS: usize = 2;
+
+/// Runs jobs in `hearth-git` processes. A helper's start (loading libgit2 and OpenSSL, which
+/// reads the CA bundle) costs ~25 ms, ten times a status: so helpers are started ahead and wait
+/// on stdin, initialised but not yet confined (the job says to what), like warm jails.
 #[derive(Debug, Clone)]
 pub struct Isolation {
     pub helper: PathBuf,
@@ -212,6 +218,7 @@ pub struct Isolation {
     pub timeout: Duration,
     /// The helper's address-space limit.
     pub memory_bytes: u64,
+    warm: Arc<Mutex<Vec<Child>>>,
 }
 
 /// What the helper writes on stdout.
@@ -223,11 +230,17 @@ enum Answer {
 }
 
 impl Isolation {
-    /// Runs `job` in a new helper and waits for its answer, at most [`Isolation::timeout`].
-    /// Blocks the calling thread (for at most that long).
-    pub fn run(&self, job: &Job) -> Result<Value, GitError> {
-        let input = serde_json::to_vec(job).map_err(|e| GitError::Internal(e.to_string()))?;
-        let mut child = Command::new(&self.helper)
+    pub fn new(helper: PathBuf, timeout: Duration, memory_bytes: u64) -> Self {
+        Self {
+            helper,
+            timeout,
+            memory_bytes,
+            warm: Arc::default(),
+        }
+    }
+
+    fn spawn(&self) -> Result<Child, GitError> {
+        Command::new(&self.helper)
             .arg(self.memory_bytes.to_string())
             .env_clear()
             .stdin(Stdio::piped())
@@ -239,7 +252,48 @@ impl Isolation {
                     "starting the git helper {}: {e}",
                     self.helper.display()
                 ))
-            })?;
+            })
+    }
+
+    fn ready(&self) -> std::sync::MutexGuard<'_, Vec<Child>> {
+        self.warm
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A waiting helper (or a new one), and another started in the background for the next job.
+    fn take(&self) -> Result<Child, GitError> {
+        let mut taken = None;
+        while let Some(mut child) = self.ready().pop() {
+            if matches!(child.try_wait(), Ok(None)) {
+                taken = Some(child);
+                break;
+            }
+        }
+        let this = self.clone();
+        std::thread::spawn(move || {
+            if let Ok(mut child) = this.spawn() {
+                let mut ready = this.ready();
+                if ready.len() < WARM_HELPERS {
+                    ready.push(child);
+                } else {
+                    drop(ready);
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+        });
+        match taken {
+            Some(child) => Ok(child),
+            None => self.spawn(),
+        }
+    }
+
+    /// Runs `job` in a new helper and waits for its answer, at most [`Isolation::timeout`].
+    /// Blocks the calling thread (for at most that long).
+    pub fn run(&self, job: &Job) -> Result<Value, GitError> {
+        let input = serde_json::to_vec(job).map_err(|e| GitError::Internal(e.to_string()))?;
+        let mut child = self.take()?;
         let (stdin, stdout, stderr) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take());
         let (done, finished) = mpsc::channel();
@@ -307,6 +361,8 @@ pub fn serve() -> std::process::ExitCode {
         .nth(1)
         .and_then(|a| a.parse::<u64>().ok())
         .unwrap_or(0);
+    // libgit2 (and OpenSSL) initialised before the job arrives: a warm helper has paid for it.
+    let forgotten = forget_host_config();
     let mut input = Vec::new();
     let answer = match std::io::stdin()
         .take(16 * 1024 * 1024)
@@ -315,7 +371,7 @@ pub fn serve() -> std::process::ExitCode {
         Err(e) => Answer::Err(GitError::Internal(format!("reading the job: {e}"))),
         Ok(_) => match serde_json::from_slice::<Job>(&input) {
             Err(e) => Answer::Err(GitError::Internal(format!("a malformed job: {e}"))),
-            Ok(job) => match confine(&job, memory_bytes) {
+            Ok(job) => match forgotten.clone().and_then(|()| confine(&job, memory_bytes)) {
                 Err(why) => Answer::Err(GitError::Internal(why)),
                 Ok(()) => match job.run() {
                     Ok(value) => Answer::Ok(value),
@@ -350,7 +406,7 @@ const NETWORK_READS: &[&str] = &[
     "/lib64",
 ];
 
-/// Steps 1–3 of the module's list.
+/// Steps 1 and 3 of the module's list (step 2 is done before the job arrives).
 fn confine(job: &Job, memory_bytes: u64) -> Result<(), String> {
     if memory_bytes > 0 {
         nix::sys::resource::setrlimit(
@@ -360,7 +416,6 @@ fn confine(job: &Job, memory_bytes: u64) -> Result<(), String> {
         )
         .map_err(|e| format!("limiting the helper's memory: {e}"))?;
     }
-    forget_host_config()?;
     landlock(job)
 }
 

@@ -94,11 +94,11 @@ impl Git {
             author: config.author.clone(),
             max_diff_bytes: config.max_diff_bytes,
             max_depth,
-            isolation: Isolation {
+            isolation: Isolation::new(
                 helper,
-                timeout: Duration::from_secs_f64(config.timeout_s),
-                memory_bytes: config.memory_mib * 1024 * 1024,
-            },
+                Duration::from_secs_f64(config.timeout_s),
+                config.memory_mib * 1024 * 1024,
+            ),
         })
     }
 
