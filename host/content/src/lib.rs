@@ -271,6 +271,21 @@ impl Tree {
         }
     }
 
+    /// Opens a file a walk or listing met: `None` when it is gone or no longer a regular file
+    /// (replaced by a link, a FIFO or a directory since), which a walk leaves out.
+    pub fn open_listed_file(&self, rel: &Path) -> Result<Option<(File, Stat)>, ContentError> {
+        match self.open_file(rel) {
+            Ok(opened) => Ok(Some(opened)),
+            Err(
+                ContentError::NotFound
+                | ContentError::Symlink
+                | ContentError::NotAFile(_)
+                | ContentError::IsDirectory,
+            ) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Reads the whole regular file at `rel`, of at most `limit` bytes (checked before and
     /// while reading: a file that grows meanwhile is still cut off at the limit).
     pub fn read(&self, rel: &Path, limit: u64) -> Result<Vec<u8>, ContentError> {

@@ -47,16 +47,10 @@ pub fn export_archive(
                     tar.append_link(&mut header, &path, &target)?;
                 }
                 Kind::File => {
-                    let (file, stat) = match visit.dir.open_file(Path::new(visit.name)) {
-                        Ok(opened) => opened,
-                        // Replaced or removed since the listing.
-                        Err(
-                            ContentError::NotFound
-                            | ContentError::Symlink
-                            | ContentError::NotAFile(_)
-                            | ContentError::IsDirectory,
-                        ) => return Ok(()),
-                        Err(e) => return Err(e.into()),
+                    let (file, stat) = match visit.dir.open_listed_file(Path::new(visit.name))? {
+                        Some(opened) => opened,
+                        // Replaced or removed since the listing: not content any more.
+                        None => return Ok(()),
                     };
                     let size = u64::try_from(stat.st_size).unwrap_or(0);
                     let mut header = new_header(tar::EntryType::Regular, stat.st_mode, size);

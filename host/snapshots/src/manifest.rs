@@ -184,16 +184,10 @@ pub(crate) fn walk(
                     }
                 }
                 Kind::File => {
-                    let (file, stat) = match visit.dir.open_file(Path::new(visit.name)) {
-                        Ok(opened) => opened,
+                    let (file, stat) = match visit.dir.open_listed_file(Path::new(visit.name))? {
+                        Some(opened) => opened,
                         // Replaced or removed since the listing: not content any more.
-                        Err(
-                            ContentError::NotFound
-                            | ContentError::Symlink
-                            | ContentError::NotAFile(_)
-                            | ContentError::IsDirectory,
-                        ) => return Ok(()),
-                        Err(e) => return Err(e.into()),
+                        None => return Ok(()),
                     };
                     let seen = CachedFile::of(&stat, String::new());
                     let sha256 = match previous.files.get(&path) {
