@@ -261,14 +261,21 @@ impl Isolation {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A waiting helper (or a new one), and another started in the background for the next job.
+    /// A waiting helper, or a new one.
     fn take(&self) -> Result<Child, GitError> {
-        let mut taken = None;
         while let Some(mut child) = self.ready().pop() {
             if matches!(child.try_wait(), Ok(None)) {
-                taken = Some(child);
-                break;
+                return Ok(child);
             }
+        }
+        self.spawn()
+    }
+
+    /// Starts a helper for a later job, in the background: after the job that took one has its
+    /// answer, so the start (~25 ms of CPU) does not compete with it.
+    fn refill(&self) {
+        if self.ready().len() >= WARM_HELPERS {
+            return;
         }
         let this = self.clone();
         std::thread::spawn(move || {
@@ -283,15 +290,17 @@ impl Isolation {
                 }
             }
         });
-        match taken {
-            Some(child) => Ok(child),
-            None => self.spawn(),
-        }
     }
 
     /// Runs `job` in a new helper and waits for its answer, at most [`Isolation::timeout`].
     /// Blocks the calling thread (for at most that long).
     pub fn run(&self, job: &Job) -> Result<Value, GitError> {
+        let answer = self.run_in_helper(job);
+        self.refill();
+        answer
+    }
+
+    fn run_in_helper(&self, job: &Job) -> Result<Value, GitError> {
         let input = serde_json::to_vec(job).map_err(|e| GitError::Internal(e.to_string()))?;
         let mut child = self.take()?;
         let (stdin, stdout, stderr) =
