@@ -480,6 +480,9 @@ async fn exec(
     .await?
 }
 
+/// How long the last line of a streamed run waits for a client that stopped reading.
+const FINAL_LINE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Like `exec`, answering with NDJSON as the program runs: `{"stream": "stdout"|"stderr",
 /// "data": "…"}` lines, then one `{"event": "exit", …}` line with what `exec` answers.
 async fn exec_stream(
@@ -488,11 +491,12 @@ async fn exec_stream(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let (session, prepared, guard) = prepare_exec(&app, id, body).await?;
-    let (lines, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
-    let sink = crate::exec::ndjson_sink(lines.clone());
+    let (lines, mut receiver) = crate::exec::Lines::channel();
+    // Output waits for a slow client until the run's wall time is over, at most.
+    let run_ends = std::time::Instant::now() + prepared.job.limits.wall;
+    let sink = crate::exec::ndjson_sink(lines.clone(), run_ends);
     let app2 = app.clone();
     tokio::task::spawn_blocking(move || {
-        let _guard = guard;
         let last = match app2
             .exec
             .runner()
@@ -514,7 +518,10 @@ async fn exec_stream(
                 json!({ "event": "error", "error": { "code": "exec_unavailable", "message": "exec is unavailable" } })
             }
         };
-        let _ = lines.send(Bytes::from(format!("{last}\n")));
+        // The session is free once the run (and its commit) is done, whatever the client does.
+        drop(guard);
+        let last = Bytes::from(format!("{last}\n"));
+        lines.send_by(last, std::time::Instant::now() + FINAL_LINE_WAIT);
     });
     let stream = futures_util::stream::poll_fn(move |cx| {
         receiver

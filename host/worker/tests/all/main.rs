@@ -11,6 +11,7 @@ mod support;
 mod api_contract;
 mod binary;
 mod boundary;
+mod bounded;
 mod exec_api;
 mod files_api;
 mod git_api;
