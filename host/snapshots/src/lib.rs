@@ -40,7 +40,7 @@ use sha2::{Digest, Sha256};
 
 pub use archive::export_archive;
 pub use manifest::{Entry, EntryKind, FileCache, Manifest};
-pub use store::{StoreConfig, open};
+pub use store::{StoreConfig, open, probe};
 
 /// Why a snapshot operation failed.
 #[derive(Debug, thiserror::Error)]

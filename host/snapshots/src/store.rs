@@ -76,7 +76,10 @@ pub fn open(config: &StoreConfig, data_dir: &Path) -> Result<Arc<dyn ObjectStore
             std::fs::create_dir_all(&dir).map_err(|e| bad(format!("{}: {e}", dir.display())))?;
             return local(&dir);
         }
-        "s3" | "s3a" => cloud!(object_store::aws::AmazonS3Builder),
+        "s3" | "s3a" => {
+            check_options(config)?;
+            cloud!(object_store::aws::AmazonS3Builder)
+        }
         "gs" => cloud!(object_store::gcp::GoogleCloudStorageBuilder),
         "az" | "azure" | "abfs" | "abfss" => cloud!(object_store::azure::MicrosoftAzureBuilder),
         other => return Err(bad(format!("store scheme `{other}` is not supported"))),
@@ -86,6 +89,57 @@ pub fn open(config: &StoreConfig, data_dir: &Path) -> Result<Arc<dyn ObjectStore
     } else {
         Arc::new(PrefixStore::new(store, prefix.as_str()))
     })
+}
+
+/// Proves the store works before the worker serves anything: writes, reads back and deletes a
+/// small object under `hearth-probe/`. A store that is misconfigured (a wrong endpoint, keys, a
+/// bucket that does not exist, `http://` without `aws_allow_http`) fails here, at start-up, with
+/// the store's own words, not at the first snapshot.
+pub async fn probe(store: &dyn ObjectStore) -> Result<(), SnapshotError> {
+    use object_store::ObjectStoreExt;
+    let path =
+        object_store::path::Path::from(format!("hearth-probe/{}", uuid::Uuid::new_v4().simple()));
+    let body = bytes::Bytes::from_static(b"hearth store probe");
+    let failed = |step: &str, e: object_store::Error| {
+        SnapshotError::Config(format!(
+            "the store failed a probe ({step} of `{path}`): {e}"
+        ))
+    };
+    store
+        .put(&path, body.clone().into())
+        .await
+        .map_err(|e| failed("write", e))?;
+    let read = store.get(&path).await.map_err(|e| failed("read", e))?;
+    let read = read.bytes().await.map_err(|e| failed("read", e))?;
+    let deleted = store.delete(&path).await.map_err(|e| failed("delete", e));
+    if read != body {
+        return Err(SnapshotError::Config(format!(
+            "the store answered a probe's read of `{path}` with other bytes than were written"
+        )));
+    }
+    deleted
+}
+
+/// What `open` checks before building a client: settings that build but cannot work.
+fn check_options(config: &StoreConfig) -> Result<(), SnapshotError> {
+    let endpoint = config
+        .options
+        .iter()
+        .find(|(k, _)| matches!(k.as_str(), "aws_endpoint" | "endpoint" | "aws_endpoint_url"))
+        .map(|(_, v)| v.as_str());
+    let allow_http = config
+        .options
+        .iter()
+        .find(|(k, _)| matches!(k.as_str(), "aws_allow_http" | "allow_http"))
+        .is_some_and(|(_, v)| v.eq_ignore_ascii_case("true"));
+    if endpoint.is_some_and(|e| e.starts_with("http://")) && !allow_http {
+        return Err(SnapshotError::Config(
+            "store_options: an `http://` endpoint needs `aws_allow_http = \"true\"` (or use \
+             https://)"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 fn local(dir: &Path) -> Result<Arc<dyn ObjectStore>, SnapshotError> {

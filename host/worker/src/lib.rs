@@ -102,6 +102,7 @@ pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
         &config.data_dir,
         config.max_tree_depth,
     )?;
+    snapshots.probe().await?;
     let sessions = Sessions::open(&config)?;
     let (exec_config, data_dir) = (config.exec.clone(), config.data_dir.clone());
     let exec = tokio::task::spawn_blocking(move || exec::Exec::start(&exec_config, &data_dir))

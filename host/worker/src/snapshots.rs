@@ -66,6 +66,9 @@ struct Persisted {
     last: Option<SnapshotInfo>,
 }
 
+/// How long the start-up probe of the store may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl SnapshotService {
     pub fn new(
         config: &SnapshotConfig,
@@ -92,6 +95,25 @@ impl SnapshotService {
             snapshots: Snapshots::new(store, tuning),
             config: config.clone(),
         })
+    }
+
+    /// Proves the store works (a write, read and delete), at most `PROBE_TIMEOUT`: the worker
+    /// refuses to start on a store it could never snapshot to.
+    pub async fn probe(&self) -> Result<(), ConfigError> {
+        let probed = tokio::time::timeout(
+            PROBE_TIMEOUT,
+            hearth_snapshots::probe(self.snapshots.store().as_ref()),
+        )
+        .await;
+        let why = match probed {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("the store did not answer a probe within {PROBE_TIMEOUT:?}"),
+        };
+        Err(ConfigError::Snapshots(format!(
+            "{why}; check `snapshots.store_url` and `snapshots.store_options` (endpoint, region, \
+             keys, bucket)"
+        )))
     }
 
     /// Takes a snapshot of `session` now; answers once it is durable.

@@ -54,3 +54,48 @@ async fn a_client_that_stops_reading_a_stream_costs_no_memory_and_frees_the_sess
     assert!(started.elapsed() < Duration::from_secs(5));
     drop(response);
 }
+
+/// A worker on a store at `endpoint`, with `extra` options; returns why it would not start.
+async fn start_error(endpoint: &str, extra: &[(&str, &str)]) -> String {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = hearth::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.path().to_path_buf(),
+        cache_dir: Some(hearth_tests::shared_cache_dir()),
+        ..hearth::Config::default()
+    };
+    config.snapshots.store_url = Some("s3://bucket/prefix".into());
+    config.snapshots.retry_timeout_s = 1.0;
+    config.snapshots.max_retries = 1;
+    config.snapshots.store_options = [
+        ("aws_endpoint", endpoint),
+        ("aws_region", "us-east-1"),
+        ("aws_access_key_id", "test"),
+        ("aws_secret_access_key", "test"),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    match hearth::start(config, std::future::pending()).await {
+        Ok(_) => panic!("the worker started on a store it cannot use"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_work_stops_the_start_naming_what_to_fix() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let http = start_error(&endpoint, &[]).await;
+    assert!(http.contains("aws_allow_http"), "{http}");
+    let started = Instant::now();
+    let unreachable = start_error(&endpoint, &[("aws_allow_http", "true")]).await;
+    assert!(unreachable.contains("probe"), "{unreachable}");
+    assert!(unreachable.contains("store_options"), "{unreachable}");
+    assert!(started.elapsed() < Duration::from_secs(35));
+}
