@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use archive::export_archive;
-pub use manifest::{Entry, EntryKind, FileCache, Manifest};
+pub use manifest::{Entry, EntryKind, FileCache, MANIFEST_VERSION, Manifest};
 pub use store::{StoreConfig, open, probe};
 
 /// Why a snapshot operation failed.
@@ -59,6 +59,9 @@ pub enum SnapshotError {
     /// The store failed (after its retries).
     #[error("snapshot store: {0}")]
     Store(String),
+    /// Something in the session could not be captured: the snapshot is not made.
+    #[error("`{path}` could not be captured: {reason}")]
+    Capture { path: String, reason: String },
     /// The session's tree is deeper than the limit (`max_depth`).
     #[error(
         "the session's files are nested deeper than the limit of {limit} directories; flatten \
@@ -94,6 +97,7 @@ impl SnapshotError {
             Self::Corrupt { .. } => "snapshot_corrupt",
             Self::Store(_) => "store_unavailable",
             Self::TooDeep { .. } => "too_deep",
+            Self::Capture { .. } => "capture_failed",
             Self::Io(_) => "snapshot_io",
         }
     }
@@ -224,6 +228,7 @@ impl Snapshots {
             .try_collect()
             .await?;
         let manifest = Manifest {
+            version: MANIFEST_VERSION,
             session: session.to_owned(),
             name: name.clone(),
             created_at_ms,
@@ -439,10 +444,21 @@ impl Snapshots {
             Err(object_store::Error::NotFound { .. }) => return Err(SnapshotError::NotFound(id)),
             Err(e) => return Err(e.into()),
         };
-        serde_json::from_slice(&bytes).map_err(|e| SnapshotError::Corrupt {
-            snapshot: id,
-            detail: format!("unreadable manifest: {e}"),
-        })
+        let manifest: Manifest =
+            serde_json::from_slice(&bytes).map_err(|e| SnapshotError::Corrupt {
+                snapshot: id.clone(),
+                detail: format!("unreadable manifest: {e}"),
+            })?;
+        if manifest.version > MANIFEST_VERSION {
+            return Err(SnapshotError::Corrupt {
+                snapshot: id,
+                detail: format!(
+                    "manifest format {} is newer than this worker's ({MANIFEST_VERSION})",
+                    manifest.version
+                ),
+            });
+        }
+        Ok(manifest)
     }
 
     /// `<session>` (its latest) or `<session>/<name>` to the manifest.

@@ -1,10 +1,13 @@
 //! A snapshot's manifest: what it holds, and how it is made from directories and put back.
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -13,9 +16,20 @@ use hearth_content::{ContentError, Kind, Stat, Tree};
 
 use crate::Source;
 
+/// The manifest format this worker writes. 1 (round 1, no `version` field): names and link
+/// targets as text only. 2: a name or target that is not UTF-8 also comes as its exact bytes
+/// (`path_bytes`, `target_bytes`, base64). Both are read.
+pub const MANIFEST_VERSION: u32 = 2;
+
+fn format_1() -> u32 {
+    1
+}
+
 /// One snapshot: every directory, file and symlink of its sources.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
+    #[serde(default = "format_1")]
+    pub version: u32,
     pub session: String,
     pub name: String,
     pub created_at_ms: u64,
@@ -33,7 +47,11 @@ pub enum EntryKind {
 /// A path under a source (`workspace/src/main.py`, `git/HEAD`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Entry {
+    /// The path as text (where it is not UTF-8, a lossy rendering: `path_bytes` is the path).
     pub path: String,
+    /// The exact bytes of a path that is not UTF-8, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_bytes: Option<String>,
     pub kind: EntryKind,
     pub size: u64,
     pub mode: u32,
@@ -43,6 +61,51 @@ pub struct Entry {
     /// Symlinks: where they point, as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The exact bytes of a target that is not UTF-8, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_bytes: Option<String>,
+}
+
+/// Text and, where the text is not the whole truth, the exact bytes.
+fn text_and_bytes(raw: &[u8]) -> (String, Option<String>) {
+    match std::str::from_utf8(raw) {
+        Ok(text) => (text.to_owned(), None),
+        Err(_) => (
+            String::from_utf8_lossy(raw).into_owned(),
+            Some(base64::engine::general_purpose::STANDARD.encode(raw)),
+        ),
+    }
+}
+
+fn exact(text: &str, bytes: Option<&str>) -> Result<Vec<u8>, String> {
+    match bytes {
+        None => Ok(text.as_bytes().to_vec()),
+        Some(encoded) => base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|e| format!("`{text}` has bytes that are not base64: {e}")),
+    }
+}
+
+impl Entry {
+    /// The entry's path, byte for byte.
+    pub fn exact_path(&self) -> Result<Vec<u8>, String> {
+        exact(&self.path, self.path_bytes.as_deref())
+    }
+
+    /// A link's target, byte for byte.
+    pub fn exact_target(&self) -> Option<Result<Vec<u8>, String>> {
+        let target = self.target.as_deref()?;
+        Some(exact(target, self.target_bytes.as_deref()))
+    }
+
+    /// What the file cache knows the entry by: its text, or its bytes when the text is lossy
+    /// (two names that differ only in bytes that are not UTF-8 must not share a hash).
+    fn cache_key(&self) -> String {
+        match &self.path_bytes {
+            Some(bytes) => format!("\0{bytes}"),
+            None => self.path.clone(),
+        }
+    }
 }
 
 impl Manifest {
@@ -95,6 +158,12 @@ impl CachedFile {
         }
     }
 
+    /// Whether `other` is the same file as this one was (its hash aside).
+    fn same_file(&self, other: &Self) -> bool {
+        (self.size, self.mtime_ns, self.ctime_ns, self.ino)
+            == (other.size, other.mtime_ns, other.ctime_ns, other.ino)
+    }
+
     fn of_metadata(meta: &std::fs::Metadata, sha256: String) -> Self {
         Self {
             size: meta.len(),
@@ -118,8 +187,6 @@ pub(crate) struct Walked {
     pub entries: Vec<Entry>,
     pub files: Vec<Located>,
     pub cache: FileCache,
-    /// Names that are not UTF-8 and were left out (a manifest names paths as text).
-    pub skipped_names: usize,
 }
 
 /// Walks `sources` through `hearth-content` (no link followed, FIFOs, sockets and devices
@@ -134,7 +201,6 @@ pub(crate) fn walk(
         entries: Vec::new(),
         files: Vec::new(),
         cache: FileCache::default(),
-        skipped_names: 0,
     };
     for (index, source) in sources.iter().enumerate() {
         let root = match Tree::open(&source.dir) {
@@ -142,94 +208,86 @@ pub(crate) fn walk(
             Err(ContentError::NotFound) => continue,
             Err(e) => return Err(e.into()),
         };
-        let mut skipped_below: Vec<PathBuf> = Vec::new();
         Walk::new(max_depth).run(&root, |visit| {
-            if skipped_below.iter().any(|dir| visit.path.starts_with(dir)) {
-                return Ok(());
+            let mut raw = format!("{}/", source.name).into_bytes();
+            raw.extend_from_slice(visit.path.as_os_str().as_bytes());
+            let (path, path_bytes) = text_and_bytes(&raw);
+            let captured = capture(&visit, previous, &mut walked.cache, path, path_bytes);
+            match captured {
+                Ok(Some(entry)) => {
+                    if entry.kind == EntryKind::File {
+                        walked.files.push(Located {
+                            source: index,
+                            relative: visit.path.to_owned(),
+                        });
+                    }
+                    walked.entries.push(entry);
+                    Ok(())
+                }
+                Ok(None) => Ok(()),
+                Err(e) => Err(crate::SnapshotError::Capture {
+                    path: String::from_utf8_lossy(&raw).into_owned(),
+                    reason: e.to_string(),
+                }),
             }
-            let Some(relative) = visit.path.to_str() else {
-                walked.skipped_names += 1;
-                tracing::warn!(
-                    path = ?visit.path.as_os_str(),
-                    "left out of a snapshot: a name that is not UTF-8"
-                );
-                if visit.kind == Kind::Dir {
-                    skipped_below.push(visit.path.to_owned());
-                }
-                return Ok(());
-            };
-            let path = format!("{}/{relative}", source.name);
-            let entry = match visit.kind {
-                Kind::Dir => {
-                    let stat = visit.dir.stat_entry(visit.name)?;
-                    Entry {
-                        path,
-                        kind: EntryKind::Dir,
-                        size: 0,
-                        mode: stat.st_mode,
-                        sha256: None,
-                        target: None,
-                    }
-                }
-                Kind::Symlink => {
-                    let stat = visit.dir.stat_entry(visit.name)?;
-                    let target = visit.dir.read_link(Path::new(visit.name), 4096)?;
-                    Entry {
-                        path,
-                        kind: EntryKind::Symlink,
-                        size: 0,
-                        mode: stat.st_mode,
-                        sha256: None,
-                        target: Some(target.to_string_lossy().into_owned()),
-                    }
-                }
-                Kind::File => {
-                    let (file, stat) = match visit.dir.open_listed_file(Path::new(visit.name))? {
-                        Some(opened) => opened,
-                        // Replaced or removed since the listing: not content any more.
-                        None => return Ok(()),
-                    };
-                    let seen = CachedFile::of(&stat, String::new());
-                    let sha256 = match previous.files.get(&path) {
-                        Some(cached)
-                            if *cached
-                                == CachedFile {
-                                    sha256: cached.sha256.clone(),
-                                    ..seen.clone()
-                                } =>
-                        {
-                            cached.sha256.clone()
-                        }
-                        _ => hash(file)?,
-                    };
-                    walked.cache.files.insert(
-                        path.clone(),
-                        CachedFile {
-                            sha256: sha256.clone(),
-                            ..seen
-                        },
-                    );
-                    walked.files.push(Located {
-                        source: index,
-                        relative: visit.path.to_owned(),
-                    });
-                    Entry {
-                        path,
-                        kind: EntryKind::File,
-                        size: u64::try_from(stat.st_size).unwrap_or(0),
-                        mode: stat.st_mode,
-                        sha256: Some(sha256),
-                        target: None,
-                    }
-                }
-                // FIFOs, sockets and devices are not content: never opened.
-                Kind::Special(_) => return Ok(()),
-            };
-            walked.entries.push(entry);
-            Ok::<(), crate::SnapshotError>(())
         })?;
     }
     Ok(walked)
+}
+
+/// The manifest entry of what a walk met (`None`: not content — a FIFO, socket or device, never
+/// opened — or gone since the listing), hashing a file unless the cache vouches for it.
+fn capture(
+    visit: &hearth_content::walk::Visit<'_>,
+    previous: &FileCache,
+    cache: &mut FileCache,
+    path: String,
+    path_bytes: Option<String>,
+) -> Result<Option<Entry>, Box<dyn std::error::Error>> {
+    let mut entry = Entry {
+        path,
+        path_bytes,
+        kind: EntryKind::Dir,
+        size: 0,
+        mode: 0,
+        sha256: None,
+        target: None,
+        target_bytes: None,
+    };
+    match visit.kind {
+        Kind::Dir => entry.mode = visit.dir.stat_entry(visit.name)?.st_mode,
+        Kind::Symlink => {
+            entry.kind = EntryKind::Symlink;
+            entry.mode = visit.dir.stat_entry(visit.name)?.st_mode;
+            let target = visit.dir.read_link(Path::new(visit.name), 4096)?;
+            let (text, bytes) = text_and_bytes(target.as_bytes());
+            (entry.target, entry.target_bytes) = (Some(text), bytes);
+        }
+        Kind::File => {
+            let Some((file, stat)) = visit.dir.open_listed_file(Path::new(visit.name))? else {
+                return Ok(None);
+            };
+            let key = entry.cache_key();
+            let seen = CachedFile::of(&stat, String::new());
+            let sha256 = match previous.files.get(&key) {
+                Some(cached) if cached.same_file(&seen) => cached.sha256.clone(),
+                _ => hash(file)?,
+            };
+            cache.files.insert(
+                key,
+                CachedFile {
+                    sha256: sha256.clone(),
+                    ..seen
+                },
+            );
+            entry.kind = EntryKind::File;
+            entry.size = u64::try_from(stat.st_size).unwrap_or(0);
+            entry.mode = stat.st_mode;
+            entry.sha256 = Some(sha256);
+        }
+        Kind::Special(_) => return Ok(None),
+    }
+    Ok(Some(entry))
 }
 
 /// The SHA-256 of everything `input` holds, read in blocks.
@@ -250,7 +308,7 @@ pub(crate) fn hash(mut input: impl Read) -> std::io::Result<String> {
 pub(crate) struct Plan {
     pub dirs: Vec<PathBuf>,
     pub files: Vec<(PathBuf, Entry)>,
-    pub links: Vec<(PathBuf, String)>,
+    pub links: Vec<(PathBuf, OsString)>,
 }
 
 /// Maps a manifest onto `targets`, refusing any entry that would land outside them: a manifest
@@ -262,15 +320,16 @@ pub(crate) fn plan_restore(manifest: &Manifest, targets: &[Source]) -> Result<Pl
         links: Vec::new(),
     };
     for entry in &manifest.entries {
-        let (source, relative) = entry
-            .path
-            .split_once('/')
+        let raw = entry.exact_path()?;
+        let split = raw.iter().position(|&b| b == b'/');
+        let (source, relative) = split
+            .map(|at| (&raw[..at], &raw[at + 1..]))
             .ok_or_else(|| format!("entry `{}` names no source", entry.path))?;
         let target = targets
             .iter()
-            .find(|t| t.name == source)
+            .find(|t| t.name.as_bytes() == source)
             .ok_or_else(|| format!("entry `{}` is outside every source", entry.path))?;
-        let relative = Path::new(relative);
+        let relative = Path::new(OsStr::from_bytes(relative));
         if !relative
             .components()
             .all(|c| matches!(c, Component::Normal(_)))
@@ -298,10 +357,9 @@ pub(crate) fn plan_restore(manifest: &Manifest, targets: &[Source]) -> Result<Pl
             }
             EntryKind::Symlink => {
                 let target = entry
-                    .target
-                    .clone()
-                    .ok_or_else(|| format!("link `{}` has no target", entry.path))?;
-                plan.links.push((host, target));
+                    .exact_target()
+                    .ok_or_else(|| format!("link `{}` has no target", entry.path))??;
+                plan.links.push((host, OsString::from_vec(target)));
             }
         }
     }

@@ -297,9 +297,9 @@ impl From<SnapshotError> for ApiError {
         let status = match &e {
             SnapshotError::BadReference(_) => StatusCode::BAD_REQUEST,
             SnapshotError::NotFound(_) => StatusCode::NOT_FOUND,
-            SnapshotError::Corrupt { .. } | SnapshotError::TooDeep { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            SnapshotError::Corrupt { .. }
+            | SnapshotError::TooDeep { .. }
+            | SnapshotError::Capture { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             SnapshotError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             SnapshotError::Config(_) | SnapshotError::Io(_) => return ApiError::internal(e),
         };
