@@ -168,6 +168,8 @@ pub struct GcReport {
     pub deleted: usize,
     /// Unreferenced, but younger than the grace period: possibly a snapshot's in progress.
     pub kept_recent: usize,
+    /// Snapshots in progress whose blobs were spared.
+    pub in_progress: usize,
 }
 
 impl Snapshots {
@@ -216,17 +218,6 @@ impl Snapshots {
                 uploads.insert(hash.clone(), (located.clone(), entry.size));
             }
         }
-        // Owned items and a cloned handle per upload: the futures must not borrow across the
-        // stream, or they could not be sent between threads.
-        let sources = Arc::new(sources.to_vec());
-        let results: Vec<(u64, bool)> = futures_util::stream::iter(uploads)
-            .map(|(hash, (located, size))| {
-                let (this, sources) = (self.clone(), sources.clone());
-                async move { this.upload_blob(&hash, &sources, &located, size).await }
-            })
-            .buffer_unordered(self.tuning.concurrency.max(1))
-            .try_collect()
-            .await?;
         let manifest = Manifest {
             version: MANIFEST_VERSION,
             session: session.to_owned(),
@@ -234,12 +225,21 @@ impl Snapshots {
             created_at_ms,
             entries: walked.entries,
         };
-        let manifest_bytes = serde_json::to_vec(&manifest)
+        // Every blob the manifest will name, announced before the first upload: garbage
+        // collection spares them from then on, whatever its grace (see `collect_garbage`).
+        let intent = intent_path(session, &name);
+        let announced = Intent {
+            blobs: manifest.blob_hashes().into_iter().collect(),
+        };
+        let announced = serde_json::to_vec(&announced)
             .map_err(|e| SnapshotError::Io(std::io::Error::other(e)))?;
-        self.store
-            .put(&manifest_path(session, &name), manifest_bytes.into())
-            .await?;
-        let latest = self.advance_latest(session, &name).await?;
+        self.store.put(&intent, announced.into()).await?;
+        let stored = self.store_snapshot(&manifest, sources, uploads).await;
+        // Done or failed, the manifest (or nothing) now speaks for the blobs.
+        if let Err(e) = self.store.delete(&intent).await {
+            tracing::warn!(error = %e, intent = %intent, "could not remove a snapshot's intent");
+        }
+        let (results, latest) = stored?;
         *cache = walked.cache;
         cache.blobs = manifest.blob_hashes();
         Ok(SnapshotInfo {
@@ -254,6 +254,39 @@ impl Snapshots {
             objects_written: results.len() + 2,
             latest,
         })
+    }
+
+    /// Uploads what the store lacks, then the manifest, then moves the latest pointer. Returns
+    /// each upload's (bytes, multipart) and whether the snapshot is the latest.
+    async fn store_snapshot(
+        &self,
+        manifest: &Manifest,
+        sources: &[Source],
+        uploads: BTreeMap<String, (manifest::Located, u64)>,
+    ) -> Result<(Vec<(u64, bool)>, bool), SnapshotError> {
+        // Owned items and a cloned handle per upload: the futures must not borrow across the
+        // stream, or they could not be sent between threads.
+        let sources = Arc::new(sources.to_vec());
+        let results: Vec<(u64, bool)> = futures_util::stream::iter(uploads)
+            .map(|(hash, (located, size))| {
+                let (this, sources) = (self.clone(), sources.clone());
+                async move { this.upload_blob(&hash, &sources, &located, size).await }
+            })
+            .buffer_unordered(self.tuning.concurrency.max(1))
+            .try_collect()
+            .await?;
+        let manifest_bytes = serde_json::to_vec(manifest)
+            .map_err(|e| SnapshotError::Io(std::io::Error::other(e)))?;
+        self.store
+            .put(
+                &manifest_path(&manifest.session, &manifest.name),
+                manifest_bytes.into(),
+            )
+            .await?;
+        let latest = self
+            .advance_latest(&manifest.session, &manifest.name)
+            .await?;
+        Ok((results, latest))
     }
 
     /// Uploads one file as the blob `hash`, re-hashing what it sends: a file that changed since
@@ -579,19 +612,34 @@ impl Snapshots {
         Ok(deleted)
     }
 
-    /// Deletes every blob no manifest references and that is older than `grace`: a snapshot
-    /// uploads its blobs before writing its manifest, and those fresh blobs are left alone.
+    /// Deletes every blob that no manifest and no snapshot in progress references and that is
+    /// older than `grace`. A snapshot announces all its blobs in an intent before it uploads
+    /// any, and removes the intent only after its manifest is written; this lists the blobs
+    /// first and what references them second, so a blob of a snapshot in progress is always
+    /// spared, whatever `grace` says and whatever the workers' clocks (`grace` only protects
+    /// blobs of writers older than intents).
     pub async fn collect_garbage(&self, grace: Duration) -> Result<GcReport, SnapshotError> {
         let mut report = GcReport::default();
+        // The blobs first, then what references them: a blob uploaded after this listing is
+        // not a candidate, and one uploaded before it was announced (by an intent) before its
+        // upload, so the intent is read below. No clock decides what is safe.
+        let blobs: Vec<_> = self
+            .store
+            .list(Some(&StorePath::from("blobs")))
+            .try_collect()
+            .await?;
         let mut referenced = HashSet::new();
-        let manifests: Vec<_> = self
+        let records: Vec<_> = self
             .store
             .list(Some(&StorePath::from("sessions")))
             .try_collect()
             .await?;
-        for meta in manifests {
+        let abandoned_before = chrono::Utc::now() - chrono::Duration::hours(INTENT_HOURS);
+        for meta in records {
             let location = meta.location.as_ref();
-            if !(location.contains("/snapshots/") && location.ends_with(".json")) {
+            let is_manifest = location.contains("/snapshots/") && location.ends_with(".json");
+            let is_intent = location.contains("/inflight/") && location.ends_with(".json");
+            if !is_manifest && !is_intent {
                 continue;
             }
             let bytes = match self.store.get(&meta.location).await {
@@ -599,21 +647,28 @@ impl Snapshots {
                 Err(object_store::Error::NotFound { .. }) => continue,
                 Err(e) => return Err(e.into()),
             };
-            let manifest: Manifest =
-                serde_json::from_slice(&bytes).map_err(|e| SnapshotError::Corrupt {
-                    snapshot: location.to_owned(),
-                    detail: format!("unreadable manifest, nothing collected: {e}"),
-                })?;
+            let unreadable = |e: serde_json::Error| SnapshotError::Corrupt {
+                snapshot: location.to_owned(),
+                detail: format!("unreadable, nothing collected: {e}"),
+            };
+            if is_intent {
+                // A worker that died mid-snapshot leaves its intent: a day later it protects
+                // nothing any more (the only use of a clock here, with a day's margin).
+                if meta.last_modified < abandoned_before {
+                    let _ = self.store.delete(&meta.location).await;
+                    continue;
+                }
+                let intent: Intent = serde_json::from_slice(&bytes).map_err(unreadable)?;
+                report.in_progress += 1;
+                referenced.extend(intent.blobs);
+                continue;
+            }
+            let manifest: Manifest = serde_json::from_slice(&bytes).map_err(unreadable)?;
             report.manifests += 1;
             referenced.extend(manifest.blob_hashes());
         }
         let cutoff =
             chrono::Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
-        let blobs: Vec<_> = self
-            .store
-            .list(Some(&StorePath::from("blobs")))
-            .try_collect()
-            .await?;
         for meta in blobs {
             report.blobs += 1;
             let hash = meta.location.filename().unwrap_or_default();
@@ -655,8 +710,22 @@ impl Snapshots {
 /// Pointer objects kept per session.
 const POINTERS_KEPT: u64 = 4;
 
+/// After this many hours an intent is taken for a dead worker's and no longer protects blobs.
+const INTENT_HOURS: i64 = 24;
+
 fn blob_path(hash: &str) -> StorePath {
     StorePath::from(format!("blobs/{}/{hash}", &hash[..2.min(hash.len())]))
+}
+
+/// A snapshot in progress: the blobs its manifest will name.
+#[derive(Serialize, Deserialize)]
+struct Intent {
+    blobs: Vec<String>,
+}
+
+/// Where a snapshot in progress announces its blobs.
+fn intent_path(session: &str, name: &str) -> StorePath {
+    StorePath::from(format!("sessions/{session}/inflight/{name}.json"))
 }
 
 fn manifest_path(session: &str, name: &str) -> StorePath {

@@ -37,6 +37,9 @@ const MAX_BACKOFF_MS: u64 = 60_000;
 pub struct SnapshotService {
     pub snapshots: Snapshots,
     config: SnapshotConfig,
+    /// Sessions one of whose snapshots was found missing a blob: their next snapshot trusts
+    /// none of the blobs its cache remembers and uploads every one again.
+    distrusted: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// One session's snapshot bookkeeping.
@@ -94,6 +97,7 @@ impl SnapshotService {
         Ok(Self {
             snapshots: Snapshots::new(store, tuning),
             config: config.clone(),
+            distrusted: std::sync::Mutex::default(),
         })
     }
 
@@ -123,6 +127,14 @@ impl SnapshotService {
         let _guard = session.lock(false).await?;
         let changes = session.changes();
         let mut persisted = read_persisted(session);
+        let distrusted = self
+            .distrusted
+            .lock()
+            .map(|mut d| d.remove(&session.id))
+            .unwrap_or(false);
+        if distrusted {
+            persisted.cache.blobs.clear();
+        }
         let sources = sources(session);
         // The git mutex keeps status/log/diff (which refresh the index) out while the git
         // directory is read; the shared session lock keeps every writer out.
@@ -201,7 +213,14 @@ impl SnapshotService {
                 dir: git_dir.to_owned(),
             },
         ];
-        let mut cache = self.snapshots.restore(&manifest, &targets).await?;
+        let restored = self.snapshots.restore(&manifest, &targets).await;
+        if let Err(SnapshotError::Corrupt { .. }) = &restored {
+            // Its blobs are not all there: the session's next snapshot must not count on them.
+            if let Ok(mut distrusted) = self.distrusted.lock() {
+                distrusted.insert(manifest.session.clone());
+            }
+        }
+        let mut cache = restored?;
         // The session's directory is named by its id.
         let session_dir = workspace.parent();
         let session_id = session_dir

@@ -215,6 +215,22 @@ async fn a_corrupt_blob_fails_the_restore_and_leaves_no_session() {
     );
     assert_client_error(w.client.session("restored").await, 404, "session_not_found");
     assert!(!w.data.path().join("sessions/restored").exists());
+    // The victim's next snapshot no longer counts on the blobs it remembered: it uploads them
+    // again, and repairs what the store lost.
+    write(&w.client, &s, "/workspace/more.txt", "more\n").await;
+    let (status, again) = snapshot(&w, &s).await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["uploaded_blobs"], 2, "{again}");
+    let restored = w
+        .client
+        .create_session_with(json!({ "id": "restored", "from_snapshot": "victim" }))
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(
+        read(&w.client, &restored, "workspace/data.txt").await,
+        "precious\n"
+    );
 }
 
 #[tokio::test]
