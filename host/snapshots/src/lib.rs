@@ -552,6 +552,10 @@ impl Snapshots {
         Ok(manifest::cache_after_restore(manifest, &plan))
     }
 
+    /// Writes one file from its blob as the blob streams in: memory holds one chunk, whatever
+    /// the file's size. Runs of zero blocks are skipped (the file is restored sparse, as it most
+    /// likely was). The content is checked against its hash and size as it goes; a mismatch
+    /// removes the file and fails the restore.
     async fn restore_file(
         &self,
         id: &str,
@@ -563,33 +567,43 @@ impl Snapshots {
             snapshot: id.to_owned(),
             detail,
         };
-        let bytes = match self.store.get(&blob_path(hash)).await {
-            Ok(got) => got.bytes().await?,
+        let got = match self.store.get(&blob_path(hash)).await {
+            Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => {
                 return Err(corrupt(format!("the blob of `{}` is missing", entry.path)));
             }
             Err(e) => return Err(e.into()),
         };
-        if hex(&Sha256::digest(&bytes)) != hash {
+        let mut file = tokio::fs::File::create(path).await?;
+        let mut hasher = Sha256::new();
+        let mut written = 0u64;
+        let mut stream = got.into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            written += chunk.len() as u64;
+            if written > entry.size {
+                break;
+            }
+            hasher.update(&chunk);
+            write_sparse(&mut file, &chunk).await?;
+        }
+        file.set_len(written.min(entry.size)).await?;
+        if written != entry.size || hex(&hasher.finalize()) != hash {
+            drop(file);
+            let _ = tokio::fs::remove_file(path).await;
             return Err(corrupt(format!(
                 "the blob of `{}` does not match its hash",
                 entry.path
             )));
         }
-        let (path, mode) = (path.to_owned(), entry.mode);
-        tokio::task::spawn_blocking(move || {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::write(&path, &bytes)?;
-            // Safe permission bits only: a restored file is root's on disk, and setuid, setgid,
-            // sticky or world-write bits from a store (which is not trusted) or from a jailed
-            // program have no business on it.
-            std::fs::set_permissions(
-                &path,
-                std::fs::Permissions::from_mode(hearth_content::safe_mode(mode)),
-            )
-        })
-        .await
-        .map_err(|e| SnapshotError::Io(std::io::Error::other(e)))??;
+        // Safe permission bits only: a restored file is root's on disk, and setuid, setgid,
+        // sticky or world-write bits from a store (which is not trusted) or from a jailed
+        // program have no business on it.
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(hearth_content::safe_mode(
+            entry.mode,
+        )))
+        .await?;
         Ok(())
     }
 
@@ -715,6 +729,37 @@ const INTENT_HOURS: i64 = 24;
 
 fn blob_path(hash: &str) -> StorePath {
     StorePath::from(format!("blobs/{}/{hash}", &hash[..2.min(hash.len())]))
+}
+
+/// The block a restore leaves as a hole when it holds only zeros.
+const SPARSE_BLOCK: usize = 4096;
+
+/// Writes `chunk` at the file's position, seeking over runs of zero blocks instead of writing
+/// them (the caller sets the length at the end, so a trailing hole counts).
+async fn write_sparse(file: &mut tokio::fs::File, chunk: &[u8]) -> std::io::Result<()> {
+    use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+    let mut rest = chunk;
+    while !rest.is_empty() {
+        let zero = |block: &[u8]| block.iter().all(|&b| b == 0);
+        let blocks = rest.chunks(SPARSE_BLOCK);
+        let holes = blocks
+            .clone()
+            .take_while(|b| zero(b))
+            .map(<[u8]>::len)
+            .sum::<usize>();
+        if holes > 0 {
+            file.seek(std::io::SeekFrom::Current(holes as i64)).await?;
+            rest = &rest[holes..];
+            continue;
+        }
+        let data = blocks
+            .take_while(|b| !zero(b))
+            .map(<[u8]>::len)
+            .sum::<usize>();
+        file.write_all(&rest[..data]).await?;
+        rest = &rest[data..];
+    }
+    Ok(())
 }
 
 /// A snapshot in progress: the blobs its manifest will name.
