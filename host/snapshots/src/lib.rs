@@ -701,23 +701,33 @@ impl Snapshots {
         Ok(report)
     }
 
-    /// Puts a session archive (see [`export_archive`]) in the store; returns its key.
+    /// Puts a session archive (see [`export_archive`]), as it streams in, in the store; returns
+    /// its key and size.
     pub async fn put_export(
         &self,
         session: &str,
-        archive: Vec<u8>,
-    ) -> Result<String, SnapshotError> {
+        mut archive: tokio::sync::mpsc::Receiver<Bytes>,
+    ) -> Result<(String, u64), SnapshotError> {
         let key = format!("exports/{session}/{:013}.tar.zst", now_ms());
         let location = StorePath::from(key.as_str());
-        if archive.len() as u64 > self.tuning.multipart_threshold {
-            let upload = self.store.put_multipart(&location).await?;
-            let mut writer = WriteMultipart::new_with_chunk_size(upload, self.tuning.part_bytes);
-            writer.write(&archive);
-            writer.finish().await?;
-        } else {
-            self.store.put(&location, archive.into()).await?;
+        // In parts as it comes: memory holds a part or two, whatever the archive's size.
+        let upload = self.store.put_multipart(&location).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, self.tuning.part_bytes);
+        let mut size = 0u64;
+        while let Some(chunk) = archive.recv().await {
+            size += chunk.len() as u64;
+            writer
+                .wait_for_capacity(self.tuning.concurrency.max(1))
+                .await?;
+            writer.write(&chunk);
         }
-        Ok(key)
+        writer.finish().await?;
+        Ok((key, size))
+    }
+
+    /// Removes an export (one whose archive turned out cut short).
+    pub async fn delete_export(&self, key: &str) -> Result<(), SnapshotError> {
+        Ok(self.store.delete(&StorePath::from(key)).await?)
     }
 }
 

@@ -491,7 +491,7 @@ async fn exec_stream(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let (session, prepared, guard) = prepare_exec(&app, id, body).await?;
-    let (lines, mut receiver) = crate::exec::Lines::channel();
+    let (lines, mut receiver) = crate::stream::Chunks::channel(crate::exec::STREAM_LINES);
     // Output waits for a slow client until the run's wall time is over, at most.
     let run_ends = std::time::Instant::now() + prepared.job.limits.wall;
     let sink = crate::exec::ndjson_sink(lines.clone(), run_ends);

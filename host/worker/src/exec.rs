@@ -321,46 +321,14 @@ pub fn finish(
 }
 
 /// How many NDJSON lines (each at most one 64 KiB read of output) wait for a slow client: the
-/// memory a streamed run may hold, whatever the program writes.
+/// memory a streamed run may hold, whatever the program writes. A client that stops reading
+/// holds the program back (its pipe fills and it waits), never the worker's memory.
 pub const STREAM_LINES: usize = 16;
-
-/// The sending end of a streamed run's NDJSON lines, bounded ([`STREAM_LINES`]). A client that
-/// stops reading holds the program back (its pipe fills and it waits), never the worker's
-/// memory; and no sender waits past its deadline, so a client that never reads again costs a
-/// thread for a bounded time, then its lines are dropped (the final line carries the capped
-/// output in full anyway).
-#[derive(Clone)]
-pub struct Lines(tokio::sync::mpsc::Sender<bytes::Bytes>);
-
-impl Lines {
-    pub fn channel() -> (Self, tokio::sync::mpsc::Receiver<bytes::Bytes>) {
-        let (sender, receiver) = tokio::sync::mpsc::channel(STREAM_LINES);
-        (Self(sender), receiver)
-    }
-
-    /// Sends `line`, waiting for room until `deadline`. Returns whether it was sent.
-    pub fn send_by(&self, line: bytes::Bytes, deadline: std::time::Instant) -> bool {
-        let mut line = line;
-        loop {
-            match self.0.try_send(line) {
-                Ok(()) => return true,
-                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return false,
-                Err(tokio::sync::mpsc::error::TrySendError::Full(back)) => {
-                    if std::time::Instant::now() >= deadline {
-                        return false;
-                    }
-                    line = back;
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-            }
-        }
-    }
-}
 
 /// A sink that turns output chunks into NDJSON lines on `lines`, waiting for a slow client at
 /// most until `deadline` (the run's end). A multi-byte character split between two chunks is
 /// held back until it is whole, so every line's `data` is exact text.
-pub fn ndjson_sink(lines: Lines, deadline: std::time::Instant) -> OutputSink {
+pub fn ndjson_sink(lines: crate::stream::Chunks, deadline: std::time::Instant) -> OutputSink {
     let pending: Mutex<[Vec<u8>; 2]> = Mutex::default();
     Arc::new(move |stream: Stream, chunk: &[u8]| {
         let Ok(mut pending) = pending.lock() else {

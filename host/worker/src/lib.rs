@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod scratch;
 pub mod sessions;
 pub mod snapshots;
+pub mod stream;
 
 use std::future::Future;
 use std::net::SocketAddr;

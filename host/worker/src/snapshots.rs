@@ -347,19 +347,62 @@ pub async fn list(
     Ok(Json(json!({ "snapshots": snapshots })))
 }
 
-/// The whole session (workspace and git history) as one `.tar.zst`, built in memory.
-async fn archive(session: &Arc<Session>, max_depth: usize) -> Result<Vec<u8>, ApiError> {
+/// Chunks of an export in flight: 16 × 256 KiB at most, whatever the session's size.
+const EXPORT_CHUNKS: usize = 16;
+const EXPORT_CHUNK_BYTES: usize = 256 * 1024;
+/// What an export holds back before its answer commits to a stream: an error before then
+/// (a tree too deep, say) is still a proper error answer.
+const EXPORT_HOLD_BACK: usize = 1024 * 1024;
+/// How long an export waits for a consumer that stops reading before it gives up (and frees
+/// the session).
+const EXPORT_PATIENCE: Duration = Duration::from_secs(60);
+
+/// The whole session (workspace and git history) as one `.tar.zst`, streamed: the archive is
+/// made on a blocking thread while the session is held shared, into a bounded stream. Returns
+/// the stream once its first bytes are out (or the export is done), or the error that ended
+/// the export before then.
+async fn archive(
+    session: &Arc<Session>,
+    max_depth: usize,
+) -> Result<
+    (
+        tokio::sync::mpsc::Receiver<Bytes>,
+        tokio::task::JoinHandle<Result<(), String>>,
+    ),
+    ApiError,
+> {
     let guard = session.lock(false).await?;
     let git = session.git_lock_owned().await;
     let session = session.clone();
-    tokio::task::spawn_blocking(move || {
+    let (chunks, receiver) = crate::stream::Chunks::channel(EXPORT_CHUNKS);
+    let (committed, first) = tokio::sync::oneshot::channel();
+    let producer = tokio::task::spawn_blocking(move || {
         let (_guard, _git) = (guard, git);
-        let mut out = Vec::new();
-        hearth_snapshots::export_archive(&sources(&session), max_depth, &mut out)?;
-        Ok(out)
-    })
-    .await
-    .map_err(ApiError::internal)?
+        let mut out = crate::stream::ChunkWriter::new(
+            chunks,
+            EXPORT_CHUNK_BYTES,
+            EXPORT_HOLD_BACK,
+            EXPORT_PATIENCE,
+            committed,
+        );
+        let made = hearth_snapshots::export_archive(&sources(&session), max_depth, &mut out);
+        if let Err(SnapshotError::TooDeep { limit }) = &made {
+            // Said before any byte went out (see EXPORT_HOLD_BACK), as the 422 it is.
+            return out.finish(Err(format!("too_deep:{limit}")));
+        }
+        out.finish(made.map_err(|e| e.to_string()))
+    });
+    match first.await {
+        Ok(Ok(())) => Ok((receiver, producer)),
+        Ok(Err(why)) => Err(
+            match why.strip_prefix("too_deep:").and_then(|l| l.parse().ok()) {
+                Some(limit) => SnapshotError::TooDeep { limit }.into(),
+                None => ApiError::internal(why),
+            },
+        ),
+        // The producer ended without a word: a panic.
+        Err(_) => Err(ApiError::internal("the export ended unexpectedly")),
+    }
 }
 
 pub async fn export_download(
@@ -367,14 +410,28 @@ pub async fn export_download(
     id: Result<UrlPath<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let session = app.sessions.get(&crate::api::path_params(id)?)?;
-    let bytes = archive(&session, app.snapshots.snapshots.tuning().max_depth).await?;
+    let (mut receiver, producer) =
+        archive(&session, app.snapshots.snapshots.tuning().max_depth).await?;
+    // A failure after the first bytes ends the stream early (the archive lacks zstd's end, so
+    // a client sees it is cut); it is in the worker's log.
+    let session_id = session.id.clone();
+    tokio::spawn(async move {
+        if let Ok(Err(why)) = producer.await {
+            tracing::warn!(session = %session_id, error = %why, "an export stream ended early");
+        }
+    });
+    let stream = futures_util::stream::poll_fn(move |cx| {
+        receiver
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(Ok::<_, std::convert::Infallible>))
+    });
     let disposition = format!("attachment; filename=\"{}.tar.zst\"", session.id);
     Ok((
         [
             (header::CONTENT_TYPE, "application/zstd".to_owned()),
             (header::CONTENT_DISPOSITION, disposition),
         ],
-        Body::from(bytes),
+        Body::from_stream(stream),
     )
         .into_response())
 }
@@ -384,13 +441,20 @@ pub async fn export_to_store(
     id: Result<UrlPath<String>, PathRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let session = app.sessions.get(&crate::api::path_params(id)?)?;
-    let bytes = archive(&session, app.snapshots.snapshots.tuning().max_depth).await?;
-    let size = bytes.len();
-    let key = app
+    let (receiver, producer) =
+        archive(&session, app.snapshots.snapshots.tuning().max_depth).await?;
+    let stored = app
         .snapshots
         .snapshots
-        .put_export(&session.id, bytes)
-        .await?;
+        .put_export(&session.id, receiver)
+        .await;
+    let made = producer.await.map_err(ApiError::internal)?;
+    let (key, size) = stored?;
+    if let Err(why) = made {
+        // A cut archive must not stay behind looking like an export.
+        let _ = app.snapshots.snapshots.delete_export(&key).await;
+        return Err(ApiError::internal(why));
+    }
     Ok((
         StatusCode::CREATED,
         Json(json!({ "key": key, "bytes": size })),

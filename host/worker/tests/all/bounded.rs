@@ -99,3 +99,36 @@ async fn a_store_that_cannot_work_stops_the_start_naming_what_to_fix() {
     assert!(unreachable.contains("store_options"), "{unreachable}");
     assert!(started.elapsed() < Duration::from_secs(35));
 }
+
+#[tokio::test]
+async fn an_export_streams_in_bounded_memory() {
+    let w = Worker::start().await;
+    let s = w.client.create_session(None).await.unwrap().id;
+    let made = w
+        .client
+        .exec(
+            &s,
+            json!({ "command": "head -c 300M /dev/urandom > /workspace/big.bin && echo ok" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(made["stdout"], "ok\n", "{made}");
+    let before = rss_mib();
+    let mut response = reqwest::Client::new()
+        .get(format!("{}/v1/sessions/{s}/export", w.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (mut received, mut peak) = (0usize, before);
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        received += chunk.len();
+        peak = peak.max(rss_mib());
+    }
+    assert!(received > 300 * 1024 * 1024, "{received} bytes");
+    assert!(
+        peak < before + 150,
+        "the worker grew from {before} MiB to {peak} MiB during a 300 MiB export"
+    );
+}
