@@ -163,10 +163,28 @@ async fn authenticate(State(app): State<Arc<App>>, request: Request, next: Next)
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map_or("", |(_, token)| token.trim());
     if constant_time_eq(presented.as_bytes(), token.as_bytes()) {
-        next.run(request).await
-    } else {
-        ApiError::unauthorized().into_response()
+        return next.run(request).await;
     }
+    let mut refused = ApiError::unauthorized().into_response();
+    // The body is not read: the connection cannot carry another request, and says so, or a
+    // pooled client would send its next request on a connection about to close.
+    if has_body(&request) {
+        refused.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    refused
+}
+
+/// Whether a request comes with a body still to be read.
+fn has_body(request: &Request) -> bool {
+    let headers = request.headers();
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
 }
 
 /// Equal-length comparison without early exit; lengths are not secret.

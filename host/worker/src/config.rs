@@ -54,6 +54,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub exec: ExecConfig,
     pub git: GitConfig,
+    pub http: HttpConfig,
     pub snapshots: SnapshotConfig,
 }
 
@@ -125,6 +126,26 @@ pub struct GitConfig {
     pub memory_mib: u64,
     /// The `hearth-git` helper; default: next to the `hearth` binary.
     pub helper: Option<PathBuf>,
+}
+
+/// The connection limits of the accept loop (see `serve`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// A connection that has not sent a whole request head after this long (a half-open or
+    /// slow client, an idle keep-alive connection) is closed.
+    pub header_timeout_s: f64,
+    /// Connections open at once; more are closed as they arrive.
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            header_timeout_s: 10.0,
+            max_connections: 512,
+        }
+    }
 }
 
 impl Default for GitConfig {
@@ -350,6 +371,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             exec: ExecConfig::default(),
             git: GitConfig::default(),
+            http: HttpConfig::default(),
             snapshots: SnapshotConfig::default(),
         }
     }
@@ -445,6 +467,11 @@ impl Config {
             ("max_concurrent_calls", u64::from(self.max_concurrent_calls)),
             ("git.memory_mib", self.git.memory_mib),
             ("max_tree_depth", self.max_tree_depth as u64),
+            ("http.max_connections", self.http.max_connections as u64),
+            (
+                "http.header_timeout_s",
+                u64::from(self.http.header_timeout_s > 0.0),
+            ),
             ("git.timeout_s", u64::from(self.git.timeout_s > 0.0)),
         ];
         if let Some((name, _)) = limits.iter().find(|(_, v)| *v == 0) {

@@ -14,6 +14,7 @@ pub mod files;
 pub mod git;
 pub mod metrics;
 pub mod scratch;
+pub mod serve;
 pub mod sessions;
 pub mod snapshots;
 pub mod stream;
@@ -169,10 +170,12 @@ pub async fn start(
         .map_err(|error| StartError::Bind { addr, error })?;
     let router = api::router(app.clone());
     let background = tokio::spawn(snapshots::SnapshotService::run_background(app.clone()));
+    let limits = serve::Limits {
+        header_timeout: std::time::Duration::from_secs_f64(app.config.http.header_timeout_s),
+        max_connections: app.config.http.max_connections,
+    };
     let done = tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = serve::serve(listener, router, limits, shutdown).await;
         background.abort();
         served
     });

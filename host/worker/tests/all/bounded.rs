@@ -132,3 +132,82 @@ async fn an_export_streams_in_bounded_memory() {
         "the worker grew from {before} MiB to {peak} MiB during a 300 MiB export"
     );
 }
+
+/// Reads until the server closes the connection or `within` passes; returns whether it closed.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 4096];
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test]
+async fn half_open_idle_and_excess_connections_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let w = Worker::start_with(|c| {
+        c.http.header_timeout_s = 1.0;
+        c.http.max_connections = 4;
+    })
+    .await;
+    let address = w.url.trim_start_matches("http://").to_owned();
+    // A slowloris: half a request head, then nothing.
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    assert!(closed_within(&mut slow, Duration::from_secs(3)).await);
+    // An idle keep-alive connection after one answer.
+    let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
+    idle.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(closed_within(&mut idle, Duration::from_secs(3)).await);
+    // Over the cap, a connection is closed at once; the held ones time out, and then a client
+    // gets in again.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut excess = tokio::net::TcpStream::connect(&address).await.unwrap();
+    assert!(closed_within(&mut excess, Duration::from_millis(500)).await);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let health = w.client.health().await.unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    drop(held);
+}
+
+#[tokio::test]
+async fn an_early_401_leaves_a_pooled_client_working() {
+    let w = Worker::start().await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/sessions", w.url);
+    for _ in 0..3 {
+        let refused = client
+            .post(&url)
+            .body(vec![b' '; 256 * 1024])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 401);
+        assert_eq!(
+            refused.headers().get("connection").map(|v| v.as_bytes()),
+            Some(&b"close"[..])
+        );
+        let created = client
+            .post(&url)
+            .bearer_auth(TOKEN)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+    }
+}
