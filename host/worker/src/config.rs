@@ -485,6 +485,22 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// The README's full configuration example is a configuration this worker reads (a key
+    /// in the wrong table, or one the worker no longer knows, fails here).
+    #[test]
+    fn the_readmes_example_parses() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("```toml\nlisten").unwrap_or_default() + "```toml\n".len();
+        let end = readme[start..]
+            .find("```")
+            .map_or(readme.len(), |e| start + e);
+        let parsed = toml::from_str::<Config>(&readme[start..end]);
+        assert!(parsed.is_ok(), "{parsed:?}");
+        let config = parsed.unwrap_or_default();
+        assert_eq!(config.scratch_mib, Some(512));
+        assert_eq!(config.http.max_connections, 512);
+    }
+
     #[test]
     fn defaults_are_loopback_and_valid() {
         let config = Config::default();
