@@ -378,6 +378,9 @@ struct DeleteQuery {
     snapshot: Option<bool>,
 }
 
+/// Snapshots a delete with `snapshot` takes before giving up on a session that keeps changing.
+const LAST_SNAPSHOT_TRIES: usize = 3;
+
 async fn delete_session(
     State(app): State<Arc<App>>,
     id: Result<Path<String>, PathRejection>,
@@ -385,17 +388,31 @@ async fn delete_session(
 ) -> Result<Json<Value>, ApiError> {
     let id = path_params(id)?;
     let query = query_params(query)?;
-    let mut last = None;
-    if query
+    if !query
         .snapshot
         .unwrap_or(app.config.snapshots.snapshot_on_delete)
     {
-        // If the store fails, the session stays: deleting it would lose what is not stored.
-        last = Some(app.snapshots.take(&app.sessions.get(&id)?).await?);
+        app.sessions.delete(&id).await?;
+        tracing::info!(session = %id, "session deleted");
+        return Ok(Json(json!({ "id": id, "deleted": true, "snapshot": null })));
     }
-    app.sessions.delete(&id).await?;
-    tracing::info!(session = %id, "session deleted");
-    Ok(Json(json!({ "id": id, "deleted": true, "snapshot": last })))
+    // If the store fails, the session stays: deleting it would lose what is not stored. A
+    // change made while the last snapshot was taken is not lost either: the session goes only
+    // if the snapshot holds everything.
+    for _ in 0..LAST_SNAPSHOT_TRIES {
+        let session = app.sessions.get(&id)?;
+        let last = app.snapshots.take(&session).await?;
+        let seen = session.snapshots.snapshotted_changes();
+        if app.sessions.delete_if_unchanged(&id, seen).await? {
+            tracing::info!(session = %id, snapshot = %last.id, "session deleted");
+            return Ok(Json(json!({ "id": id, "deleted": true, "snapshot": last })));
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "session_busy",
+        "the session kept changing while its last snapshot was taken; it is kept: try again",
+    ))
 }
 
 async fn call_tool(

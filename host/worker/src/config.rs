@@ -44,6 +44,9 @@ pub struct Config {
     /// Host directories every session sees read-only, e.g. shared skills.
     pub read_only_areas: Vec<ReadOnlyArea>,
     pub max_body_bytes: usize,
+    /// A session without a call for this long is snapshotted and freed (its id then answers
+    /// `session_expired`, and `from_snapshot` brings it back); 0: sessions never expire.
+    pub idle_expire_s: f64,
     /// The deepest nesting of directories the worker walks in a session (snapshots, exports,
     /// commits); a deeper tree answers 422 `too_deep` naming this limit.
     pub max_tree_depth: usize,
@@ -365,6 +368,7 @@ impl Default for Config {
             read_only_areas: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_tree_depth: 256,
+            idle_expire_s: 0.0,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             max_sessions: DEFAULT_MAX_SESSIONS,
             max_concurrent_calls: hearth_runtime::DEFAULT_MAX_CONCURRENT_CALLS,

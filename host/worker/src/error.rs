@@ -87,6 +87,10 @@ impl From<SessionError> for ApiError {
             SessionError::NotFound(_) => {
                 Self::new(StatusCode::NOT_FOUND, "session_not_found", message)
             }
+            SessionError::Expired { snapshot, .. } => {
+                Self::new(StatusCode::NOT_FOUND, "session_expired", message)
+                    .with_details(json!({ "snapshot": snapshot }))
+            }
             SessionError::Full(_) => {
                 Self::new(StatusCode::INSUFFICIENT_STORAGE, "session_limit", message)
             }

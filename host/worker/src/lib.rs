@@ -10,6 +10,7 @@ pub mod api;
 pub mod config;
 pub mod error;
 pub mod exec;
+pub mod expiry;
 pub mod files;
 pub mod git;
 pub mod metrics;
@@ -170,6 +171,7 @@ pub async fn start(
         .map_err(|error| StartError::Bind { addr, error })?;
     let router = api::router(app.clone());
     let background = tokio::spawn(snapshots::SnapshotService::run_background(app.clone()));
+    let expiry = tokio::spawn(expiry::run(app.clone()));
     let limits = serve::Limits {
         header_timeout: std::time::Duration::from_secs_f64(app.config.http.header_timeout_s),
         max_connections: app.config.http.max_connections,
@@ -177,6 +179,7 @@ pub async fn start(
     let done = tokio::spawn(async move {
         let served = serve::serve(listener, router, limits, shutdown).await;
         background.abort();
+        expiry.abort();
         served
     });
     Ok(Running { addr, done, app })

@@ -50,6 +50,11 @@ pub enum SessionError {
     Exists(String),
     #[error("no session `{0}`")]
     NotFound(String),
+    #[error(
+        "session `{id}` expired after being idle; its last snapshot is `{snapshot}`: bring it \
+         back with POST /v1/sessions {{\"id\": \"{id}\", \"from_snapshot\": \"{id}\"}}"
+    )]
+    Expired { id: String, snapshot: String },
     #[error("this worker already holds its maximum of {0} sessions")]
     Full(usize),
     #[error("the configured view is invalid: {0}")]
@@ -81,6 +86,8 @@ pub struct Session {
     /// one, so a snapshot that saw count N holds every change up to N.
     changes: AtomicU64,
     last_change_ms: AtomicU64,
+    /// When the session's lock was last taken, shared or exclusive: its last use.
+    last_used_ms: AtomicU64,
     /// The snapshot bookkeeping of this session.
     pub snapshots: crate::snapshots::SessionSnapshots,
 }
@@ -97,6 +104,7 @@ impl Session {
     /// Waits for the session's lock: shared for read-only work, exclusive for writes. Fails if
     /// the session was deleted while waiting.
     pub async fn lock(&self, exclusive: bool) -> Result<SessionGuard, SessionError> {
+        self.last_used_ms.store(now_ms(), Ordering::Release);
         let guard = if exclusive {
             let guard = self.lock.clone().write_owned().await;
             self.changes.fetch_add(1, Ordering::AcqRel);
@@ -174,6 +182,11 @@ impl Session {
         self.git.lock().await
     }
 
+    /// When the session was last used (its lock taken).
+    pub fn last_used_ms(&self) -> u64 {
+        self.last_used_ms.load(Ordering::Acquire)
+    }
+
     /// How many exclusive holds (possible changes) the session has seen.
     pub fn changes(&self) -> u64 {
         self.changes.load(Ordering::Acquire)
@@ -215,7 +228,13 @@ pub struct Sessions {
     /// Ids being created: taken, and counted against the limit, before the (possibly slow)
     /// preparation runs without holding `live`.
     creating: Mutex<HashSet<String>>,
+    /// Sessions expired for idleness, with the snapshot that holds them (at most
+    /// [`EXPIRED_KEPT`] remembered, so a stale id says why it is gone).
+    expired: Mutex<HashMap<String, String>>,
 }
+
+/// Expired sessions remembered by name.
+const EXPIRED_KEPT: usize = 10_000;
 
 impl Sessions {
     /// Opens (creating if needed) `<data-dir>/sessions` and takes back the sessions already
@@ -241,6 +260,7 @@ impl Sessions {
             scratch_mib: config.scratch_mib,
             live: RwLock::new(HashMap::new()),
             creating: Mutex::default(),
+            expired: Mutex::default(),
         };
         // Fail at start-up, not at the first session, if the configured view is unusable.
         sessions.session(Record {
@@ -303,6 +323,7 @@ impl Sessions {
             tool_calls: AtomicU64::new(0),
             changes: AtomicU64::new(0),
             last_change_ms: AtomicU64::new(0),
+            last_used_ms: AtomicU64::new(now_ms()),
             snapshots: crate::snapshots::SessionSnapshots::default(),
         })
     }
@@ -321,6 +342,9 @@ impl Sessions {
             None => uuid::Uuid::new_v4().simple().to_string(),
         };
         let _reservation = self.reserve(&id)?;
+        if let Ok(mut expired) = self.expired.lock() {
+            expired.remove(&id);
+        }
         let dir = self.root.join(&id);
         // Leftovers of a create or delete that died half-way are not a session: clear them.
         if dir.exists() {
@@ -404,11 +428,27 @@ impl Sessions {
     }
 
     pub fn get(&self, id: &str) -> Result<Arc<Session>, SessionError> {
-        self.live
-            .read()
-            .ok()
-            .and_then(|live| live.get(id).cloned())
-            .ok_or_else(|| SessionError::NotFound(id.to_owned()))
+        if let Some(session) = self.live.read().ok().and_then(|live| live.get(id).cloned()) {
+            return Ok(session);
+        }
+        let expired = self.expired.lock().ok().and_then(|e| e.get(id).cloned());
+        Err(match expired {
+            Some(snapshot) => SessionError::Expired {
+                id: id.to_owned(),
+                snapshot,
+            },
+            None => SessionError::NotFound(id.to_owned()),
+        })
+    }
+
+    /// Remembers that `id` expired into `snapshot`.
+    pub fn mark_expired(&self, id: &str, snapshot: &str) {
+        if let Ok(mut expired) = self.expired.lock() {
+            if expired.len() >= EXPIRED_KEPT {
+                expired.clear();
+            }
+            expired.insert(id.to_owned(), snapshot.to_owned());
+        }
     }
 
     /// All sessions, oldest first.
@@ -432,8 +472,25 @@ impl Sessions {
 
     /// Removes a session once the calls running in it have finished.
     pub async fn delete(&self, id: &str) -> Result<(), SessionError> {
+        self.remove(id, None).await.map(drop)
+    }
+
+    /// Removes a session if it has not changed since change count `seen` (what a snapshot
+    /// holds): nothing made after the snapshot is lost. Returns whether it was removed.
+    pub async fn delete_if_unchanged(&self, id: &str, seen: u64) -> Result<bool, SessionError> {
+        self.remove(id, Some(seen)).await
+    }
+
+    async fn remove(&self, id: &str, seen: Option<u64>) -> Result<bool, SessionError> {
         let session = self.get(id)?;
-        let _exclusive = session.lock(true).await?;
+        // Taken as a writer would, without counting as a change.
+        let _exclusive = session.lock.clone().write_owned().await;
+        if session.deleted.load(Ordering::Acquire) {
+            return Err(SessionError::NotFound(id.to_owned()));
+        }
+        if seen.is_some_and(|seen| session.changes() != seen) {
+            return Ok(false);
+        }
         session.deleted.store(true, Ordering::Release);
         if let Ok(mut live) = self.live.write() {
             live.remove(id);
@@ -454,7 +511,7 @@ impl Sessions {
         })
         .await
         .map_err(|e| SessionError::Io(std::io::Error::other(e)))??;
-        Ok(())
+        Ok(true)
     }
 }
 

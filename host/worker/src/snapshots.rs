@@ -53,6 +53,13 @@ pub struct SessionSnapshots {
     loaded: AtomicBool,
 }
 
+impl SessionSnapshots {
+    /// The change count the last durable snapshot holds.
+    pub fn snapshotted_changes(&self) -> u64 {
+        self.snapshotted_changes.load(Ordering::Acquire)
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Status {
     last: Option<SnapshotInfo>,

@@ -211,3 +211,37 @@ async fn an_early_401_leaves_a_pooled_client_working() {
         assert_eq!(created.status(), 201);
     }
 }
+
+#[tokio::test]
+async fn an_idle_session_expires_into_a_snapshot_and_comes_back() {
+    let w = Worker::start_with(|c| c.idle_expire_s = 1.0).await;
+    let c = &w.client;
+    c.create_session(Some("sleepy")).await.unwrap();
+    c.create_session(Some("busy")).await.unwrap();
+    crate::support::write(c, "sleepy", "/workspace/notes.txt", "remember me\n").await;
+    let started = Instant::now();
+    let expired = loop {
+        // The busy session is used all along.
+        c.call_tool("busy", "ls", json!({ "path": "/workspace" }))
+            .await
+            .unwrap();
+        match c.session("sleepy").await {
+            Err(e) if e.code() == Some("session_expired") => break e,
+            Err(e) => panic!("{e}"),
+            Ok(_) => {}
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "never expired");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(expired.status(), Some(404));
+    assert!(expired.to_string().contains("from_snapshot"), "{expired}");
+    assert!(c.session("busy").await.is_ok(), "a session in use expired");
+    assert!(!w.data.path().join("sessions/sleepy").exists());
+    c.create_session_with(json!({ "id": "sleepy", "from_snapshot": "sleepy" }))
+        .await
+        .unwrap();
+    assert_eq!(
+        crate::support::read(c, "sleepy", "workspace/notes.txt").await,
+        "remember me\n"
+    );
+}

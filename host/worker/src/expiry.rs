@@ -1,0 +1,48 @@
+//! Idle sessions expire: after `idle_expire_s` without a call, a session is snapshotted and its
+//! directories are freed. Nothing is lost — it is removed only if nothing changed after the
+//! snapshot, and a store that fails keeps it — and its id then answers 404 `session_expired`
+//! naming the snapshot, which `POST /v1/sessions {"id", "from_snapshot"}` brings back, here or
+//! on any worker sharing the store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::App;
+use crate::sessions::now_ms;
+
+/// Checks sessions for idleness until the worker stops (off when `idle_expire_s` is 0).
+pub async fn run(app: Arc<App>) {
+    let idle = app.config.idle_expire_s;
+    if idle <= 0.0 {
+        return;
+    }
+    let idle_ms = (idle * 1000.0) as u64;
+    let mut tick = tokio::time::interval(Duration::from_secs_f64((idle / 4.0).clamp(0.25, 30.0)));
+    loop {
+        tick.tick().await;
+        for session in app.sessions.list() {
+            if now_ms().saturating_sub(session.last_used_ms()) < idle_ms {
+                continue;
+            }
+            let snapshot = match app.snapshots.take(&session).await {
+                Ok(info) => info.id,
+                Err(e) => {
+                    tracing::warn!(session = %session.id, error = %e.message, "an idle session could not be snapshotted; it stays");
+                    continue;
+                }
+            };
+            let seen = session.snapshots.snapshotted_changes();
+            match app.sessions.delete_if_unchanged(&session.id, seen).await {
+                Ok(true) => {
+                    app.sessions.mark_expired(&session.id, &snapshot);
+                    tracing::info!(session = %session.id, %snapshot, "idle session expired");
+                }
+                // Used again since the snapshot: it stays.
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(session = %session.id, error = %e, "expiring an idle session failed")
+                }
+            }
+        }
+    }
+}
