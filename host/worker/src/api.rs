@@ -155,13 +155,21 @@ async fn authenticate(State(app): State<Arc<App>>, request: Request, next: Next)
     if request.uri().path() == "/v1/health" {
         return next.run(request).await;
     }
-    let presented = request
+    let bearer = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map_or("", |(_, token)| token.trim());
+        .map(|(_, token)| token.trim());
+    // Clients that cannot set Authorization (some MCP and webhook clients) use the API-key
+    // header instead.
+    let api_key = request
+        .headers()
+        .get(API_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    let presented = bearer.or(api_key).unwrap_or("");
     if constant_time_eq(presented.as_bytes(), token.as_bytes()) {
         return next.run(request).await;
     }
@@ -176,6 +184,9 @@ async fn authenticate(State(app): State<Arc<App>>, request: Request, next: Next)
     }
     refused
 }
+
+/// The header that carries the token where `Authorization: Bearer` cannot.
+const API_KEY_HEADER: &str = "x-api-key";
 
 /// Whether a request comes with a body still to be read.
 fn has_body(request: &Request) -> bool {

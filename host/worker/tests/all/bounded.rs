@@ -245,3 +245,31 @@ async fn an_idle_session_expires_into_a_snapshot_and_comes_back() {
         "remember me\n"
     );
 }
+
+#[tokio::test]
+async fn the_token_goes_in_authorization_or_the_api_key_header() {
+    let w = Worker::start().await;
+    let sessions = format!("{}/v1/sessions", w.url);
+    let client = reqwest::Client::new();
+    let by_key = client
+        .get(&sessions)
+        .header("X-API-Key", TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_key.status(), 200);
+    let wrong = client
+        .get(&sessions)
+        .header("X-API-Key", "nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let bearer = client
+        .get(&sessions)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status(), 200);
+}
