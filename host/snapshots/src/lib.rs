@@ -545,9 +545,18 @@ impl Snapshots {
             .buffer_unordered(self.tuning.concurrency.max(1))
             .try_collect::<Vec<()>>()
             .await?;
-        // Links last: nothing restored afterwards can be written through one.
-        for (path, target) in &plan.links {
-            std::os::unix::fs::symlink(target, path)?;
+        // Links last: nothing restored afterwards can be written through one. Each is made
+        // through `hearth-content`, so a link the manifest (not trusted) names on the way to
+        // another is refused, never followed out of the session.
+        for (root, relative, target) in &plan.links {
+            let made =
+                hearth_content::Tree::open(root).and_then(|tree| tree.symlink(target, relative));
+            if let Err(e) = made {
+                return Err(SnapshotError::Corrupt {
+                    snapshot: id.clone(),
+                    detail: format!("link `{}` cannot be made: {e}", relative.display()),
+                });
+            }
         }
         Ok(manifest::cache_after_restore(manifest, &plan))
     }
@@ -574,6 +583,7 @@ impl Snapshots {
             }
             Err(e) => return Err(e.into()),
         };
+        use tokio::io::AsyncWriteExt;
         let mut file = tokio::fs::File::create(path).await?;
         let mut hasher = Sha256::new();
         let mut written = 0u64;
@@ -587,6 +597,9 @@ impl Snapshots {
             hasher.update(&chunk);
             write_sparse(&mut file, &chunk).await?;
         }
+        // Writes happen in the background: an error (a full disk) shows at the flush, and must
+        // fail the restore rather than leave zeros where the data should be.
+        file.flush().await?;
         file.set_len(written.min(entry.size)).await?;
         if written != entry.size || hex(&hasher.finalize()) != hash {
             drop(file);
@@ -651,21 +664,39 @@ impl Snapshots {
         let abandoned_before = chrono::Utc::now() - chrono::Duration::hours(INTENT_HOURS);
         for meta in records {
             let location = meta.location.as_ref();
-            let is_manifest = location.contains("/snapshots/") && location.ends_with(".json");
-            let is_intent = location.contains("/inflight/") && location.ends_with(".json");
-            if !is_manifest && !is_intent {
-                continue;
-            }
+            // `sessions/<id>/snapshots/<name>.json` or `sessions/<id>/inflight/<name>.json`,
+            // by position: a session may be called `inflight`.
+            let parts: Vec<&str> = location.split('/').collect();
+            let (kind, session, name) = match parts.as_slice() {
+                ["sessions", session, kind @ ("snapshots" | "inflight"), file] => {
+                    match file.strip_suffix(".json") {
+                        Some(name) => (*kind, *session, name),
+                        None => continue,
+                    }
+                }
+                _ => continue,
+            };
             let bytes = match self.store.get(&meta.location).await {
-                Ok(got) => got.bytes().await?,
-                Err(object_store::Error::NotFound { .. }) => continue,
+                Ok(got) => Some(got.bytes().await?),
+                Err(object_store::Error::NotFound { .. }) => None,
                 Err(e) => return Err(e.into()),
             };
             let unreadable = |e: serde_json::Error| SnapshotError::Corrupt {
                 snapshot: location.to_owned(),
                 detail: format!("unreadable, nothing collected: {e}"),
             };
-            if is_intent {
+            if kind == "inflight" {
+                let Some(bytes) = bytes else {
+                    // Gone since the listing: the snapshot finished (its manifest, written
+                    // before the intent was removed, may postdate the listing: read it now) or
+                    // failed (then there is none).
+                    match self.manifest(session, name).await {
+                        Ok(manifest) => referenced.extend(manifest.blob_hashes()),
+                        Err(SnapshotError::NotFound(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                    continue;
+                };
                 // A worker that died mid-snapshot leaves its intent: a day later it protects
                 // nothing any more (the only use of a clock here, with a day's margin).
                 if meta.last_modified < abandoned_before {
@@ -677,6 +708,7 @@ impl Snapshots {
                 referenced.extend(intent.blobs);
                 continue;
             }
+            let Some(bytes) = bytes else { continue };
             let manifest: Manifest = serde_json::from_slice(&bytes).map_err(unreadable)?;
             report.manifests += 1;
             referenced.extend(manifest.blob_hashes());

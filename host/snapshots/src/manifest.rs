@@ -308,7 +308,8 @@ pub(crate) fn hash(mut input: impl Read) -> std::io::Result<String> {
 pub(crate) struct Plan {
     pub dirs: Vec<PathBuf>,
     pub files: Vec<(PathBuf, Entry)>,
-    pub links: Vec<(PathBuf, OsString)>,
+    /// A link: the root it goes under, its path below that root, and its target.
+    pub links: Vec<(PathBuf, PathBuf, OsString)>,
 }
 
 /// Maps a manifest onto `targets`, refusing any entry that would land outside them: a manifest
@@ -340,6 +341,7 @@ pub(crate) fn plan_restore(manifest: &Manifest, targets: &[Source]) -> Result<Pl
             ));
         }
         let host = target.dir.join(relative);
+        let target_root = target.dir.clone();
         match entry.kind {
             EntryKind::Dir => plan.dirs.push(host),
             EntryKind::File => {
@@ -359,7 +361,11 @@ pub(crate) fn plan_restore(manifest: &Manifest, targets: &[Source]) -> Result<Pl
                 let target = entry
                     .exact_target()
                     .ok_or_else(|| format!("link `{}` has no target", entry.path))??;
-                plan.links.push((host, OsString::from_vec(target)));
+                plan.links.push((
+                    target_root.clone(),
+                    relative.to_owned(),
+                    OsString::from_vec(target),
+                ));
             }
         }
     }

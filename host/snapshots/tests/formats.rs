@@ -129,3 +129,47 @@ async fn a_snapshot_written_by_round_1_still_restores() {
         "ref: refs/heads/main\n"
     );
 }
+
+#[tokio::test]
+async fn a_manifest_cannot_make_a_link_through_a_link() {
+    let store = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let manifest = serde_json::json!({
+        "version": 2,
+        "session": "evil",
+        "name": "0000000000001-aaaaaaaa",
+        "created_at_ms": 1,
+        "entries": [
+            { "path": "workspace/a", "kind": "symlink", "size": 0, "mode": 41471,
+              "target": outside.path() },
+            { "path": "workspace/a/planted", "kind": "symlink", "size": 0, "mode": 41471,
+              "target": "/etc/passwd" }
+        ]
+    });
+    let dir = store.path().join("sessions/evil/snapshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("0000000000001-aaaaaaaa.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    let snapshots = snapshots(store.path());
+    let manifest = snapshots
+        .resolve("evil/0000000000001-aaaaaaaa")
+        .await
+        .unwrap();
+    let back = tempfile::tempdir().unwrap();
+    let targets = sources(back.path());
+    for t in &targets {
+        std::fs::create_dir_all(&t.dir).unwrap();
+    }
+    let restored = snapshots.restore(&manifest, &targets).await;
+    assert!(
+        matches!(
+            restored,
+            Err(hearth_snapshots::SnapshotError::Corrupt { .. })
+        ),
+        "{restored:?}"
+    );
+    assert!(!outside.path().join("planted").exists());
+}

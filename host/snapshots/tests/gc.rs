@@ -66,3 +66,30 @@ async fn collecting_with_no_grace_during_a_snapshot_loses_nothing() {
         "content 2707\n"
     );
 }
+
+#[tokio::test]
+async fn a_session_called_inflight_keeps_its_snapshots() {
+    let store = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        url: Some(format!("file://{}", store.path().display())),
+        ..StoreConfig::default()
+    };
+    let snapshots = Snapshots::new(
+        hearth_snapshots::open(&config, store.path()).unwrap(),
+        Tuning::default(),
+    );
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("workspace")).unwrap();
+    std::fs::write(root.path().join("workspace/kept.txt"), "kept\n").unwrap();
+    let sources = vec![Source {
+        name: "workspace".into(),
+        dir: root.path().join("workspace"),
+    }];
+    snapshots
+        .take("inflight", &sources, &mut FileCache::default())
+        .await
+        .unwrap();
+    let report = snapshots.collect_garbage(Duration::ZERO).await.unwrap();
+    assert_eq!((report.manifests, report.deleted), (1, 0), "{report:?}");
+    assert!(snapshots.resolve("inflight").await.is_ok());
+}
