@@ -190,6 +190,49 @@ fn split(rel: &Path) -> Result<(&Path, &OsStr), ContentError> {
     Ok((rel.parent().unwrap_or(Path::new("")), name))
 }
 
+/// How long one piece of a path handed to the kernel may be (well under PATH_MAX).
+const PATH_PIECE_BYTES: usize = 2048;
+
+/// `rel` cut into pieces of whole components, each at most [`PATH_PIECE_BYTES`] long.
+fn path_pieces(rel: &Path) -> Vec<std::path::PathBuf> {
+    let mut pieces = vec![std::path::PathBuf::new()];
+    for component in rel.components() {
+        let Component::Normal(name) = component else {
+            continue;
+        };
+        let current = pieces.last_mut().map_or(0, |p| p.as_os_str().len());
+        if current > 0 && current + 1 + name.len() > PATH_PIECE_BYTES {
+            pieces.push(std::path::PathBuf::new());
+        }
+        if let Some(piece) = pieces.last_mut() {
+            piece.push(name);
+        }
+    }
+    pieces
+}
+
+/// One `openat2` beneath `at`, with the layer's resolution rules.
+fn openat2_beneath(
+    at: &OwnedFd,
+    rel: &Path,
+    flags: OFlags,
+    mode: Mode,
+) -> Result<OwnedFd, ContentError> {
+    // `O_PATH` takes no other flags but these (openat2 refuses them).
+    let extra = if flags.contains(OFlags::PATH) {
+        OFlags::CLOEXEC | OFlags::NOFOLLOW
+    } else {
+        OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NOCTTY
+    };
+    Ok(rustix::fs::openat2(
+        at,
+        rel,
+        flags | extra,
+        mode,
+        beneath(),
+    )?)
+}
+
 /// An open directory of session content; every path given to its methods is relative to it
 /// and resolved beneath it without following links.
 #[derive(Debug)]
@@ -217,19 +260,19 @@ impl Tree {
 
     fn open_beneath(&self, rel: &Path, flags: OFlags, mode: Mode) -> Result<OwnedFd, ContentError> {
         let rel = relative(rel)?;
-        // `O_PATH` takes no other flags but these (openat2 refuses them).
-        let extra = if flags.contains(OFlags::PATH) {
-            OFlags::CLOEXEC | OFlags::NOFOLLOW
-        } else {
-            OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NOCTTY
-        };
-        Ok(rustix::fs::openat2(
-            &self.fd,
-            rel,
-            flags | extra,
-            mode,
-            beneath(),
-        )?)
+        // A path the kernel takes in one call is at most PATH_MAX (4,096 bytes); an agent can
+        // nest deeper than that with long names. Such a path is resolved in pieces, each
+        // beneath the directory the previous piece opened.
+        if rel.as_os_str().len() > PATH_PIECE_BYTES {
+            let mut pieces = path_pieces(rel).into_iter();
+            let last = pieces.next_back().unwrap_or_default();
+            let mut at = self.fd.try_clone()?;
+            for piece in pieces {
+                at = openat2_beneath(&at, &piece, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())?;
+            }
+            return openat2_beneath(&at, &last, flags, mode);
+        }
+        openat2_beneath(&self.fd, rel, flags, mode)
     }
 
     /// The directory at `rel` (`""`: this one again).

@@ -245,3 +245,34 @@ fn a_mount_point_is_repaired_whatever_was_left_there() {
     assert!(tree.repair_mount_point(Path::new("a/b")).is_ok());
     assert!(dir.path().join("a/b").is_dir());
 }
+
+#[test]
+fn paths_longer_than_path_max_are_resolved_in_pieces() {
+    let (dir, tree) = tree();
+    let name = "n".repeat(255);
+    let mut current = Tree::open(dir.path()).unwrap();
+    let mut rel = std::path::PathBuf::new();
+    for _ in 0..24 {
+        rustix::fs::mkdirat(&current, name.as_str(), Mode::from_raw_mode(0o755)).unwrap();
+        current = current.dir(Path::new(&name)).unwrap();
+        rel.push(&name);
+    }
+    assert!(rel.as_os_str().len() > 6000);
+    let file = rel.join("leaf");
+    assert!(tree.write_file(&file, b"deep", 0o644).unwrap());
+    assert_eq!(tree.read(&file, 10).unwrap(), b"deep");
+    let mut files = 0;
+    Walk::new(100)
+        .run(&tree, |visit| {
+            if visit.kind == Kind::File {
+                files += 1;
+                assert!(visit.dir.open_listed_file(Path::new(visit.name))?.is_some());
+            }
+            Ok::<(), ContentError>(())
+        })
+        .unwrap();
+    assert_eq!(files, 1);
+    let victim = dir.path().join(&name);
+    remove_tree(&victim).unwrap();
+    assert!(!victim.exists());
+}

@@ -36,7 +36,7 @@ impl Walk {
     }
 
     /// Calls `visit` for every entry beneath `root`, in depth-first pre-order (a directory,
-    /// then what it holds). A directory deeper than the limit stops the walk with
+    /// then what it holds). An entry more than `max_depth` directories down stops the walk with
     /// [`ContentError::TooDeep`]. Only the directory being listed is held open: going back up
     /// reopens the parent from the root, so a deep tree costs no descriptors.
     pub fn run<E: From<ContentError>>(
@@ -59,6 +59,12 @@ impl Walk {
             };
             let path = level.rel.join(&entry.name);
             let depth = stack.len();
+            if depth > self.max_depth {
+                return Err(ContentError::TooDeep {
+                    limit: self.max_depth,
+                }
+                .into());
+            }
             visit(Visit {
                 path: &path,
                 name: &entry.name,
@@ -68,12 +74,6 @@ impl Walk {
             })?;
             if entry.kind != Kind::Dir {
                 continue;
-            }
-            if depth >= self.max_depth {
-                return Err(ContentError::TooDeep {
-                    limit: self.max_depth,
-                }
-                .into());
             }
             let child = match current.dir(Path::new(&entry.name)) {
                 Ok(child) => child,

@@ -46,6 +46,12 @@ pub enum GitError {
          delete the deepest directories"
     )]
     TooDeep { limit: usize },
+    /// A path in the work tree is longer than git can handle.
+    #[error(
+        "a path in the workspace is longer than git handles ({limit} bytes); shorten or delete \
+         it"
+    )]
+    PathTooLong { limit: usize },
     /// The helper ended without an answer (out of memory, killed, crashed).
     #[error("the git helper failed: {0}")]
     HelperFailed(String),
@@ -70,6 +76,7 @@ impl GitError {
             Self::Remote { .. } => "remote_failed",
             Self::TimedOut { .. } => "git_timeout",
             Self::TooDeep { .. } => "too_deep",
+            Self::PathTooLong { .. } => "path_too_long",
             Self::HelperFailed(_) => "git_failed",
             Self::Internal(_) => "git_failed",
         }

@@ -32,6 +32,9 @@ use serde_json::Value;
 
 use crate::{Author, GitError, RemoteAccess, SessionRepo};
 
+/// The longest path below the work tree libgit2 handles (its own buffers are PATH_MAX).
+const GIT_PATH_MAX: usize = 4000;
+
 /// The most an answer may take (a status of a huge work tree, a diff at its cap).
 const MAX_ANSWER_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -113,9 +116,19 @@ impl Operation {
 impl Job {
     /// Runs the job in this process. The helper calls this after confining itself; tests may
     /// call it directly. libgit2 fails on a work tree deeper than paths may be long with a
-    /// message of its own: a failure is checked against the depth limit (only then, so a
-    /// working operation pays no walk) and answered as [`GitError::TooDeep`] when it is over.
+    /// message of its own: a failure is checked against the depth limit and answered as
+    /// [`GitError::TooDeep`] when it is over; commits check before they stage (one directory
+    /// listing per directory, no file opened).
     pub fn run(&self) -> Result<Value, GitError> {
+        // libgit2 stages around a path it cannot take, silently: a commit checks first, so no
+        // file is left out without a word.
+        if matches!(
+            self.operation,
+            Operation::Commit { .. } | Operation::MergeContinue { .. }
+        ) && let Some(refused) = self.too_deep()
+        {
+            return Err(refused);
+        }
         match self.run_operation() {
             Err(GitError::Internal(message)) => {
                 Err(self.too_deep().unwrap_or(GitError::Internal(message)))
@@ -124,13 +137,26 @@ impl Job {
         }
     }
 
+    /// Why a failed operation failed, when the work tree is to blame: too deep, or a path
+    /// longer than libgit2 can take.
     fn too_deep(&self) -> Option<GitError> {
         let tree = hearth_content::Tree::open(&self.work_tree).ok()?;
-        let walked = hearth_content::walk::Walk::new(self.max_depth)
-            .run(&tree, |_| Ok::<(), hearth_content::ContentError>(()));
+        let mut too_long = false;
+        let walked = hearth_content::walk::Walk::new(self.max_depth).run(&tree, |visit| {
+            if visit.path.as_os_str().len() >= GIT_PATH_MAX {
+                too_long = true;
+                return Err(hearth_content::ContentError::NameTooLong);
+            }
+            Ok(())
+        });
         match walked {
             Err(hearth_content::ContentError::TooDeep { limit }) => {
                 Some(GitError::TooDeep { limit })
+            }
+            Err(hearth_content::ContentError::NameTooLong) if too_long => {
+                Some(GitError::PathTooLong {
+                    limit: GIT_PATH_MAX,
+                })
             }
             _ => None,
         }

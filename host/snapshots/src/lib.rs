@@ -77,7 +77,11 @@ impl From<hearth_content::ContentError> for SnapshotError {
         match e {
             hearth_content::ContentError::TooDeep { limit } => Self::TooDeep { limit },
             hearth_content::ContentError::Io(e) => Self::Io(e),
-            other => Self::Io(std::io::Error::other(other.to_string())),
+            // What the session holds, not a fault of the worker: said as such (422).
+            other => Self::Capture {
+                path: "a directory of the session".into(),
+                reason: other.to_string(),
+            },
         }
     }
 }

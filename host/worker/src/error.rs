@@ -145,7 +145,7 @@ impl From<hearth_git::GitError> for ApiError {
             // The remote's failure, not ours; the message is already free of credentials.
             G::Remote { .. } => StatusCode::BAD_GATEWAY,
             G::TimedOut { .. } => StatusCode::GATEWAY_TIMEOUT,
-            G::TooDeep { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            G::TooDeep { .. } | G::PathTooLong { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             G::Internal(_) | G::HelperFailed(_) => return Self::internal(message),
         };
         Self::new(status, code, message)

@@ -250,3 +250,36 @@ async fn the_data_dir_is_private_to_the_worker() {
     assert_eq!(mode & 0o7777, 0o700);
     drop(w);
 }
+
+#[tokio::test]
+async fn paths_longer_than_the_kernel_takes_are_handled_everywhere() {
+    let w = worker().await;
+    let c = &w.client;
+    let s = c.create_session(None).await.unwrap().id;
+    run(
+        c,
+        &s,
+        "python3 -c \"import os\nfor _ in range(20):\n os.mkdir('n' * 255); os.chdir('n' * 255)\nopen('leaf','w').write('deep')\"",
+    )
+    .await;
+    let path = format!("/v1/sessions/{s}/snapshots");
+    let token = Some(crate::support::TOKEN);
+    let snapshot = w
+        .raw(Method::POST, &path, token, Some(b"{}".to_vec()))
+        .await;
+    assert_eq!(snapshot.0, 201, "{snapshot:?}");
+    let path = format!("/v1/sessions/{s}/export");
+    let export = reqwest::Client::new()
+        .get(format!("{}{path}", w.url))
+        .bearer_auth(crate::support::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), 200);
+    assert!(!export.bytes().await.unwrap().is_empty());
+    let commit = c.git(&s, "commit", json!({ "message": "long" })).await;
+    let e = commit.unwrap_err();
+    assert_eq!(e.status(), Some(422), "{e}");
+    c.delete_session(&s).await.unwrap();
+    assert!(!w.data.path().join("sessions").join(&s).exists());
+}
