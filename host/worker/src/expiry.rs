@@ -21,7 +21,11 @@ pub async fn run(app: Arc<App>) {
     loop {
         tick.tick().await;
         for session in app.sessions.list() {
-            if now_ms().saturating_sub(session.last_used_ms()) < idle_ms {
+            // In use, or a snapshot that failed is waiting for its retry: not now.
+            if now_ms().saturating_sub(session.last_used_ms()) < idle_ms
+                || session.is_busy()
+                || !app.snapshots.may_try(&session)
+            {
                 continue;
             }
             let snapshot = match app.snapshots.take(&session).await {

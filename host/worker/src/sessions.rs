@@ -86,18 +86,30 @@ pub struct Session {
     /// one, so a snapshot that saw count N holds every change up to N.
     changes: AtomicU64,
     last_change_ms: AtomicU64,
-    /// When the session's lock was last taken, shared or exclusive: its last use.
-    last_used_ms: AtomicU64,
+    /// When the session's lock was last taken or released, shared or exclusive: its last use.
+    last_used_ms: Arc<AtomicU64>,
     /// The snapshot bookkeeping of this session.
     pub snapshots: crate::snapshots::SessionSnapshots,
 }
 
-/// A held session lock; dropping it releases the session.
-pub enum SessionGuard {
+/// A held session lock; dropping it releases the session, and marks it used until then (a
+/// call that runs for an hour is use, not idleness).
+pub struct SessionGuard {
+    _held: Held,
+    last_used_ms: Arc<AtomicU64>,
+}
+
+enum Held {
     Shared(#[allow(dead_code, reason = "held for its Drop")] tokio::sync::OwnedRwLockReadGuard<()>),
     Exclusive(
         #[allow(dead_code, reason = "held for its Drop")] tokio::sync::OwnedRwLockWriteGuard<()>,
     ),
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.last_used_ms.store(now_ms(), Ordering::Release);
+    }
 }
 
 impl Session {
@@ -109,9 +121,13 @@ impl Session {
             let guard = self.lock.clone().write_owned().await;
             self.changes.fetch_add(1, Ordering::AcqRel);
             self.last_change_ms.store(now_ms(), Ordering::Release);
-            SessionGuard::Exclusive(guard)
+            Held::Exclusive(guard)
         } else {
-            SessionGuard::Shared(self.lock.clone().read_owned().await)
+            Held::Shared(self.lock.clone().read_owned().await)
+        };
+        let guard = SessionGuard {
+            _held: guard,
+            last_used_ms: self.last_used_ms.clone(),
         };
         if self.deleted.load(Ordering::Acquire) {
             return Err(SessionError::NotFound(self.id.clone()));
@@ -182,9 +198,14 @@ impl Session {
         self.git.lock().await
     }
 
-    /// When the session was last used (its lock taken).
+    /// When the session was last used (its lock taken or released).
     pub fn last_used_ms(&self) -> u64 {
         self.last_used_ms.load(Ordering::Acquire)
+    }
+
+    /// Whether a call holds the session right now.
+    pub fn is_busy(&self) -> bool {
+        self.lock.try_write().is_err()
     }
 
     /// How many exclusive holds (possible changes) the session has seen.
@@ -323,7 +344,7 @@ impl Sessions {
             tool_calls: AtomicU64::new(0),
             changes: AtomicU64::new(0),
             last_change_ms: AtomicU64::new(0),
-            last_used_ms: AtomicU64::new(now_ms()),
+            last_used_ms: Arc::new(AtomicU64::new(now_ms())),
             snapshots: crate::snapshots::SessionSnapshots::default(),
         })
     }

@@ -175,6 +175,17 @@ impl SnapshotService {
         Ok(info)
     }
 
+    /// Whether a snapshot of `session` may be tried now (not while a failed one waits for its
+    /// retry, with backoff).
+    pub fn may_try(&self, session: &Session) -> bool {
+        session
+            .snapshots
+            .status
+            .lock()
+            .map(|s| now_ms() >= s.next_attempt_ms)
+            .unwrap_or(false)
+    }
+
     /// What session info shows: the last durable snapshot, whether changes are pending, and
     /// the last error while the store fails.
     pub fn status_json(&self, session: &Session) -> Value {
@@ -262,12 +273,11 @@ impl SnapshotService {
                 let pending =
                     session.changes() != state.snapshotted_changes.load(Ordering::Acquire);
                 let due = now.saturating_sub(session.last_change_ms()) >= delay_ms;
-                let allowed = state
-                    .status
-                    .lock()
-                    .map(|s| now >= s.next_attempt_ms)
-                    .unwrap_or(false);
-                if pending && due && allowed && state.running.try_lock().is_ok() {
+                if pending
+                    && due
+                    && app.snapshots.may_try(&session)
+                    && state.running.try_lock().is_ok()
+                {
                     let app = app.clone();
                     tokio::spawn(async move {
                         match app.snapshots.take(&session).await {
@@ -360,9 +370,10 @@ const EXPORT_CHUNK_BYTES: usize = 256 * 1024;
 /// What an export holds back before its answer commits to a stream: an error before then
 /// (a tree too deep, say) is still a proper error answer.
 const EXPORT_HOLD_BACK: usize = 1024 * 1024;
-/// How long an export waits for a consumer that stops reading before it gives up (and frees
-/// the session).
-const EXPORT_PATIENCE: Duration = Duration::from_secs(60);
+/// How long one chunk of an export waits for its consumer before the export gives up and frees
+/// the session: a client must take at least 256 KiB every 10 s (~25 KiB/s), so a trickle
+/// cannot hold a session's lock for hours.
+const EXPORT_PATIENCE: Duration = Duration::from_secs(10);
 
 /// The whole session (workspace and git history) as one `.tar.zst`, streamed: the archive is
 /// made on a blocking thread while the session is held shared, into a bounded stream. Returns

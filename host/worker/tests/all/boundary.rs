@@ -71,7 +71,7 @@ async fn files_api_never_follows_a_link_or_waits_on_a_fifo() {
                 None,
             )
             .await;
-        assert!(started.elapsed() < Duration::from_secs(2), "{path}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{path}");
         assert!(
             answer.0 == 400 && answer.1["error"]["code"] == "invalid_path",
             "{path}: {answer:?}"
@@ -117,8 +117,9 @@ async fn a_fifo_or_link_where_git_reads_costs_one_deadline_and_no_other_session_
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let during = ls_time(c, &other).await;
+    // Before, it hung once the blocking threads were taken; a loaded CI machine is slower.
     assert!(
-        during < normal * 4 + Duration::from_millis(200),
+        during < normal * 4 + Duration::from_secs(2),
         "another session's ls took {during:?} (normally {normal:?})"
     );
     let bytes = c.get_file(&other, "workspace").await;

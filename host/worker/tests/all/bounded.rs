@@ -51,7 +51,8 @@ async fn a_client_that_stops_reading_a_stream_costs_no_memory_and_frees_the_sess
         .await
         .unwrap();
     assert_eq!(answer["stdout"], "free\n");
-    assert!(started.elapsed() < Duration::from_secs(5));
+    // Not held until the client goes: a run's time, even on a loaded machine.
+    assert!(started.elapsed() < Duration::from_secs(30));
     drop(response);
 }
 
@@ -108,7 +109,7 @@ async fn an_export_streams_in_bounded_memory() {
         .client
         .exec(
             &s,
-            json!({ "command": "head -c 300M /dev/urandom > /workspace/big.bin && echo ok" }),
+            json!({ "command": "head -c 400M /dev/urandom > /workspace/big.bin && echo ok" }),
         )
         .await
         .unwrap();
@@ -126,10 +127,11 @@ async fn an_export_streams_in_bounded_memory() {
         received += chunk.len();
         peak = peak.max(rss_mib());
     }
-    assert!(received > 300 * 1024 * 1024, "{received} bytes");
+    assert!(received > 400 * 1024 * 1024, "{received} bytes");
+    // Built in memory, the archive alone would be 400 MiB; other tests share this process.
     assert!(
-        peak < before + 150,
-        "the worker grew from {before} MiB to {peak} MiB during a 300 MiB export"
+        peak < before + 250,
+        "the worker grew from {before} MiB to {peak} MiB during a 400 MiB export"
     );
 }
 
@@ -214,7 +216,7 @@ async fn an_early_401_leaves_a_pooled_client_working() {
 
 #[tokio::test]
 async fn an_idle_session_expires_into_a_snapshot_and_comes_back() {
-    let w = Worker::start_with(|c| c.idle_expire_s = 1.0).await;
+    let w = Worker::start_with(|c| c.idle_expire_s = 2.0).await;
     let c = &w.client;
     c.create_session(Some("sleepy")).await.unwrap();
     c.create_session(Some("busy")).await.unwrap();
@@ -230,7 +232,7 @@ async fn an_idle_session_expires_into_a_snapshot_and_comes_back() {
             Err(e) => panic!("{e}"),
             Ok(_) => {}
         }
-        assert!(started.elapsed() < Duration::from_secs(15), "never expired");
+        assert!(started.elapsed() < Duration::from_secs(30), "never expired");
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     assert_eq!(expired.status(), Some(404));
@@ -272,4 +274,27 @@ async fn the_token_goes_in_authorization_or_the_api_key_header() {
         .await
         .unwrap();
     assert_eq!(bearer.status(), 200);
+}
+
+#[tokio::test]
+async fn a_call_longer_than_the_idle_time_is_use_not_idleness() {
+    let w = Worker::start_with(|c| c.idle_expire_s = 1.0).await;
+    let c = &w.client;
+    c.create_session(Some("long")).await.unwrap();
+    let answer = c
+        .exec(
+            "long",
+            json!({ "command": "sleep 3 && echo done > /tmp/mark" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer["exit_code"], 0, "{answer}");
+    // The run ended just now: the session is fresh, /tmp and all.
+    let info = c.session("long").await;
+    assert!(info.is_ok(), "{info:?}");
+    let mark = c
+        .exec("long", json!({ "command": "cat /tmp/mark" }))
+        .await
+        .unwrap();
+    assert_eq!(mark["stdout"], "done\n");
 }
