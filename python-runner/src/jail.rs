@@ -598,68 +598,12 @@ fn apply_rlimits(spec: &JailSpec) -> nix::Result<()> {
 /// needs the capabilities still in the effective set), then empties the effective, permitted and
 /// inheritable sets: `execve` cannot give any back.
 fn drop_capabilities(unprivileged: bool) -> std::io::Result<()> {
-    for cap in 0..=63 {
-        // SAFETY: prctl with integer arguments only; EINVAL for capabilities the kernel does not
-        // know is expected and ignored.
-        #[expect(unsafe_code, reason = "raw prctl, see the SAFETY comment")]
-        let dropped = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
-        if dropped != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    // SAFETY: as above, integer arguments only.
-    #[expect(unsafe_code, reason = "raw prctl, see the SAFETY comment")]
-    let cleared = unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL,
-            0,
-            0,
-            0,
-        )
-    };
-    if cleared != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    crate::privileges::drop_bounding_and_ambient()?;
     if unprivileged {
         crate::identity::become_jail_user().map_err(io_err)?;
     }
-    let mut header = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let data = [CapData {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    }; 2];
-    // SAFETY: `header` and `data` are valid for the kernel to read (version 3 takes two data
-    // structs) and live across the call.
-    #[expect(unsafe_code, reason = "raw capset, see the SAFETY comment")]
-    let set = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
-    if set != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    crate::privileges::clear_capability_sets()
 }
-
-/// `struct __user_cap_header_struct` of `<linux/capability.h>` (not in the libc crate).
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-/// `struct __user_cap_data_struct`.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 /// Read anywhere in the jail (there is nothing else to read), write only in its writable
 /// binds and `/dev`. Read-only binds are also read-only mounts; this is the second lock.

@@ -9,6 +9,7 @@
 mod cgroup;
 pub mod identity;
 pub mod jail;
+pub mod privileges;
 mod runner;
 pub mod seccomp;
 pub mod spec;

@@ -6,7 +6,9 @@
 //! check. So every operation on a session's repository runs in `hearth-git`, a process of its
 //! own that the worker kills at a deadline, and that confines itself before touching anything:
 //!
-//! 1. **Reach**: Landlock lets it read and write beneath the session's git directory and work
+//! 1. **Reach**: the helper gives up every capability but root's power over file permissions
+//!    (a session's files have whatever modes its programs gave them), and Landlock lets it read
+//!    and write beneath the session's git directory and work
 //!    tree only. Operations that talk to a remote (clone, push, pull) may also read the few
 //!    world-readable system files a connection needs (name resolution, CA certificates,
 //!    libraries), never anything else of the host. A `.gitignore` linked to `/etc/shadow` or
@@ -390,8 +392,9 @@ impl Isolation {
 }
 
 /// The helper's `main`: reads a job on stdin, confines itself, runs it, answers on stdout.
-/// `memory_bytes` is its first argument.
-pub fn serve() -> std::process::ExitCode {
+/// `memory_bytes` is its first argument. `shed_privilege` gives up what git does not need of
+/// root (every capability but those over file permissions), before Landlock.
+pub fn serve(shed_privilege: impl FnOnce() -> Result<(), String>) -> std::process::ExitCode {
     let memory_bytes = std::env::args()
         .nth(1)
         .and_then(|a| a.parse::<u64>().ok())
@@ -406,7 +409,10 @@ pub fn serve() -> std::process::ExitCode {
         Err(e) => Answer::Err(GitError::Internal(format!("reading the job: {e}"))),
         Ok(_) => match serde_json::from_slice::<Job>(&input) {
             Err(e) => Answer::Err(GitError::Internal(format!("a malformed job: {e}"))),
-            Ok(job) => match forgotten.clone().and_then(|()| confine(&job, memory_bytes)) {
+            Ok(job) => match forgotten
+                .clone()
+                .and_then(|()| confine(&job, memory_bytes, shed_privilege))
+            {
                 Err(why) => Answer::Err(GitError::Internal(why)),
                 Ok(()) => match job.run() {
                     Ok(value) => Answer::Ok(value),
@@ -441,8 +447,13 @@ const NETWORK_READS: &[&str] = &[
     "/lib64",
 ];
 
-/// Steps 1 and 3 of the module's list (step 2 is done before the job arrives).
-fn confine(job: &Job, memory_bytes: u64) -> Result<(), String> {
+/// Steps 1 and 3 of the module's list (step 2 is done before the job arrives), with every
+/// capability given up in between.
+fn confine(
+    job: &Job,
+    memory_bytes: u64,
+    shed_privilege: impl FnOnce() -> Result<(), String>,
+) -> Result<(), String> {
     if memory_bytes > 0 {
         nix::sys::resource::setrlimit(
             nix::sys::resource::Resource::RLIMIT_AS,
@@ -451,6 +462,7 @@ fn confine(job: &Job, memory_bytes: u64) -> Result<(), String> {
         )
         .map_err(|e| format!("limiting the helper's memory: {e}"))?;
     }
+    shed_privilege()?;
     landlock(job)
 }
 

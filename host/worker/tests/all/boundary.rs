@@ -284,3 +284,22 @@ async fn paths_longer_than_the_kernel_takes_are_handled_everywhere() {
     c.delete_session(&s).await.unwrap();
     assert!(!w.data.path().join("sessions").join(&s).exists());
 }
+
+#[tokio::test]
+async fn git_works_whatever_modes_a_program_gave_its_files() {
+    let w = worker().await;
+    let c = &w.client;
+    let s = c.create_session(None).await.unwrap().id;
+    run(
+        c,
+        &s,
+        "echo x > f && chmod 000 f && mkdir d && echo y > d/g && chmod 000 d",
+    )
+    .await;
+    let commit = c
+        .git(&s, "commit", json!({ "message": "m" }))
+        .await
+        .unwrap();
+    assert_eq!(commit["status"], "committed", "{commit}");
+    assert_eq!(commit["files_changed"], 2, "{commit}");
+}
