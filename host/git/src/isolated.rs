@@ -38,7 +38,7 @@ use crate::{Author, GitError, RemoteAccess, SessionRepo};
 const GIT_PATH_MAX: usize = 4000;
 
 /// The most an answer may take (a status of a huge work tree, a diff at its cap).
-const MAX_ANSWER_BYTES: u64 = 256 * 1024 * 1024;
+const MAX_ANSWER_BYTES: u64 = 64 * 1024 * 1024;
 
 /// One operation on one session's repository.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,6 +1,7 @@
 //! Idle sessions expire: after `idle_expire_s` without a call, a session is snapshotted and its
-//! directories are freed. Nothing is lost — it is removed only if nothing changed after the
-//! snapshot, and a store that fails keeps it — and its id then answers 404 `session_expired`
+//! directories are freed. Nothing a snapshot keeps is lost — it is removed only if nothing
+//! changed after the snapshot, and a store that fails keeps it; `/tmp`, scratch space that no
+//! snapshot holds, goes with it — and its id then answers 404 `session_expired`
 //! naming the snapshot, which `POST /v1/sessions {"id", "from_snapshot"}` brings back, here or
 //! on any worker sharing the store.
 
