@@ -115,8 +115,42 @@ async fn a_fifo_or_link_where_git_reads_costs_one_deadline_and_no_other_session_
             tokio::spawn(async move { c.git_view(&s, "status", &[]).await })
         })
         .collect();
+    // Every other way in at once, from a third session: FIFOs and links through the files API,
+    // and calls whose functions plant links and FIFOs in /tmp before returning.
+    let third = c.create_session(None).await.unwrap().id;
+    run(
+        c,
+        &third,
+        "mkfifo /workspace/p && ln -s /dev/zero /workspace/z",
+    )
+    .await;
+    write(
+        c,
+        &third,
+        "/workspace/evil.py",
+        "import os\ndef go():\n    os.mkfifo('/tmp/f')\n    os.symlink('/dev/zero', '/tmp/z')\n    return 1\n",
+    )
+    .await;
+    let others: Vec<_> = (0..30)
+        .map(|i| {
+            let (c, s) = (c.clone(), third.clone());
+            tokio::spawn(async move {
+                match i % 3 {
+                    0 => c.get_file(&s, "workspace/p").await.map(drop),
+                    1 => c.get_file(&s, "workspace/z").await.map(drop),
+                    _ => c.exec(&s, json!({ "call": "evil:go" })).await.map(drop),
+                }
+            })
+        })
+        .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let during = ls_time(c, &other).await;
+    for call in others {
+        // Each answers (an error for the FIFO and the link), none hangs.
+        let _ = tokio::time::timeout(Duration::from_secs(60), call)
+            .await
+            .unwrap();
+    }
     // Before, it hung once the blocking threads were taken; a loaded CI machine is slower.
     assert!(
         during < normal * 4 + Duration::from_secs(2),
