@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use git2::build::CheckoutBuilder;
 use git2::{
-    AutotagOption, Commit, DiffFormat, DiffOptions, Direction, ErrorCode, FetchOptions,
-    IndexAddOption, MergeOptions, Oid, PushOptions, Repository, RepositoryInitOptions,
-    RepositoryState, ResetType, Signature, Sort, Status as GitStatus, StatusOptions,
+    AutotagOption, Commit, DiffFormat, DiffOptions, ErrorCode, FetchOptions, IndexAddOption,
+    MergeOptions, Oid, PushOptions, Repository, RepositoryInitOptions, RepositoryState, ResetType,
+    Signature, Sort, Status as GitStatus, StatusOptions,
 };
 use serde::{Deserialize, Serialize};
 
@@ -281,20 +281,24 @@ impl SessionRepo {
         access: &RemoteAccess,
     ) -> Result<Self, GitError> {
         access.check(url)?;
-        let (remote_default, heads) = list_remote(url, access)?;
+        let provisional = branch.unwrap_or(default_branch);
+        let this = Self::init_empty(git_dir, work_tree, provisional)?;
+        this.repo.remote(ORIGIN, url)?;
+        let (remote_default, heads) = this.fetch_heads(url, access)?;
         let branch = branch
             .map(str::to_owned)
             .or(remote_default)
             .unwrap_or_else(|| default_branch.to_owned());
-        let this = Self::init_empty(git_dir, work_tree, &branch)?;
-        this.repo.remote(ORIGIN, url)?;
+        check_branch(&branch)?;
+        this.repo.set_head(&format!("refs/heads/{branch}"))?;
         if heads.is_empty() {
             this.initial_commit(author)?;
             return Ok(this);
         }
         let tip = this
-            .fetch_branch(ORIGIN, &branch, access)?
-            .ok_or_else(|| GitError::UnknownRemoteBranch(branch.clone()))?;
+            .repo
+            .refname_to_id(&format!("refs/remotes/{ORIGIN}/{branch}"))
+            .map_err(|_| GitError::UnknownRemoteBranch(branch.clone()))?;
         let commit = this.repo.find_commit(tip)?;
         let tree = commit.tree()?;
         drop(commit);
@@ -611,6 +615,42 @@ impl SessionRepo {
         // Checked on every use, not only when set: the operator's list may have shrunk.
         access.check(&url)?;
         Ok(url)
+    }
+
+    /// A clone's first contact: fetches every branch of `origin` into its tracking refs (never
+    /// following a redirect, like every exchange) and answers the remote's default branch and
+    /// its branches.
+    fn fetch_heads(
+        &self,
+        url: &str,
+        access: &RemoteAccess,
+    ) -> Result<(Option<String>, Vec<String>), GitError> {
+        let refused = RefCell::new(None);
+        let mut options = FetchOptions::new();
+        options
+            .follow_redirects(git2::RemoteRedirect::None)
+            .remote_callbacks(access.callbacks(url, &refused))
+            .download_tags(AutotagOption::None);
+        let mut remote = self.repo.find_remote(ORIGIN)?;
+        remote
+            .fetch(
+                &[format!("+refs/heads/*:refs/remotes/{ORIGIN}/*")],
+                Some(&mut options),
+                None,
+            )
+            .map_err(|e| access.remote_error(url, &e))?;
+        let heads: Vec<String> = remote
+            .list()
+            .map_err(|e| access.remote_error(url, &e))?
+            .iter()
+            .filter_map(|head| head.name().strip_prefix("refs/heads/").map(str::to_owned))
+            .collect();
+        let default = remote
+            .default_branch()
+            .ok()
+            .and_then(|b| b.as_str().ok().map(str::to_owned))
+            .and_then(|b| b.strip_prefix("refs/heads/").map(str::to_owned));
+        Ok((default, heads))
     }
 
     /// Fetches `branch` of `remote` into `refs/remotes/<remote>/<branch>`; `None` when the
@@ -978,33 +1018,6 @@ impl SessionRepo {
 }
 
 /// The remote's default branch and its branch names, without fetching anything.
-fn list_remote(
-    url: &str,
-    access: &RemoteAccess,
-) -> Result<(Option<String>, Vec<String>), GitError> {
-    let refused = RefCell::new(None);
-    let mut remote = git2::Remote::create_detached(url)?;
-    let connection = remote
-        .connect_auth(
-            Direction::Fetch,
-            Some(access.callbacks(url, &refused)),
-            None,
-        )
-        .map_err(|e| access.remote_error(url, &e))?;
-    let heads: Vec<String> = connection
-        .list()
-        .map_err(|e| access.remote_error(url, &e))?
-        .iter()
-        .filter_map(|head| head.name().strip_prefix("refs/heads/").map(str::to_owned))
-        .collect();
-    let default = connection
-        .default_branch()
-        .ok()
-        .and_then(|b| b.as_str().ok().map(str::to_owned))
-        .and_then(|b| b.strip_prefix("refs/heads/").map(str::to_owned));
-    Ok((default, heads))
-}
-
 fn check_branch(branch: &str) -> Result<(), GitError> {
     if branch.starts_with('-') || !git2::Reference::is_valid_name(&format!("refs/heads/{branch}")) {
         return Err(GitError::InvalidInput(format!(
