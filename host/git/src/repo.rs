@@ -626,11 +626,7 @@ impl SessionRepo {
         access: &RemoteAccess,
     ) -> Result<(Option<String>, Vec<String>), GitError> {
         let refused = RefCell::new(None);
-        let mut options = FetchOptions::new();
-        options
-            .follow_redirects(git2::RemoteRedirect::None)
-            .remote_callbacks(access.callbacks(url, &refused))
-            .download_tags(AutotagOption::None);
+        let mut options = fetch_options(access, url, &refused);
         let mut remote = self.repo.find_remote(ORIGIN)?;
         remote
             .fetch(
@@ -669,12 +665,7 @@ impl SessionRepo {
             stale.delete()?;
         }
         let refused = RefCell::new(None);
-        let mut options = FetchOptions::new();
-        // A redirect would lead to a URL the policy never checked.
-        options
-            .follow_redirects(git2::RemoteRedirect::None)
-            .remote_callbacks(access.callbacks(&url, &refused))
-            .download_tags(AutotagOption::None);
+        let mut options = fetch_options(access, &url, &refused);
         let mut handle = self.repo.find_remote(remote)?;
         handle
             .fetch(
@@ -1018,6 +1009,21 @@ impl SessionRepo {
 }
 
 /// The remote's default branch and its branch names, without fetching anything.
+/// How every fetch talks to a remote: the policy's callbacks, no tags, and no redirect (it
+/// would lead to a URL the policy never checked).
+fn fetch_options<'cb>(
+    access: &'cb RemoteAccess,
+    url: &'cb str,
+    refused: &'cb RefCell<Option<String>>,
+) -> FetchOptions<'cb> {
+    let mut options = FetchOptions::new();
+    options
+        .follow_redirects(git2::RemoteRedirect::None)
+        .remote_callbacks(access.callbacks(url, refused))
+        .download_tags(AutotagOption::None);
+    options
+}
+
 fn check_branch(branch: &str) -> Result<(), GitError> {
     if branch.starts_with('-') || !git2::Reference::is_valid_name(&format!("refs/heads/{branch}")) {
         return Err(GitError::InvalidInput(format!(

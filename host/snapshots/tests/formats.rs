@@ -7,23 +7,15 @@
     reason = "tests: a failed step should stop the test loudly"
 )]
 
+mod common;
+
+use common::snapshots;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use hearth_snapshots::{FileCache, Snapshots, Source, StoreConfig, Tuning};
-
-fn snapshots(store_dir: &Path) -> Snapshots {
-    let config = StoreConfig {
-        url: Some(format!("file://{}", store_dir.display())),
-        ..StoreConfig::default()
-    };
-    Snapshots::new(
-        hearth_snapshots::open(&config, store_dir).unwrap(),
-        Tuning::default(),
-    )
-}
+use hearth_snapshots::{FileCache, Source};
 
 fn sources(root: &Path) -> Vec<Source> {
     ["workspace", "git"]

@@ -6,21 +6,17 @@
     reason = "tests: a failed step should stop the test loudly"
 )]
 
+mod common;
+
+use common::snapshots;
 use std::time::Duration;
 
-use hearth_snapshots::{FileCache, Snapshots, Source, StoreConfig, Tuning};
+use hearth_snapshots::{FileCache, Source};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collecting_with_no_grace_during_a_snapshot_loses_nothing() {
     let store = tempfile::tempdir().unwrap();
-    let config = StoreConfig {
-        url: Some(format!("file://{}", store.path().display())),
-        ..StoreConfig::default()
-    };
-    let snapshots = Snapshots::new(
-        hearth_snapshots::open(&config, store.path()).unwrap(),
-        Tuning::default(),
-    );
+    let snapshots = snapshots(store.path());
     let root = tempfile::tempdir().unwrap();
     let ws = root.path().join("workspace");
     for i in 0..3_000 {
@@ -70,14 +66,7 @@ async fn collecting_with_no_grace_during_a_snapshot_loses_nothing() {
 #[tokio::test]
 async fn a_session_called_inflight_keeps_its_snapshots() {
     let store = tempfile::tempdir().unwrap();
-    let config = StoreConfig {
-        url: Some(format!("file://{}", store.path().display())),
-        ..StoreConfig::default()
-    };
-    let snapshots = Snapshots::new(
-        hearth_snapshots::open(&config, store.path()).unwrap(),
-        Tuning::default(),
-    );
+    let snapshots = snapshots(store.path());
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(root.path().join("workspace")).unwrap();
     std::fs::write(root.path().join("workspace/kept.txt"), "kept\n").unwrap();

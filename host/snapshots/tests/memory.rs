@@ -6,9 +6,12 @@
     reason = "tests: a failed step should stop the test loudly"
 )]
 
+mod common;
+
+use common::snapshots;
 use std::os::unix::fs::MetadataExt;
 
-use hearth_snapshots::{FileCache, Snapshots, Source, StoreConfig, Tuning};
+use hearth_snapshots::{FileCache, Source};
 
 /// The peak resident memory of this process, in MiB.
 fn peak_mib() -> u64 {
@@ -26,14 +29,7 @@ fn peak_mib() -> u64 {
 async fn a_large_sparse_file_restores_sparse_in_bounded_memory() {
     const SIZE: u64 = 512 * 1024 * 1024;
     let store = tempfile::tempdir().unwrap();
-    let config = StoreConfig {
-        url: Some(format!("file://{}", store.path().display())),
-        ..StoreConfig::default()
-    };
-    let snapshots = Snapshots::new(
-        hearth_snapshots::open(&config, store.path()).unwrap(),
-        Tuning::default(),
-    );
+    let snapshots = snapshots(store.path());
     let root = tempfile::tempdir().unwrap();
     let ws = root.path().join("workspace");
     std::fs::create_dir_all(&ws).unwrap();

@@ -7,21 +7,13 @@
     reason = "tests: a failed step should stop the test loudly"
 )]
 
+mod common;
+
+use common::snapshots;
 use std::time::Duration;
 
-use hearth_snapshots::{FileCache, Snapshots, Source, StoreConfig, Tuning};
+use hearth_snapshots::{FileCache, Source};
 use object_store::ObjectStoreExt;
-
-fn snapshots(store_dir: &std::path::Path) -> Snapshots {
-    let config = StoreConfig {
-        url: Some(format!("file://{}", store_dir.display())),
-        ..StoreConfig::default()
-    };
-    Snapshots::new(
-        hearth_snapshots::open(&config, store_dir).unwrap(),
-        Tuning::default(),
-    )
-}
 
 fn sources(root: &std::path::Path) -> Vec<Source> {
     vec![
