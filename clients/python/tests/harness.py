@@ -138,4 +138,15 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+        _unmount_all_under(self.data)
         shutil.rmtree(self.data, ignore_errors=True)
+
+
+def _unmount_all_under(directory: Path) -> None:
+    """A worker that was killed, not stopped, leaves its sessions' volumes mounted."""
+    root = str(directory.resolve())
+    with open("/proc/self/mountinfo") as table:
+        points = [line.split(" ")[4] for line in table]
+    inside = [p for p in points if p == root or p.startswith(root + "/")]
+    for point in sorted(inside, key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], check=False, capture_output=True)

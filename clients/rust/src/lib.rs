@@ -75,6 +75,19 @@ pub struct Session {
     /// Tool calls served so far.
     #[serde(default)]
     pub tool_calls: u64,
+    /// What the session's files take and may take (workspace and /tmp together); `None` on a
+    /// worker with quotas off.
+    #[serde(default)]
+    pub quota: Option<QuotaUsage>,
+}
+
+/// A session's usage against its quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub struct QuotaUsage {
+    pub bytes_used: u64,
+    pub bytes_limit: u64,
+    pub inodes_used: u64,
+    pub inodes_limit: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tracing::Instrument;
 
 use crate::App;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, ErrorCode, write_failure};
 use crate::files::{self, FileError};
 use crate::git;
 use crate::sessions::Session;
@@ -149,12 +149,12 @@ async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) -> R
 /// Every route but `/v1/health` needs the bearer token, when one is configured. The comparison
 /// takes the same time wherever the first differing byte is.
 async fn authenticate(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    let Some(token) = &app.config.token else {
-        return next.run(request).await;
-    };
     if request.uri().path() == "/v1/health" {
         return next.run(request).await;
     }
+    let Some(token) = &app.config.token else {
+        return admit(&app, "local", request, next).await;
+    };
     let bearer = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -171,11 +171,38 @@ async fn authenticate(State(app): State<Arc<App>>, request: Request, next: Next)
         .map(str::trim);
     let presented = bearer.or(api_key).unwrap_or("");
     if constant_time_eq(presented.as_bytes(), token.as_bytes()) {
-        return next.run(request).await;
+        return admit(&app, "operator", request, next).await;
     }
     let mut refused = ApiError::unauthorized().into_response();
     // The body is not read: the connection cannot carry another request, and says so, or a
     // pooled client would send its next request on a connection about to close.
+    if has_body(&request) {
+        refused.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    refused
+}
+
+/// Runs an authenticated request if `caller`'s rate allows it; 429 `rate_limited` with
+/// `Retry-After` if not (see `rate`).
+async fn admit(app: &App, caller: &'static str, request: Request, next: Next) -> Response {
+    let Err(wait) = app.rate.admit(caller) else {
+        return next.run(request).await;
+    };
+    let message = format!(
+        "more than {} requests per second (burst {}) with this token; retry in {} ms",
+        app.config.http.rate_per_s,
+        app.config.http.rate_burst,
+        wait.as_millis().max(1)
+    );
+    let mut refused =
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).into_response();
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    refused
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
     if has_body(&request) {
         refused.headers_mut().insert(
             header::CONNECTION,
@@ -271,6 +298,7 @@ fn session_json(app: &App, session: &Session) -> Value {
         "created_at": session.created_at(),
         "mounts": mounts,
         "tool_calls": session.tool_calls(),
+        "quota": session.usage().as_ref().map(crate::storage::usage_json),
         "snapshot": app.snapshots.status_json(session),
     })
 }
@@ -332,6 +360,8 @@ struct CreateSession {
     from_snapshot: Option<String>,
     /// Clone this remote into the workspace; without it, an empty repository.
     git: Option<git::GitSource>,
+    /// This session's limits, within the worker's maximum; without it, the worker's default.
+    quota: Option<crate::storage::QuotaRequest>,
 }
 
 async fn create_session(
@@ -345,18 +375,23 @@ async fn create_session(
             "give `from_snapshot` or `git`, not both (a snapshot holds the git history)",
         ));
     }
+    let quota = app.sessions.storage().quota_for(request.quota)?;
     let app2 = app.clone();
     let session = blocking(move || {
         let (source, snapshot) = (request.git, request.from_snapshot);
         app2.sessions
-            .create(request.id, |work_tree, git_dir| match &snapshot {
-                Some(reference) => tokio::runtime::Handle::current()
-                    .block_on(app2.snapshots.restore(reference, work_tree, git_dir))
-                    .map_err(ApiError::from),
-                None => app2
-                    .git
-                    .create(work_tree, git_dir, source.as_ref())
-                    .map_err(ApiError::from),
+            .create(request.id, quota, |work_tree, git_dir| {
+                // A restore or clone larger than the quota fills the new volume.
+                let usage = || quota.and_then(|_| hearth_volume::Usage::of(work_tree).ok());
+                match &snapshot {
+                    Some(reference) => tokio::runtime::Handle::current()
+                        .block_on(app2.snapshots.restore(reference, work_tree, git_dir))
+                        .map_err(|e| write_failure(e, usage())),
+                    None => app2
+                        .git
+                        .create(work_tree, git_dir, source.as_ref())
+                        .map_err(|e| write_failure(e, usage())),
+                }
             })
     })
     .await??;
@@ -448,9 +483,13 @@ async fn call_tool(
         let _guard = guard;
         runtime.call(&session2.view, &tool, &args)
     })
-    .await?;
+    .await?
+    .map_err(|e| match read_only {
+        true => ApiError::from(e),
+        false => write_failure(e, session.usage()),
+    });
     session.count_tool_call();
-    let code = outcome.as_ref().err().map(|e| e.code()).unwrap_or("ok");
+    let code = outcome.as_ref().err().map(|e| e.code).unwrap_or("ok");
     app.metrics.record_tool_call(&name, code, started.elapsed());
     Ok(Json(json!({ "result": outcome? })))
 }
@@ -620,12 +659,13 @@ async fn put_file(
     let path = view_path(&path);
     let size = bytes.len();
     let answer_path = path.clone();
+    let session2 = session.clone();
     let created = blocking(move || {
         let _guard = guard;
-        files::write(&session.view, &path, &bytes)
+        files::write(&session2.view, &path, &bytes)
     })
     .await?
-    .map_err(file_error)?;
+    .map_err(|e| file_error(e).or_quota(&session))?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -687,7 +727,7 @@ async fn upload(
                     .map_err(|e| format!("invalid_base64: {e}"))
                     .and_then(|bytes| {
                         files::write(&session.view, &file.path, &bytes)
-                            .map_err(|e| e.kind.code().to_owned())
+                            .map_err(|e| file_error(e).or_quota(&session).code.to_owned())
                     });
                 json!({ "path": file.path, "error": outcome.err() })
             })

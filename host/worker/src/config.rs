@@ -59,6 +59,7 @@ pub struct Config {
     pub git: GitConfig,
     pub http: HttpConfig,
     pub snapshots: SnapshotConfig,
+    pub quota: QuotaConfig,
 }
 
 /// Snapshots of sessions in object storage.
@@ -131,6 +132,58 @@ pub struct GitConfig {
     pub helper: Option<PathBuf>,
 }
 
+/// Per-session quotas and the worker-wide free-space floor (see `storage`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaConfig {
+    /// Each session's workspace and /tmp on a volume of their own, whose size and inode count
+    /// are its quota. Off: plain directories on the data dir, without limits.
+    pub enabled: bool,
+    /// A session's quota when its create names none: bytes (MiB) and inodes, workspace and
+    /// /tmp together.
+    pub bytes_mib: u64,
+    pub inodes: u64,
+    /// The most a create may ask for: a caller cannot raise its own limits past these.
+    pub max_bytes_mib: u64,
+    pub max_inodes: u64,
+    /// Volumes of the default quota kept formatted and mounted ahead, so a create is a mount
+    /// move (microseconds), not a format (~20 ms).
+    pub warm_volumes: usize,
+    /// Worker-wide: below this much free space on the data dir's filesystem, nothing that
+    /// writes session content starts (507 `storage_full`). 0: no floor.
+    pub min_free_mib: u64,
+}
+
+impl Default for QuotaConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bytes_mib: 1024,
+            inodes: 100_000,
+            max_bytes_mib: 16 * 1024,
+            max_inodes: 1_000_000,
+            warm_volumes: 2,
+            min_free_mib: 256,
+        }
+    }
+}
+
+impl QuotaConfig {
+    pub fn default_quota(&self) -> hearth_volume::Quota {
+        hearth_volume::Quota {
+            bytes: self.bytes_mib << 20,
+            inodes: self.inodes,
+        }
+    }
+
+    pub fn max_quota(&self) -> hearth_volume::Quota {
+        hearth_volume::Quota {
+            bytes: self.max_bytes_mib << 20,
+            inodes: self.max_inodes,
+        }
+    }
+}
+
 /// The connection limits of the accept loop (see `serve`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -140,6 +193,11 @@ pub struct HttpConfig {
     pub header_timeout_s: f64,
     /// Connections open at once; more are closed as they arrive.
     pub max_connections: usize,
+    /// Requests per second each token may make, sustained (0: no limit); more are answered
+    /// 429 `rate_limited` with `Retry-After`.
+    pub rate_per_s: f64,
+    /// Requests a token may make at once above its rate.
+    pub rate_burst: u32,
 }
 
 impl Default for HttpConfig {
@@ -147,6 +205,8 @@ impl Default for HttpConfig {
         Self {
             header_timeout_s: 10.0,
             max_connections: 512,
+            rate_per_s: 1000.0,
+            rate_burst: 2000,
         }
     }
 }
@@ -377,6 +437,7 @@ impl Default for Config {
             git: GitConfig::default(),
             http: HttpConfig::default(),
             snapshots: SnapshotConfig::default(),
+            quota: QuotaConfig::default(),
         }
     }
 }
@@ -384,6 +445,8 @@ impl Default for Config {
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error("{0}")]
+    BadQuota(String),
     #[error("reading {path}: {error}")]
     Read {
         path: PathBuf,
@@ -477,9 +540,27 @@ impl Config {
                 u64::from(self.http.header_timeout_s > 0.0),
             ),
             ("git.timeout_s", u64::from(self.git.timeout_s > 0.0)),
+            ("http.rate_burst", u64::from(self.http.rate_burst)),
+            (
+                "http.rate_per_s (0 for no limit, never negative)",
+                u64::from(self.http.rate_per_s >= 0.0 && self.http.rate_per_s.is_finite()),
+            ),
         ];
         if let Some((name, _)) = limits.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::ZeroLimit(name));
+        }
+        if self.quota.enabled {
+            let (default, max) = (self.quota.default_quota(), self.quota.max_quota());
+            default
+                .check()
+                .map_err(|why| ConfigError::BadQuota(format!("quota.bytes_mib/inodes: {why}")))?;
+            if default.bytes > max.bytes || default.inodes > max.inodes {
+                return Err(ConfigError::BadQuota(
+                    "the default quota (quota.bytes_mib, quota.inodes) is above the maximum \
+                     (quota.max_bytes_mib, quota.max_inodes)"
+                        .into(),
+                ));
+            }
         }
         Ok(())
     }

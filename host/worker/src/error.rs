@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use hearth_runtime::{CallError, ResolveError, ToolErrorKind};
 use serde_json::json;
 
-use crate::sessions::SessionError;
+use crate::sessions::{Session, SessionError};
+use crate::storage::StorageError;
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +53,51 @@ impl ApiError {
         )
     }
 
+    /// A write that did not fit the session's quota: 507 with what the volume holds and can
+    /// hold.
+    pub fn quota_exceeded(usage: &hearth_volume::Usage) -> Self {
+        Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "quota_exceeded",
+            format!(
+                "the session is at its quota: {} of {} bytes, {} of {} inodes used; delete \
+                 files to make room",
+                usage.bytes_used, usage.bytes_limit, usage.inodes_used, usage.inodes_limit
+            ),
+        )
+        .with_details(crate::storage::usage_json(usage))
+    }
+
+    /// What a failed write in `session` answers: `quota_exceeded` when the session has a
+    /// volume and either it is at its limit or the failure was for space (a writer that
+    /// cleaned up after itself: a tool, libgit2); otherwise the error as it was.
+    pub fn or_quota(self, session: &Session) -> Self {
+        let for_space = self.code == "storage_full" || says_no_space(&self.message);
+        self.quota_if(session.usage(), for_space)
+    }
+
+    fn quota_if(self, usage: Option<hearth_volume::Usage>, for_space: bool) -> Self {
+        match usage {
+            Some(usage) if for_space || usage.is_full() => Self::quota_exceeded(&usage),
+            _ => self,
+        }
+    }
+}
+
+/// The answer to a write into a session's volume that failed with `cause`. The cause is read
+/// before it becomes an answer: a 5xx answer keeps none of its words, and "No space left on
+/// device" is what tells a quota from a fault.
+pub fn write_failure<E>(cause: E, usage: Option<hearth_volume::Usage>) -> ApiError
+where
+    E: std::fmt::Display + Into<ApiError>,
+{
+    let for_space = says_no_space(&cause.to_string());
+    let answer: ApiError = cause.into();
+    let for_space = for_space || answer.code == "storage_full";
+    answer.quota_if(usage, for_space)
+}
+
+impl ApiError {
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
@@ -94,7 +140,29 @@ impl From<SessionError> for ApiError {
             SessionError::Full(_) => {
                 Self::new(StatusCode::INSUFFICIENT_STORAGE, "session_limit", message)
             }
+            SessionError::Storage(e) => e.into(),
             SessionError::InvalidView(_) | SessionError::Io(_) => Self::internal(message),
+        }
+    }
+}
+
+/// `ENOSPC` or `EDQUOT` in the words a tool's or libgit2's message carries them.
+fn says_no_space(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    ["no space left", "insufficient space", "disk quota exceeded"]
+        .iter()
+        .any(|words| message.contains(words))
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        let message = e.to_string();
+        match e {
+            StorageError::InvalidQuota(_) => Self::bad_request("invalid_quota", message),
+            StorageError::Full { .. } => {
+                Self::new(StatusCode::INSUFFICIENT_STORAGE, "storage_full", message)
+            }
+            StorageError::Volume(_) => Self::internal(message),
         }
     }
 }

@@ -304,6 +304,8 @@ pub fn finish(
         .result_bytes
         .map(|cap| take_result(outcome, cap));
     let mut answer = outcome_json(outcome, result);
+    // The program met the session's quota (its writes got ENOSPC): the volume is full.
+    answer["quota_exceeded"] = session.full_usage().is_some().into();
     if let Some(request) = &prepared.commit {
         answer["commit"] = if outcome.exit_code == Some(0) && !outcome.timed_out {
             match app.git.commit(session, request) {

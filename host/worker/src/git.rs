@@ -172,13 +172,18 @@ async fn with_repo<T: DeserializeOwned + Send + 'static>(
     let guard = session.lock(exclusive).await?;
     let git = session.git_lock_owned().await;
     let app = app.clone();
+    let session2 = session.clone();
     tokio::task::spawn_blocking(move || {
         let (_guard, _git) = (guard, git);
-        app.git.run(&session, operation)
+        app.git.run(&session2, operation)
     })
     .await
     .map_err(ApiError::internal)?
-    .map_err(ApiError::from)
+    .map_err(|e| match exclusive {
+        // A checkout, merge or pull that wrote past the quota.
+        true => crate::error::write_failure(e, session.usage()),
+        false => ApiError::from(e),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

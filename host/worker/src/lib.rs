@@ -14,10 +14,12 @@ pub mod expiry;
 pub mod files;
 pub mod git;
 pub mod metrics;
+pub mod rate;
 pub mod scratch;
 pub mod serve;
 pub mod sessions;
 pub mod snapshots;
+pub mod storage;
 pub mod stream;
 
 use std::future::Future;
@@ -41,6 +43,7 @@ pub struct App {
     pub git: git::Git,
     pub snapshots: snapshots::SnapshotService,
     pub metrics: Metrics,
+    pub rate: rate::RateLimiter,
     /// Distinguishes request ids of this process from those of earlier ones.
     started_nonce: u32,
 }
@@ -106,7 +109,12 @@ pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
         config.max_tree_depth,
     )?;
     snapshots.probe().await?;
-    let sessions = Sessions::open(&config)?;
+    let (quota, dir) = (config.quota.clone(), config.data_dir.clone());
+    let storage = tokio::task::spawn_blocking(move || storage::Storage::open(&quota, &dir))
+        .await
+        .map_err(|e| StartError::Join(e.to_string()))?
+        .map_err(SessionError::from)?;
+    let sessions = Sessions::open(&config, storage)?;
     let (exec_config, data_dir) = (config.exec.clone(), config.data_dir.clone());
     let exec = tokio::task::spawn_blocking(move || exec::Exec::start(&exec_config, &data_dir))
         .await
@@ -117,7 +125,9 @@ pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
     }
     tracing::info!(sessions = sessions.len(), data_dir = %config.data_dir.display(), "sessions opened");
     let started_nonce = uuid::Uuid::new_v4().as_u128() as u32;
+    let rate = rate::RateLimiter::new(config.http.rate_per_s, config.http.rate_burst);
     Ok(Arc::new(App {
+        rate,
         config,
         runtime: Arc::new(runtime),
         sessions,
@@ -176,10 +186,18 @@ pub async fn start(
         header_timeout: std::time::Duration::from_secs_f64(app.config.http.header_timeout_s),
         max_connections: app.config.http.max_connections,
     };
+    let data_dir = app.config.data_dir.clone();
     let done = tokio::spawn(async move {
         let served = serve::serve(listener, router, limits, shutdown).await;
         background.abort();
         expiry.abort();
+        // A stopped worker leaves no mounts behind (its data dir can be moved or deleted); the
+        // next start mounts its sessions' volumes again. A killed one leaves them, and the next
+        // start finds them in place.
+        let _ = tokio::task::spawn_blocking(move || {
+            hearth_volume::unmount_all_under(&data_dir);
+        })
+        .await;
         served
     });
     Ok(Running { addr, done, app })

@@ -10,6 +10,9 @@
 //!   git/          the session's git directory (its work tree is workspace/)
 //! ```
 //!
+//! With quotas on, `workspace/` and `tmp/` are on the session's own volume, in `volume/` (see
+//! `storage`).
+//!
 //! Read-only areas (e.g. shared skills) are operator directories mounted into every view, not
 //! copied: creating a session costs a few `mkdir`s whatever their size, and no session can
 //! change them (every view grants them read-only).
@@ -28,6 +31,7 @@ use hearth_runtime::{Mount, SessionView};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+use crate::storage::{Floor, QuotaRecord, Storage, StorageError};
 
 /// The session's record, relative to its directory; written last on create, removed first on
 /// delete.
@@ -61,6 +65,8 @@ pub enum SessionError {
     InvalidView(#[from] hearth_runtime::view::ViewError),
     #[error("session storage: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 /// What `session.json` records.
@@ -68,6 +74,9 @@ pub enum SessionError {
 struct Record {
     id: String,
     created_at_ms: u64,
+    /// The session's volume, when it has one (absent in records of sessions without).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    quota: Option<QuotaRecord>,
 }
 
 /// One live session.
@@ -90,6 +99,9 @@ pub struct Session {
     last_used_ms: Arc<AtomicU64>,
     /// The snapshot bookkeeping of this session.
     pub snapshots: crate::snapshots::SessionSnapshots,
+    /// The mount point of the session's volume, when it has one.
+    volume: Option<PathBuf>,
+    floor: Floor,
 }
 
 /// A held session lock; dropping it releases the session, and marks it used until then (a
@@ -115,7 +127,11 @@ impl Drop for SessionGuard {
 impl Session {
     /// Waits for the session's lock: shared for read-only work, exclusive for writes. Fails if
     /// the session was deleted while waiting.
+    /// An exclusive hold is refused while the worker's disk is under its free-space floor.
     pub async fn lock(&self, exclusive: bool) -> Result<SessionGuard, SessionError> {
+        if exclusive {
+            self.floor.check()?;
+        }
         self.last_used_ms.store(now_ms(), Ordering::Release);
         let guard = if exclusive {
             let guard = self.lock.clone().write_owned().await;
@@ -163,6 +179,20 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// What the session's volume holds and can hold; `None` without a volume (quotas off).
+    pub fn usage(&self) -> Option<hearth_volume::Usage> {
+        let volume = self.volume.as_ref()?;
+        hearth_volume::Usage::of(volume)
+            .inspect_err(|e| tracing::warn!(session = %self.id, error = %e, "reading volume usage"))
+            .ok()
+    }
+
+    /// The session's usage, if it has a volume and the volume is at its limit: what turns a
+    /// failed write into 507 `quota_exceeded`.
+    pub fn full_usage(&self) -> Option<hearth_volume::Usage> {
+        self.usage().filter(hearth_volume::Usage::is_full)
     }
 
     /// The session's scratch mount (`/tmp`): the second of every session's view.
@@ -245,6 +275,7 @@ pub struct Sessions {
     areas: Vec<Mount>,
     max_sessions: usize,
     scratch_mib: Option<u64>,
+    storage: Storage,
     live: RwLock<HashMap<String, Arc<Session>>>,
     /// Ids being created: taken, and counted against the limit, before the (possibly slow)
     /// preparation runs without holding `live`.
@@ -260,7 +291,7 @@ const EXPIRED_KEPT: usize = 10_000;
 impl Sessions {
     /// Opens (creating if needed) `<data-dir>/sessions` and takes back the sessions already
     /// there, so a restarted worker keeps its agents' homes.
-    pub fn open(config: &Config) -> Result<Self, SessionError> {
+    pub fn open(config: &Config, storage: Storage) -> Result<Self, SessionError> {
         let root = config.data_dir.join("sessions");
         std::fs::create_dir_all(&root)?;
         let areas = config
@@ -279,6 +310,7 @@ impl Sessions {
             areas,
             max_sessions: config.max_sessions,
             scratch_mib: config.scratch_mib,
+            storage,
             live: RwLock::new(HashMap::new()),
             creating: Mutex::default(),
             expired: Mutex::default(),
@@ -287,6 +319,7 @@ impl Sessions {
         sessions.session(Record {
             id: "probe".into(),
             created_at_ms: 0,
+            quota: None,
         })?;
         let mut live = HashMap::new();
         for entry in std::fs::read_dir(&sessions.root)? {
@@ -302,8 +335,19 @@ impl Sessions {
                 // The directory's name is the id: a renamed or copied directory must not serve
                 // another session's id.
                 Some(record) if record.id == name && is_valid_id(&name) => {
-                    sessions.cap_scratch(&dir.join("tmp"))?;
-                    live.insert(record.id.clone(), Arc::new(sessions.session(record)?));
+                    // A session whose volume cannot be mounted is not served, and said; the
+                    // others still are.
+                    match Storage::reopen(&dir, record.quota.is_some()) {
+                        Ok(base) => {
+                            sessions.cap_scratch(&base.join("tmp"))?;
+                            live.insert(record.id.clone(), Arc::new(sessions.session(record)?));
+                        }
+                        Err(e) => tracing::error!(
+                            session = %record.id,
+                            error = %e,
+                            "cannot mount the session's volume; the session is not served"
+                        ),
+                    }
                 }
                 _ => tracing::warn!(
                     dir = %dir.display(),
@@ -319,15 +363,16 @@ impl Sessions {
 
     fn session(&self, record: Record) -> Result<Session, SessionError> {
         let dir = self.root.join(&record.id);
+        let base = Storage::base(&dir, record.quota.is_some());
         let mut mounts = vec![
             Mount {
                 view_path: self.workspace_path.clone(),
-                host_path: dir.join("workspace"),
+                host_path: base.join("workspace"),
                 writable: true,
             },
             Mount {
                 view_path: self.scratch_path.clone(),
-                host_path: dir.join("tmp"),
+                host_path: base.join("tmp"),
                 writable: true,
             },
         ];
@@ -346,15 +391,24 @@ impl Sessions {
             last_change_ms: AtomicU64::new(0),
             last_used_ms: Arc::new(AtomicU64::new(now_ms())),
             snapshots: crate::snapshots::SessionSnapshots::default(),
+            volume: record.quota.is_some().then_some(base),
+            floor: self.storage.floor(),
         })
     }
 
-    /// Creates a session, with `id` or a fresh random one. `prepare` fills it (a git
+    /// The worker's storage policy (quotas, the free-space floor).
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// Creates a session, with `id` or a fresh random one, on a volume of `quota` (from
+    /// [`Storage::quota_for`]; `None`: plain directories). `prepare` fills it (a git
     /// repository, a restored snapshot) before it becomes visible, given the workspace and the
     /// git directory; if it fails, nothing of the session is left.
     pub fn create<E: From<SessionError>>(
         &self,
         id: Option<String>,
+        quota: Option<hearth_volume::Quota>,
         prepare: impl FnOnce(&Path, &Path) -> Result<(), E>,
     ) -> Result<Arc<Session>, E> {
         let id = match id {
@@ -362,6 +416,7 @@ impl Sessions {
             Some(id) => return Err(SessionError::InvalidId(id).into()),
             None => uuid::Uuid::new_v4().simple().to_string(),
         };
+        self.storage.floor().check().map_err(SessionError::from)?;
         let _reservation = self.reserve(&id)?;
         if let Ok(mut expired) = self.expired.lock() {
             expired.remove(&id);
@@ -371,24 +426,24 @@ impl Sessions {
         if dir.exists() {
             tracing::warn!(dir = %dir.display(), "removing the leftovers of an unfinished session");
             crate::scratch::release(&dir.join("tmp"));
+            Storage::release(&dir);
             hearth_content::remove_tree(&dir)
                 .map_err(|e| SessionError::Io(std::io::Error::other(e)))?;
         }
         let record = Record {
             id: id.clone(),
             created_at_ms: now_ms(),
+            quota: quota.map(QuotaRecord::from),
         };
-        let made = (|| {
+        let made = (|| -> Result<PathBuf, SessionError> {
             std::fs::create_dir(&dir)?;
-            for sub in ["workspace", "tmp", "state"] {
-                std::fs::create_dir(dir.join(sub))?;
-            }
-            self.cap_scratch(&dir.join("tmp"))
-                .map_err(|e| std::io::Error::other(e.to_string()))
+            std::fs::create_dir(dir.join("state"))?;
+            let base = self.storage.place(&dir, quota)?;
+            self.cap_scratch(&base.join("tmp"))?;
+            Ok(base)
         })()
-        .map_err(SessionError::from)
         .map_err(E::from)
-        .and_then(|()| prepare(&dir.join("workspace"), &dir.join(GIT_DIR)))
+        .and_then(|base| prepare(&base.join("workspace"), &dir.join(GIT_DIR)))
         .and_then(|()| {
             // Written last: a directory without it is a session that was never finished.
             std::fs::write(
@@ -409,6 +464,7 @@ impl Sessions {
             }
             Err(e) => {
                 crate::scratch::release(&dir.join("tmp"));
+                Storage::release(&dir);
                 let _ = hearth_content::remove_tree(&dir);
                 Err(e)
             }
@@ -528,6 +584,7 @@ impl Sessions {
             };
             gone(std::fs::remove_file(dir.join(RECORD)))?;
             crate::scratch::release(&dir.join("tmp"));
+            Storage::release(&dir);
             hearth_content::remove_tree(&dir).map_err(std::io::Error::other)
         })
         .await

@@ -239,9 +239,11 @@ impl SnapshotService {
             }
         }
         let mut cache = restored?;
-        // The session's directory is named by its id.
-        let session_dir = workspace.parent();
-        let session_id = session_dir
+        // The git directory is in the session's state directory, in the session's directory,
+        // which is named by its id (the workspace may be on the session's volume, elsewhere).
+        let state_dir = git_dir.parent();
+        let session_id = state_dir
+            .and_then(Path::parent)
             .and_then(|d| d.file_name())
             .map(|n| n.to_string_lossy().into_owned());
         if session_id.as_deref() != Some(manifest.session.as_str()) {
@@ -249,9 +251,9 @@ impl SnapshotService {
             // this session's first manifest references them: its first snapshot uploads all.
             cache.blobs.clear();
         }
-        if let Some(dir) = session_dir {
+        if let Some(dir) = state_dir {
             let persisted = Persisted { cache, last: None };
-            let path = dir.join("state").join(CACHE_FILE);
+            let path = dir.join(CACHE_FILE);
             let _ = std::fs::write(path, serde_json::to_vec(&persisted).unwrap_or_default());
         }
         Ok(())

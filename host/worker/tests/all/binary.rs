@@ -48,7 +48,7 @@ fn sigterm(child: &Child) {
 
 #[tokio::test]
 async fn refuses_to_listen_off_loopback_without_a_token() {
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::support::DataDir::new();
     let output = Command::new(HEARTH)
         .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
         .arg(data.path())
@@ -66,7 +66,7 @@ async fn refuses_to_listen_off_loopback_without_a_token() {
 
 #[tokio::test]
 async fn cli_creates_sessions_and_calls_tools() {
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::support::DataDir::new();
     let (child, url) = serve(data.path(), &[]).await;
     let cli = |args: &[&str]| {
         let output = std::process::Command::new(HEARTH)
@@ -114,7 +114,7 @@ async fn cli_creates_sessions_and_calls_tools() {
 
 #[tokio::test]
 async fn sigterm_lets_in_flight_calls_finish() {
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::support::DataDir::new();
     let tools = hearth_tests::tools_dir(&[(
         "hostile",
         hearth_tests::HOSTILE_WASM,
@@ -163,7 +163,7 @@ async fn sigterm_lets_in_flight_calls_finish() {
 async fn a_worker_killed_mid_load_restarts_with_everything_it_acknowledged() {
     use hearth_client::Client;
     use serde_json::json;
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::support::DataDir::new();
     let (mut child, url) = serve(data.path(), &[]).await;
     let client = Client::new(&url, Some(TOKEN.into()));
     let sessions = ["crash-a", "crash-b", "crash-c"];

@@ -278,7 +278,7 @@ async fn a_session_cannot_lock_its_own_runs_out() {
 
 #[tokio::test]
 async fn the_data_dir_is_private_to_the_worker() {
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::support::DataDir::new();
     std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let w = Worker::start_with(|c| c.data_dir = data.path().to_path_buf()).await;
     let mode = std::fs::metadata(data.path()).unwrap().permissions().mode();

@@ -58,7 +58,7 @@ async fn a_client_that_stops_reading_a_stream_costs_no_memory_and_frees_the_sess
 
 /// A worker on a store at `endpoint`, with `extra` options; returns why it would not start.
 async fn start_error(endpoint: &str, extra: &[(&str, &str)]) -> String {
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::support::DataDir::new();
     let mut config = hearth::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data.path().to_path_buf(),
@@ -297,4 +297,34 @@ async fn a_call_longer_than_the_idle_time_is_use_not_idleness() {
         .await
         .unwrap();
     assert_eq!(mark["stdout"], "done\n");
+}
+
+#[tokio::test]
+async fn a_noisy_token_is_slowed_down_with_429_and_retry_after() {
+    let w = Worker::start_with(|c| {
+        c.http.rate_per_s = 5.0;
+        c.http.rate_burst = 3;
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        http.get(format!("{}{path}", w.url))
+            .bearer_auth(TOKEN)
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(get("/v1/sessions").await.unwrap().status(), 200);
+    }
+    let refused = get("/v1/sessions").await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    // Health checks are never limited; the bucket refills at the rate.
+    for _ in 0..10 {
+        assert_eq!(get("/v1/health").await.unwrap().status(), 200);
+    }
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(get("/v1/sessions").await.unwrap().status(), 200);
+    assert_eq!(get("/v1/sessions").await.unwrap().status(), 429);
 }

@@ -273,7 +273,12 @@ async fn output_streams_as_it_comes() {
 
 #[tokio::test]
 async fn filling_tmp_stops_at_the_scratch_cap() {
-    let w = Worker::start_with(|c| c.scratch_mib = Some(8)).await;
+    // The scratch cap alone (with quotas on, /tmp is also within the session's quota).
+    let w = Worker::start_with(|c| {
+        c.scratch_mib = Some(8);
+        c.quota.enabled = false;
+    })
+    .await;
     let s = w.client.create_session(None).await.unwrap().id;
     let out = w
         .client
@@ -306,7 +311,7 @@ async fn filling_tmp_stops_at_the_scratch_cap() {
         )
         .await
         .unwrap();
-    let tmp = w.data.path().join("sessions").join(&s).join("tmp");
+    let tmp = w.scratch(&s);
     w.client.delete_session(&s).await.unwrap();
     assert!(!tmp.exists(), "the scratch mount went with the session");
 }
@@ -353,7 +358,7 @@ async fn a_timeout_of_zero_is_the_longest_run_allowed() {
 
 /// Host path of a session's scratch directory (its `/tmp`).
 fn scratch_dir(w: &Worker, session: &str) -> std::path::PathBuf {
-    w.data.path().join("sessions").join(session).join("tmp")
+    w.scratch(session)
 }
 
 #[tokio::test]

@@ -127,11 +127,50 @@ impl Worker {
 
     /// Host path of a session's workspace.
     pub fn workspace(&self, session: &str) -> PathBuf {
-        self.data
-            .path()
-            .join("sessions")
-            .join(session)
-            .join("workspace")
+        self.session_base(session).join("workspace")
+    }
+
+    /// Host path of a session's scratch directory (its `/tmp`).
+    pub fn scratch(&self, session: &str) -> PathBuf {
+        self.session_base(session).join("tmp")
+    }
+
+    /// Where a session's workspace and scratch are: on its volume, or (quotas off) in its
+    /// directory.
+    fn session_base(&self, session: &str) -> PathBuf {
+        let dir = self.data.path().join("sessions").join(session);
+        if dir.join("volume").is_dir() {
+            dir.join("volume")
+        } else {
+            dir
+        }
+    }
+}
+
+impl Drop for Worker {
+    /// A worker that was not stopped leaves its sessions' volumes mounted in the data dir.
+    fn drop(&mut self) {
+        hearth_volume::unmount_all_under(self.data.path());
+    }
+}
+
+/// A data dir for a worker process a test starts itself: what the process leaves mounted in
+/// it (when killed) is unmounted before it is deleted.
+pub struct DataDir(TempDir);
+
+impl DataDir {
+    pub fn new() -> Self {
+        Self(tempfile::tempdir().unwrap())
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        hearth_volume::unmount_all_under(self.0.path());
     }
 }
 
