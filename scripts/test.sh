@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 # The git tests serve loopback remotes with `git daemon`; the snapshot tests run an
 # S3-compatible server (moto). Both are started by the tests, on 127.0.0.1 only.
 command -v git >/dev/null || { echo "the tests need git (apt-get install git)" >&2; exit 1; }
+PATH="$PATH:/usr/sbin:/sbin" command -v mkfs.ext4 >/dev/null \
+  || { echo "the tests need mkfs.ext4 for session volumes (apt-get install e2fsprogs)" >&2; exit 1; }
 if ! python3 -c 'import moto.server' 2>/dev/null; then
   echo "==> installing moto (the tests' S3-compatible server) from PyPI"
   python3 -m pip install --quiet --disable-pip-version-check 'moto[s3]==5.2.5' flask flask-cors

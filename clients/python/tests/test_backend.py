@@ -291,6 +291,20 @@ def test_each_operation_is_one_http_call(worker: WorkerProcess, session: str) ->
     backend.close()
 
 
+def test_a_full_quota_is_an_error_the_model_can_read(worker: WorkerProcess) -> None:
+    backend = HearthBackend.create(url=worker.url, token=TOKEN, quota={"bytes": 32 << 20, "inodes": 4096})
+    with Client(worker.url, token=TOKEN) as client:
+        usage = client.get_session(backend.id)["quota"]
+        assert usage is not None and (32 << 20) <= usage["bytes_limit"] < (40 << 20)
+        ran = backend.execute("head -c 40000000 /dev/zero > /tmp/zeros")
+        assert ran.exit_code != 0 and "quota is full" in ran.output, ran.output
+        with pytest.raises(hc.HearthError) as full:
+            client.write_file(backend.id, "/workspace/more.txt", "x" * 100)
+        assert full.value.status == 507 and full.value.code == "quota_exceeded"
+        client.delete_session(backend.id)
+    backend.close()
+
+
 def test_how_a_run_ended_shows_in_the_answer() -> None:
     """Endings a test cannot cheaply cause (a program is PID 1 of its namespace, where it ignores
     its own signals) are mapped from the worker's answer as the shell would report them."""

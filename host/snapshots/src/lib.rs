@@ -134,6 +134,11 @@ pub struct Tuning {
     pub part_bytes: usize,
     /// Blobs uploaded (or downloaded) at once.
     pub concurrency: usize,
+    /// What the uploads of one worker may hold in memory at once, all snapshots together: a
+    /// small blob's bytes, or two parts of a large one (the part being read and the part being
+    /// sent). Uploads wait for room; with the defaults, 8 MiB parts leave room for four large
+    /// files at once.
+    pub memory_bytes: u64,
     /// The deepest nesting of directories a snapshot or export walks; deeper is
     /// [`SnapshotError::TooDeep`].
     pub max_depth: usize,
@@ -145,6 +150,7 @@ impl Default for Tuning {
             multipart_threshold: 16 * 1024 * 1024,
             part_bytes: 8 * 1024 * 1024,
             concurrency: 8,
+            memory_bytes: 64 * 1024 * 1024,
             max_depth: 256,
         }
     }
@@ -162,6 +168,8 @@ pub struct Source {
 pub struct Snapshots {
     store: Arc<dyn ObjectStore>,
     tuning: Tuning,
+    /// The upload memory budget, in KiB permits (see [`Tuning::memory_bytes`]).
+    memory: Arc<tokio::sync::Semaphore>,
 }
 
 /// What garbage collection did.
@@ -178,7 +186,22 @@ pub struct GcReport {
 
 impl Snapshots {
     pub fn new(store: Arc<dyn ObjectStore>, tuning: Tuning) -> Self {
-        Self { store, tuning }
+        let kib = (tuning.memory_bytes >> 10).clamp(1, u64::from(u32::MAX >> 1));
+        let memory = Arc::new(tokio::sync::Semaphore::new(kib as usize));
+        Self {
+            store,
+            tuning,
+            memory,
+        }
+    }
+
+    /// Waits for `bytes` of the upload memory budget (all of it, if more is asked: one blob
+    /// larger than the budget still goes, alone).
+    /// (`None` only if the semaphore were closed, which it never is.)
+    async fn reserve_memory(&self, bytes: u64) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let budget = (self.tuning.memory_bytes >> 10).clamp(1, u64::from(u32::MAX >> 1));
+        let kib = (bytes.div_ceil(1024)).clamp(1, budget) as u32;
+        self.memory.clone().acquire_many_owned(kib).await.ok()
     }
 
     pub fn tuning(&self) -> &Tuning {
@@ -323,6 +346,7 @@ impl Snapshots {
         .map_err(|e| SnapshotError::Io(std::io::Error::other(e)))?
         .map_err(|_| changed())?;
         if size <= self.tuning.multipart_threshold {
+            let _memory = self.reserve_memory(size).await;
             let bytes = tokio::task::spawn_blocking(move || {
                 let mut bytes = Vec::with_capacity(size as usize);
                 file.take(size + 1).read_to_end(&mut bytes).map(|_| bytes)
@@ -335,6 +359,8 @@ impl Snapshots {
             self.store.put(&location, Bytes::from(bytes).into()).await?;
             return Ok((size, false));
         }
+        // One part being read, one being sent: the writer is let have one part in flight.
+        let _memory = self.reserve_memory(2 * self.tuning.part_bytes as u64).await;
         let upload = self.store.put_multipart(&location).await?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, self.tuning.part_bytes);
         let mut file = file.take(size + 1);
@@ -346,9 +372,7 @@ impl Snapshots {
                 break;
             }
             hasher.update(&chunk[..n]);
-            writer
-                .wait_for_capacity(self.tuning.concurrency.max(1))
-                .await?;
+            writer.wait_for_capacity(0).await?;
             writer.write(&chunk[..n]);
         }
         if hex(&hasher.finalize()) != hash {
@@ -746,15 +770,15 @@ impl Snapshots {
     ) -> Result<(String, u64), SnapshotError> {
         let key = format!("exports/{session}/{:013}.tar.zst", now_ms());
         let location = StorePath::from(key.as_str());
-        // In parts as it comes: memory holds a part or two, whatever the archive's size.
+        // In parts as it comes: memory holds a part or two, whatever the archive's size, and
+        // counts against the same budget as snapshot uploads.
+        let _memory = self.reserve_memory(2 * self.tuning.part_bytes as u64).await;
         let upload = self.store.put_multipart(&location).await?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, self.tuning.part_bytes);
         let mut size = 0u64;
         while let Some(chunk) = archive.recv().await {
             size += chunk.len() as u64;
-            writer
-                .wait_for_capacity(self.tuning.concurrency.max(1))
-                .await?;
+            writer.wait_for_capacity(0).await?;
             writer.write(&chunk);
         }
         writer.finish().await?;

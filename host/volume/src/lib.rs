@@ -155,6 +155,8 @@ pub struct Volumes {
     warm: usize,
     pool: Mutex<Pool>,
     wake: Condvar,
+    /// Set by [`Volumes::release_all`]: no more volumes are made ahead.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -187,9 +189,15 @@ impl Volumes {
             warm,
             pool: Mutex::default(),
             wake: Condvar::new(),
+            closed: std::sync::atomic::AtomicBool::new(false),
         });
-        if warm > 0 {
-            let first = volumes.make_pooled()?;
+        // The first volume is made now, whatever `warm` says: it proves this machine can.
+        let first = volumes.make_pooled()?;
+        if warm == 0 {
+            release(&first);
+            let _ = std::fs::remove_dir(&first);
+            let _ = std::fs::remove_file(first.with_extension("img"));
+        } else {
             volumes.lock().ready.push(first);
             let weak = Arc::downgrade(&volumes);
             std::thread::Builder::new()
@@ -282,6 +290,9 @@ impl Volumes {
 fn fill(volumes: Weak<Volumes>) {
     loop {
         let Some(v) = volumes.upgrade() else { return };
+        if v.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
         let wanted = {
             let pool = v.lock();
             let (pool, _) = v
@@ -294,6 +305,11 @@ fn fill(volumes: Weak<Volumes>) {
             continue;
         }
         match v.make_pooled() {
+            // Made while the pool was being closed: not kept.
+            Ok(at) if v.closed.load(std::sync::atomic::Ordering::Acquire) => {
+                release(&at);
+                return;
+            }
             Ok(at) => v.lock().ready.push(at),
             Err(e) => {
                 tracing::warn!(error = %e, "could not make a volume ahead; trying again later");
@@ -304,11 +320,21 @@ fn fill(volumes: Weak<Volumes>) {
     }
 }
 
-impl Drop for Volumes {
-    fn drop(&mut self) {
+impl Volumes {
+    /// Unmounts the volumes made ahead and makes no more (a stopping worker's pool).
+    pub fn release_all(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.wake.notify_all();
         for ready in std::mem::take(&mut self.lock().ready) {
             release(&ready);
         }
+    }
+}
+
+impl Drop for Volumes {
+    fn drop(&mut self) {
+        self.release_all();
     }
 }
 
@@ -400,17 +426,53 @@ fn format(image: &Path, quota: Quota) -> Result<(), VolumeError> {
     if made.is_err() {
         let _ = std::fs::remove_file(image);
     }
-    made
+    made.map(drop)
 }
 
 /// Loop-mounts `image` at `at`: nothing on it runs setuid or opens devices; deleted files give
 /// their blocks back to the host; an I/O error makes it read-only rather than damage it.
+///
+/// `mount -o loop` attaches the loop device with autoclear in the same call, so the device goes
+/// with the last unmount and no crash at any point leaves one behind. The device is then
+/// switched to direct I/O on the image: without it every block is cached twice (in the volume's
+/// page cache and the image's) and a 1 MiB write-and-rename costs ~3.7× the plain disk's; with
+/// it, the same as the disk. Should the switch fail, the volume works, only slower.
 fn mount_image(image: &Path, at: &Path) -> Result<(), VolumeError> {
+    // Two loop set-ups at once may pick the same free device; the loser waits ~200 ms before
+    // it tries again. One at a time in this process (the pool's filler and a create).
+    static ATTACHING: Mutex<()> = Mutex::new(());
+    let attaching = ATTACHING.lock().unwrap_or_else(|p| p.into_inner());
     run("mount", &["/usr/bin/mount", "/bin/mount"], |c| {
         c.args(["-t", "ext4", "-o"])
             .arg("loop,nosuid,nodev,noatime,discard,noinit_itable,errors=remount-ro")
             .arg(image)
             .arg(at);
+    })?;
+    drop(attaching);
+    let direct = mount_source(at)
+        .ok_or_else(|| format!("no loop device found mounted at {}", at.display()))
+        .and_then(|device| {
+            run("losetup", &["/usr/sbin/losetup", "/sbin/losetup"], |c| {
+                c.arg("--direct-io=on").arg(&device);
+            })
+            .map_err(|e| e.to_string())
+        });
+    if let Err(why) = direct {
+        tracing::warn!(volume = %at.display(), %why, "the volume's loop device stays buffered (slower writes)");
+    }
+    Ok(())
+}
+
+/// The device mounted at `at`, from the mount table.
+fn mount_source(at: &Path) -> Option<String> {
+    let at = at.canonicalize().ok()?;
+    let table = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    table.lines().rev().find_map(|line| {
+        let (ids, rest) = line.split_once(" - ")?;
+        let point = ids.split(' ').nth(4)?;
+        (Path::new(&unescape_mountinfo(point)) == at)
+            .then(|| rest.split(' ').nth(1).map(unescape_mountinfo))
+            .flatten()
     })
 }
 
@@ -431,12 +493,12 @@ fn move_mount(from: &Path, to: &Path) -> Result<(), VolumeError> {
 }
 
 /// Runs one of e2fsprogs' or util-linux's programs (the first of `candidates` that exists, or
-/// `program` from PATH) with an empty environment.
+/// `program` from PATH) with an empty environment; returns what it printed.
 fn run(
     program: &'static str,
     candidates: &[&str],
     args: impl FnOnce(&mut Command),
-) -> Result<(), VolumeError> {
+) -> Result<String, VolumeError> {
     let path = candidates
         .iter()
         .map(Path::new)
@@ -449,7 +511,7 @@ fn run(
         .output()
         .map_err(|error| VolumeError::Spawn { program, error })?;
     if output.status.success() {
-        return Ok(());
+        return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
     }
     Err(VolumeError::Command {
         program,

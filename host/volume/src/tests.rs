@@ -36,6 +36,19 @@ fn a_pooled_volume_is_moved_into_place_with_its_layout_and_limits() {
     assert!(usage.bytes_limit < SMALL.bytes + (8 << 20), "{usage:?}");
     assert!(usage.inodes_limit >= SMALL.inodes, "{usage:?}");
     assert!(!usage.is_full());
+    // The loop device reads and writes the image directly (no second page cache) and goes
+    // away with the mount.
+    let device = mount_source(&at).unwrap();
+    let listed = run("losetup", &["/usr/sbin/losetup"], |c| {
+        c.args(["--list", "--noheadings", "--output", "DIO,AUTOCLEAR"])
+            .arg(&device);
+    })
+    .unwrap();
+    assert_eq!(
+        listed.split_whitespace().collect::<Vec<_>>(),
+        ["1", "1"],
+        "{listed}"
+    );
     let flags = nix::sys::statvfs::statvfs(&at).unwrap().flags();
     assert!(
         flags.contains(nix::sys::statvfs::FsFlags::ST_NOSUID),
@@ -101,6 +114,12 @@ fn a_volume_comes_back_after_release_with_its_files() {
     std::fs::write(at.join("workspace/kept"), "yes").unwrap();
     release(&at);
     assert!(!is_mount_point(&at));
+    // The loop device went with the mount (autoclear): none is left on the image.
+    let attached = run("losetup", &["/usr/sbin/losetup", "/sbin/losetup"], |c| {
+        c.arg("--associated").arg(&image);
+    })
+    .unwrap();
+    assert_eq!(attached.trim(), "", "a loop device outlived its volume");
     Volumes::mount_existing(&image, &at).unwrap();
     Volumes::mount_existing(&image, &at).unwrap();
     assert_eq!(

@@ -13,14 +13,13 @@
     reason = "a benchmark that cannot set up should stop loudly"
 )]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{Conn, report, start_worker};
 use serde_json::{Value, json};
 
-const TOKEN: &str = "bench-token";
 const CONCURRENCY: usize = 64;
 
 fn main() {
@@ -32,7 +31,8 @@ fn main() {
         Some(dir) => tempfile::tempdir_in(dir).unwrap(),
         None => tempfile::tempdir().unwrap(),
     };
-    let (mut server, addr) = start_worker(data.path());
+    // The load generator is one noisy controller on purpose: no rate limit.
+    let (mut server, addr) = start_worker(data.path(), "[http]\nrate_per_s = 0\n");
     println!("worker data dir: {}\n", data.path().display());
     println!("| measurement | p50 | p99 | calls | errors | throughput |");
     println!("|---|---|---|---|---|---|");
@@ -104,94 +104,6 @@ fn main() {
 
     let _ = server.kill();
     let _ = server.wait();
-}
-
-/// Starts the release `hearth serve` on a free loopback port.
-fn start_worker(data_dir: &std::path::Path) -> (Child, String) {
-    let mut server = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env_clear()
-        .env("HEARTH_TOKEN", TOKEN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .trim_start_matches("hearth listening on http://")
-        .to_owned();
-    (server, addr)
-}
-
-/// A minimal HTTP/1.1 keep-alive client on a blocking socket, so the load generator costs the
-/// shared two cores as little as possible (no client-side async runtime, no extra threads).
-struct Conn {
-    reader: BufReader<TcpStream>,
-}
-
-impl Conn {
-    fn open(addr: &str) -> Self {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream.set_nodelay(true).unwrap();
-        Self {
-            reader: BufReader::new(stream),
-        }
-    }
-
-    /// Sends a POST with a JSON body; returns the status and body.
-    fn post(&mut self, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        let stream = self.reader.get_mut();
-        stream.write_all(head.as_bytes()).unwrap();
-        stream.write_all(body).unwrap();
-        let mut line = String::new();
-        self.reader.read_line(&mut line).unwrap();
-        let status = line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let mut length = 0usize;
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line).unwrap();
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap();
-            }
-        }
-        let mut body = vec![0; length];
-        self.reader.read_exact(&mut body).unwrap();
-        (status, body)
-    }
-
-    fn create_session(&mut self) -> Option<String> {
-        let (status, body) = self.post("/v1/sessions", b"{}");
-        let value: Value = serde_json::from_slice(&body).ok()?;
-        (status == 201)
-            .then(|| value["id"].as_str().map(str::to_owned))
-            .flatten()
-    }
-
-    /// One tool call; (succeeded, latency).
-    fn tool(&mut self, session: &str, tool: &str, args: &Value) -> (bool, Duration) {
-        let body = serde_json::to_vec(args).unwrap();
-        let started = Instant::now();
-        let (status, _) = self.post(&format!("/v1/sessions/{session}/tools/{tool}"), &body);
-        (status == 200, started.elapsed())
-    }
 }
 
 fn sequential(
@@ -280,22 +192,4 @@ fn mixed(addr: &str, clients: usize, per_client: usize) -> (Vec<Duration>, usize
         errors += e;
     }
     (all, errors, started.elapsed())
-}
-
-fn report(name: &str, mut latencies: Vec<Duration>, errors: usize, elapsed: Option<Duration>) {
-    latencies.sort();
-    let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    let rate = elapsed
-        .map(|e| format!("{:.0} calls/s", latencies.len() as f64 / e.as_secs_f64()))
-        .unwrap_or_default();
-    println!(
-        "| {name} | {} | {} | {} | {errors} | {rate} |",
-        micros(pick(0.50)),
-        micros(pick(0.99)),
-        latencies.len()
-    );
-}
-
-fn micros(d: Duration) -> String {
-    format!("{:.0} µs", d.as_secs_f64() * 1e6)
 }

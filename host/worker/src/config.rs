@@ -83,6 +83,8 @@ pub struct SnapshotConfig {
     /// Files above this go up in multipart uploads of `part_mib` parts.
     pub multipart_threshold_mib: u64,
     pub part_mib: u64,
+    /// What snapshot uploads may hold in memory at once, all sessions together.
+    pub memory_mib: u64,
     /// Retries of one store request, and the most time they may take.
     pub max_retries: usize,
     pub retry_timeout_s: f64,
@@ -101,6 +103,7 @@ impl Default for SnapshotConfig {
             gc_grace_s: 3600,
             multipart_threshold_mib: 16,
             part_mib: 8,
+            memory_mib: 32,
             max_retries: 3,
             retry_timeout_s: 10.0,
             snapshot_on_delete: false,
@@ -533,6 +536,7 @@ impl Config {
             ("max_sessions", self.max_sessions as u64),
             ("max_concurrent_calls", u64::from(self.max_concurrent_calls)),
             ("git.memory_mib", self.git.memory_mib),
+            ("snapshots.memory_mib", self.snapshots.memory_mib),
             ("max_tree_depth", self.max_tree_depth as u64),
             ("http.max_connections", self.http.max_connections as u64),
             (

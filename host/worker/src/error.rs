@@ -162,7 +162,7 @@ impl From<StorageError> for ApiError {
             StorageError::Full { .. } => {
                 Self::new(StatusCode::INSUFFICIENT_STORAGE, "storage_full", message)
             }
-            StorageError::Volume(_) => Self::internal(message),
+            StorageError::Volume(_) | StorageError::Unavailable(_) => Self::internal(message),
         }
     }
 }

@@ -186,18 +186,15 @@ pub async fn start(
         header_timeout: std::time::Duration::from_secs_f64(app.config.http.header_timeout_s),
         max_connections: app.config.http.max_connections,
     };
-    let data_dir = app.config.data_dir.clone();
+    let stopping = app.clone();
     let done = tokio::spawn(async move {
         let served = serve::serve(listener, router, limits, shutdown).await;
         background.abort();
         expiry.abort();
-        // A stopped worker leaves no mounts behind (its data dir can be moved or deleted); the
+        // A stopped worker leaves no volume mounted (its data dir can be moved or deleted); the
         // next start mounts its sessions' volumes again. A killed one leaves them, and the next
         // start finds them in place.
-        let _ = tokio::task::spawn_blocking(move || {
-            hearth_volume::unmount_all_under(&data_dir);
-        })
-        .await;
+        let _ = tokio::task::spawn_blocking(move || stopping.sessions.release_volumes()).await;
         served
     });
     Ok(Running { addr, done, app })

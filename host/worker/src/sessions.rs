@@ -396,6 +396,16 @@ impl Sessions {
         })
     }
 
+    /// Unmounts every session's volume and the pool of ready ones, for a clean stop. A scratch
+    /// tmpfs of a session without a volume stays (a restart finds it, as before quotas).
+    pub fn release_volumes(&self) {
+        let live = self.live.read().unwrap_or_else(|p| p.into_inner());
+        for session in live.values().filter(|s| s.volume.is_some()) {
+            Storage::release(&session.dir);
+        }
+        self.storage.release_pool();
+    }
+
     /// The worker's storage policy (quotas, the free-space floor).
     pub fn storage(&self) -> &Storage {
         &self.storage

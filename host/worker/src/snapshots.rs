@@ -98,6 +98,7 @@ impl SnapshotService {
         let tuning = hearth_snapshots::Tuning {
             multipart_threshold: config.multipart_threshold_mib * mib,
             part_bytes: (config.part_mib * mib) as usize,
+            memory_bytes: config.memory_mib * mib,
             max_depth,
             ..Default::default()
         };

@@ -77,6 +77,11 @@ pub enum StorageError {
     Full { free_mib: u64, floor_mib: u64 },
     #[error("session volume: {0}")]
     Volume(#[from] hearth_volume::VolumeError),
+    #[error(
+        "cannot make session volumes ({0}); quotas need root, loop devices and mkfs.ext4 \
+         (e2fsprogs): run as root, or set `quota.enabled = false` to run without quotas"
+    )]
+    Unavailable(hearth_volume::VolumeError),
 }
 
 /// The worker's storage policy; see the module doc.
@@ -90,12 +95,13 @@ impl Storage {
     /// Starts the volume pool (when quotas are on) in `<data-dir>/volumes`.
     pub fn open(config: &QuotaConfig, data_dir: &Path) -> Result<Self, StorageError> {
         let volumes = if config.enabled {
-            Some(Volumes::open(
+            let made = Volumes::open(
                 &data_dir.join("volumes"),
                 config.default_quota(),
                 &LAYOUT,
                 config.warm_volumes,
-            )?)
+            );
+            Some(made.map_err(StorageError::Unavailable)?)
         } else {
             None
         };
@@ -189,6 +195,15 @@ impl Storage {
         let base = dir.join(MOUNT);
         crate::scratch::release(&base.join("tmp"));
         hearth_volume::release(&base);
+    }
+}
+
+impl Storage {
+    /// Unmounts the volumes made ahead (a stopping worker's; the next start makes new ones).
+    pub fn release_pool(&self) {
+        if let Some(volumes) = &self.volumes {
+            volumes.release_all();
+        }
     }
 }
 

@@ -150,6 +150,8 @@ def _execute_response(answer: t.ExecResult, timeout_s: float | None) -> ExecuteR
         exit_code = TIMEOUT_EXIT_CODE
     elif answer["oom_killed"]:
         output += "\n\nError: Command was killed: it ran out of memory."
+    if answer.get("quota_exceeded"):
+        output += "\n\nError: The session's disk quota is full; delete files to make room."
     if exit_code is None and answer["signal"] is not None:
         exit_code = 128 + answer["signal"]  # the shell's convention for "killed by signal N"
     if answer["truncated"]:
@@ -206,12 +208,14 @@ class HearthBackend(SandboxBackendProtocol):
         token: str | None = None,
         git: Mapping[str, str] | None = None,
         from_snapshot: str | None = None,
+        quota: Mapping[str, int] | None = None,
         **options: Any,
     ) -> HearthBackend:
-        """A new session on the worker (empty, cloned from `git`, or restored `from_snapshot`)
-        and a backend on it; `options` are those of the constructor."""
+        """A new session on the worker (empty, cloned from `git`, or restored `from_snapshot`;
+        `quota` as `{"bytes"?, "inodes"?}`) and a backend on it; `options` are those of the
+        constructor."""
         client = options.pop("client", None) or Client(url, token=token)
-        session = client.create_session(session_id, git=git, from_snapshot=from_snapshot)
+        session = client.create_session(session_id, git=git, from_snapshot=from_snapshot, quota=quota)
         return cls(session["id"], url=url, token=token, client=client, **options)
 
     @property

@@ -149,9 +149,14 @@ class Client:
     # --- sessions
 
     def create_session(
-        self, id: str | None = None, *, git: Mapping[str, str] | None = None, from_snapshot: str | None = None
+        self,
+        id: str | None = None,
+        *,
+        git: Mapping[str, str] | None = None,
+        from_snapshot: str | None = None,
+        quota: Mapping[str, int] | None = None,
     ) -> t.Session:
-        return self.send(routes.create_session(id, git=git, from_snapshot=from_snapshot))
+        return self.send(routes.create_session(id, git=git, from_snapshot=from_snapshot, quota=quota))
 
     def list_sessions(self) -> list[t.Session]:
         return self.send(routes.list_sessions())
@@ -337,9 +342,14 @@ class AsyncClient:
     # --- sessions
 
     async def create_session(
-        self, id: str | None = None, *, git: Mapping[str, str] | None = None, from_snapshot: str | None = None
+        self,
+        id: str | None = None,
+        *,
+        git: Mapping[str, str] | None = None,
+        from_snapshot: str | None = None,
+        quota: Mapping[str, int] | None = None,
     ) -> t.Session:
-        return await self.send(routes.create_session(id, git=git, from_snapshot=from_snapshot))
+        return await self.send(routes.create_session(id, git=git, from_snapshot=from_snapshot, quota=quota))
 
     async def list_sessions(self) -> list[t.Session]:
         return await self.send(routes.list_sessions())

@@ -98,10 +98,14 @@ def create_session(
     *,
     git: Mapping[str, str] | None = None,
     from_snapshot: str | None = None,
+    quota: Mapping[str, int] | None = None,
 ) -> Call[t.Session]:
     """A new session: empty, cloned from `git` (`{"url", "branch"?}`), or restored `from_snapshot`
-    (`"<session>"` for its latest, or a snapshot id `"<session>/<name>"`)."""
-    body = _drop_none(id=id, git=dict(git) if git else None, from_snapshot=from_snapshot)
+    (`"<session>"` for its latest, or a snapshot id `"<session>/<name>"`); `quota`
+    (`{"bytes"?, "inodes"?}`) sets its limits within the worker's maximum."""
+    body = _drop_none(
+        id=id, git=dict(git) if git else None, from_snapshot=from_snapshot, quota=dict(quota) if quota else None
+    )
     return Call("POST", "/v1/sessions", json=body)
 
 

@@ -36,12 +36,23 @@ class SnapshotState(TypedDict):
     error: str | None
 
 
+class QuotaUsage(TypedDict):
+    """What a session's files take and may take: workspace and /tmp together."""
+
+    bytes_used: int
+    bytes_limit: int
+    inodes_used: int
+    inodes_limit: int
+
+
 class Session(TypedDict):
     id: str
     created_at: str
     tool_calls: int
     mounts: list[Mount]
     snapshot: NotRequired[SnapshotState]
+    quota: NotRequired[QuotaUsage | None]
+    """None on a worker with quotas off."""
 
 
 class Health(TypedDict):
@@ -164,6 +175,8 @@ class ExecResult(TypedDict):
     stderr: str
     timed_out: bool
     oom_killed: bool
+    quota_exceeded: NotRequired[bool]
+    """The session's volume was full when the run ended: the program's writes got ENOSPC."""
     truncated: bool
     duration_ms: int
     jail: dict[str, str]

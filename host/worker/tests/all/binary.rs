@@ -272,3 +272,68 @@ async fn a_worker_killed_mid_load_restarts_with_everything_it_acknowledged() {
         }
     }
 }
+
+/// Quotas on the real binary: a program and the files API meet the quota; a `kill -9` leaves the
+/// volumes mounted and a restart serves them as they were; a SIGTERM leaves no mount behind.
+#[tokio::test]
+async fn the_binary_enforces_quotas_and_keeps_volumes_across_a_kill() {
+    let data = crate::support::DataDir::new();
+    let config = data.path().join("hearth.toml");
+    std::fs::write(
+        &config,
+        "[quota]\nbytes_mib = 32\ninodes = 2048\nwarm_volumes = 1\n",
+    )
+    .unwrap();
+    let config_arg = ["--config", config.to_str().unwrap()];
+    let (mut child, url) = serve(data.path(), &config_arg).await;
+    let client = hearth_client::Client::new(&url, Some(TOKEN.into()));
+    let s = client.create_session(Some("q")).await.unwrap().id;
+    let out = client
+        .exec(
+            &s,
+            serde_json::json!({ "command": "echo kept > /workspace/kept.txt; head -c 40000000 /dev/zero > /tmp/z" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out["quota_exceeded"], true, "{out}");
+    let put = client
+        .put_file(&s, "/workspace/more.bin", vec![0u8; 1 << 20])
+        .await;
+    crate::support::assert_client_error(put, 507, "quota_exceeded");
+    client
+        .exec(&s, serde_json::json!({ "command": "rm /tmp/z" }))
+        .await
+        .unwrap();
+
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let volume = data.path().join("sessions/q/volume");
+    assert!(
+        hearth_volume::is_mount_point(&volume),
+        "a kill leaves the volume mounted"
+    );
+    let (child, url) = serve(data.path(), &config_arg).await;
+    let client = hearth_client::Client::new(&url, Some(TOKEN.into()));
+    assert_eq!(
+        client.get_file(&s, "/workspace/kept.txt").await.unwrap(),
+        b"kept\n"
+    );
+    let usage = client.session(&s).await.unwrap().quota.unwrap();
+    assert!(
+        usage.bytes_limit >= 32 << 20 && usage.bytes_used + (1 << 20) <= usage.bytes_limit,
+        "{usage:?}"
+    );
+
+    sigterm(&child);
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.status.success());
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root = data.path().canonicalize().unwrap();
+    assert!(
+        !table.contains(root.to_str().unwrap()),
+        "a stopped worker left mounts in its data dir"
+    );
+}
