@@ -157,6 +157,8 @@ pub struct Volumes {
     wake: Condvar,
     /// Set by [`Volumes::release_all`]: no more volumes are made ahead.
     closed: std::sync::atomic::AtomicBool,
+    /// Held while a volume is made ahead, so [`Volumes::release_all`] can wait for it.
+    filling: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -177,6 +179,9 @@ impl Volumes {
         warm: usize,
     ) -> Result<Arc<Self>, VolumeError> {
         default.check().map_err(VolumeError::InvalidQuota)?;
+        if let Some(data_dir) = pool_dir.parent() {
+            detach_stale(data_dir);
+        }
         if pool_dir.exists() {
             unmount_all_under(pool_dir);
             std::fs::remove_dir_all(pool_dir).map_err(io("clearing", pool_dir))?;
@@ -190,6 +195,7 @@ impl Volumes {
             pool: Mutex::default(),
             wake: Condvar::new(),
             closed: std::sync::atomic::AtomicBool::new(false),
+            filling: Mutex::new(()),
         });
         // The first volume is made now, whatever `warm` says: it proves this machine can.
         let first = volumes.make_pooled()?;
@@ -304,18 +310,30 @@ fn fill(volumes: Weak<Volumes>) {
         if !wanted {
             continue;
         }
-        match v.make_pooled() {
-            // Made while the pool was being closed: not kept.
-            Ok(at) if v.closed.load(std::sync::atomic::Ordering::Acquire) => {
-                release(&at);
+        let failed = {
+            let _filling = v.filling.lock().unwrap_or_else(|p| p.into_inner());
+            if v.closed.load(std::sync::atomic::Ordering::Acquire) {
                 return;
             }
-            Ok(at) => v.lock().ready.push(at),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not make a volume ahead; trying again later");
-                drop(v);
-                std::thread::sleep(Duration::from_secs(5));
+            match v.make_pooled() {
+                // Made while the pool was being closed: not kept.
+                Ok(at) if v.closed.load(std::sync::atomic::Ordering::Acquire) => {
+                    release(&at);
+                    return;
+                }
+                Ok(at) => {
+                    v.lock().ready.push(at);
+                    false
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not make a volume ahead; trying again later");
+                    true
+                }
             }
+        };
+        if failed {
+            drop(v);
+            std::thread::sleep(Duration::from_secs(5));
         }
     }
 }
@@ -326,6 +344,8 @@ impl Volumes {
         self.closed
             .store(true, std::sync::atomic::Ordering::Release);
         self.wake.notify_all();
+        // A volume being made now is finished, then released by its maker.
+        drop(self.filling.lock().unwrap_or_else(|p| p.into_inner()));
         for ready in std::mem::take(&mut self.lock().ready) {
             release(&ready);
         }
@@ -432,38 +452,70 @@ fn format(image: &Path, quota: Quota) -> Result<(), VolumeError> {
 /// Loop-mounts `image` at `at`: nothing on it runs setuid or opens devices; deleted files give
 /// their blocks back to the host; an I/O error makes it read-only rather than damage it.
 ///
-/// `mount -o loop` attaches the loop device with autoclear in the same call, so the device goes
-/// with the last unmount and no crash at any point leaves one behind. The device is then
-/// switched to direct I/O on the image: without it every block is cached twice (in the volume's
-/// page cache and the image's) and a 1 MiB write-and-rename costs ~3.7× the plain disk's; with
-/// it, the same as the disk. Should the switch fail, the volume works, only slower.
+/// The loop device does direct I/O on the image: without it every block is cached twice (in
+/// the volume's page cache and the image's) and a 1 MiB write-and-rename costs ~3.7× the plain
+/// disk's; with it, the same as the disk. Direct I/O is set when the device is attached (~2 ms;
+/// switching a mounted device costs 10–25 ms), so the device is attached by `losetup`, mounted,
+/// then detached: detaching a device in use makes the kernel free it with the last unmount
+/// (autoclear). A process killed between the attach and the detach leaves a device behind;
+/// [`Volumes::open`] detaches those of its data dir ([`detach_stale`]).
 fn mount_image(image: &Path, at: &Path) -> Result<(), VolumeError> {
-    // Two loop set-ups at once may pick the same free device; the loser waits ~200 ms before
-    // it tries again. One at a time in this process (the pool's filler and a create).
-    static ATTACHING: Mutex<()> = Mutex::new(());
-    let attaching = ATTACHING.lock().unwrap_or_else(|p| p.into_inner());
-    run("mount", &["/usr/bin/mount", "/bin/mount"], |c| {
+    const LOSETUP: &[&str] = &["/usr/sbin/losetup", "/sbin/losetup"];
+    // Two `losetup --find` at once may pick the same free device; the loser waits ~200 ms
+    // before it tries again. One at a time in this process (the pool's filler and a create).
+    static FINDING: Mutex<()> = Mutex::new(());
+    let finding = FINDING.lock().unwrap_or_else(|p| p.into_inner());
+    let device = run("losetup", LOSETUP, |c| {
+        c.args(["--direct-io=on", "--find", "--show"]).arg(image);
+    });
+    drop(finding);
+    let device = device?.trim().to_owned();
+    let mounted = run("mount", &["/usr/bin/mount", "/bin/mount"], |c| {
         c.args(["-t", "ext4", "-o"])
-            .arg("loop,nosuid,nodev,noatime,discard,noinit_itable,errors=remount-ro")
-            .arg(image)
+            .arg("nosuid,nodev,noatime,discard,noinit_itable,errors=remount-ro")
+            .arg(&device)
             .arg(at);
-    })?;
-    drop(attaching);
-    let direct = mount_source(at)
-        .ok_or_else(|| format!("no loop device found mounted at {}", at.display()))
-        .and_then(|device| {
-            run("losetup", &["/usr/sbin/losetup", "/sbin/losetup"], |c| {
-                c.arg("--direct-io=on").arg(&device);
-            })
-            .map_err(|e| e.to_string())
+    });
+    let detached = run("losetup", LOSETUP, |c| {
+        c.arg("--detach").arg(&device);
+    });
+    mounted.and(detached).map(drop)
+}
+
+/// Detaches the loop devices whose image is under `dir` and which nothing has mounted: those of
+/// a worker killed while it attached one.
+pub fn detach_stale(dir: &Path) {
+    let Ok(dir) = dir.canonicalize() else { return };
+    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let Ok(devices) = std::fs::read_dir("/sys/block") else {
+        return;
+    };
+    for device in devices.flatten() {
+        let name = device.file_name().to_string_lossy().into_owned();
+        let Ok(backing) = std::fs::read_to_string(device.path().join("loop/backing_file")) else {
+            continue;
+        };
+        let backing = backing.trim_end();
+        let backing = backing.strip_suffix(" (deleted)").unwrap_or(backing);
+        let node = format!("/dev/{name}");
+        let mounted = table.lines().any(|line| {
+            line.split_once(" - ")
+                .and_then(|(_, rest)| rest.split(' ').nth(1))
+                .is_some_and(|source| source == node)
         });
-    if let Err(why) = direct {
-        tracing::warn!(volume = %at.display(), %why, "the volume's loop device stays buffered (slower writes)");
+        if Path::new(backing).starts_with(&dir) && !mounted {
+            tracing::warn!(device = %node, image = backing, "detaching a loop device left attached");
+            let _ = run("losetup", &["/usr/sbin/losetup", "/sbin/losetup"], |c| {
+                c.arg("--detach").arg(&node);
+            });
+        }
     }
-    Ok(())
 }
 
 /// The device mounted at `at`, from the mount table.
+#[cfg(test)]
 fn mount_source(at: &Path) -> Option<String> {
     let at = at.canonicalize().ok()?;
     let table = std::fs::read_to_string("/proc/self/mountinfo").ok()?;

@@ -130,6 +130,29 @@ fn a_volume_comes_back_after_release_with_its_files() {
 }
 
 #[test]
+fn a_device_left_attached_by_a_killed_worker_is_detached_at_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let _unmount = Unmount(dir.path());
+    let image = dir.path().join("orphan.img");
+    format(&image, SMALL).unwrap();
+    let losetup = |args: &[&str]| {
+        run("losetup", &["/usr/sbin/losetup"], |c| {
+            c.args(args).arg(&image);
+        })
+        .unwrap()
+    };
+    // What a worker killed between its attach and its mount leaves.
+    losetup(&["--find", "--show"]);
+    assert_ne!(losetup(&["--associated"]).trim(), "");
+    let _volumes = pool(dir.path(), 0);
+    assert_eq!(
+        losetup(&["--associated"]).trim(),
+        "",
+        "the stale device is still attached"
+    );
+}
+
+#[test]
 fn quotas_that_cannot_be_a_volume_are_refused() {
     for (bytes, inodes) in [(1 << 20, 1024), (32 << 20, 10), (32 << 20, 1 << 20)] {
         assert!(Quota { bytes, inodes }.check().is_err(), "{bytes} {inodes}");

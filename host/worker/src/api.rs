@@ -91,6 +91,7 @@ pub fn router(app: Arc<App>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(app.clone(), read_whole_body))
         .layer(middleware::from_fn_with_state(app.clone(), authenticate))
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)
@@ -210,6 +211,43 @@ async fn admit(app: &App, caller: &'static str, request: Request, next: Next) ->
         );
     }
     refused
+}
+
+/// Reads an admitted request's whole body, within the body limit, before its handler runs. A
+/// handler that has no use for a body (a snapshot, a delete, a status) would leave it unread, and
+/// hyper closes a connection whose request body was not read — after the answer, without
+/// `Connection: close` — so a pooled client that sent the body in a second packet met a reset
+/// connection on its next request. Handlers that take a body get the same bytes, uncopied.
+async fn read_whole_body(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, app.config.max_body_bytes).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(e) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|cause| cause.is::<http_body_util::LengthLimitError>());
+            let mut refused = match too_large {
+                true => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!(
+                        "the request body is over {} bytes",
+                        app.config.max_body_bytes
+                    ),
+                ),
+                false => ApiError::bad_request("invalid_body", format!("reading the body: {e}")),
+            }
+            .into_response();
+            // What is left of the body is not read: the connection cannot carry another request.
+            refused.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            refused
+        }
+    }
 }
 
 /// The header that carries the token where `Authorization: Bearer` cannot.

@@ -328,3 +328,63 @@ async fn a_noisy_token_is_slowed_down_with_429_and_retry_after() {
     assert_eq!(get("/v1/sessions").await.unwrap().status(), 200);
     assert_eq!(get("/v1/sessions").await.unwrap().status(), 429);
 }
+
+/// A body sent after its head (a second packet) to a route with no use for it: the answer must
+/// leave the connection usable, or a pooled client's next request meets a reset.
+#[tokio::test]
+async fn a_body_a_route_ignores_leaves_the_connection_usable() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let w = Worker::start().await;
+    let s = w.client.create_session(None).await.unwrap().id;
+    let addr = w.url.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let body = b"{}";
+    let head = format!(
+        "POST /v1/sessions/{s}/snapshots HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stream.write_all(body).await.unwrap();
+    let first = read_response(&mut stream).await;
+    assert!(first.starts_with("HTTP/1.1 201"), "{first}");
+    let next = format!(
+        "GET /v1/sessions/{s} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+    );
+    stream.write_all(next.as_bytes()).await.unwrap();
+    let second = read_response(&mut stream).await;
+    assert!(
+        second.starts_with("HTTP/1.1 200"),
+        "the connection was dropped: {second:?}"
+    );
+
+    async fn read_response(stream: &mut tokio::net::TcpStream) -> String {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap_or(0);
+            if n == 0 {
+                return String::from_utf8_lossy(&seen).into_owned();
+            }
+            seen.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&seen).into_owned();
+            if let Some((head, rest)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if rest.len() >= length {
+                    return text;
+                }
+            }
+        }
+    }
+}

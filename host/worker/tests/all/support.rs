@@ -18,6 +18,7 @@ pub struct Worker {
     pub skills: TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    app: std::sync::Arc<hearth::App>,
     _tools: TempDir,
 }
 
@@ -68,6 +69,7 @@ impl Worker {
             skills,
             shutdown: Some(tx),
             done: Some(running.done),
+            app: running.app,
             _tools: tools,
         }
     }
@@ -148,8 +150,14 @@ impl Worker {
 }
 
 impl Drop for Worker {
-    /// A worker that was not stopped leaves its sessions' volumes mounted in the data dir.
+    /// A worker that was not stopped leaves its sessions' volumes mounted in the data dir, and
+    /// its pool would go on making volumes: closed first, then everything unmounted.
     fn drop(&mut self) {
+        // A stopped worker released its volumes itself (and a restarted one on the same data
+        // dir holds them now).
+        if self.done.is_some() {
+            self.app.sessions.release_volumes();
+        }
         hearth_volume::unmount_all_under(self.data.path());
     }
 }
