@@ -13,6 +13,15 @@ fn pool(dir: &Path, warm: usize) -> Arc<Volumes> {
     Volumes::open(&dir.join("pool"), SMALL, &["workspace", "tmp"], warm).unwrap()
 }
 
+/// A volume of `SMALL` attached at `<dir>/s`, from a pool with `warm` volumes ahead; the pool
+/// is returned with it (its drop releases what it holds).
+fn attached(dir: &Path, warm: usize) -> (Arc<Volumes>, PathBuf) {
+    let volumes = pool(dir, warm);
+    let at = dir.join("s");
+    volumes.attach(&dir.join("s.img"), &at, SMALL).unwrap();
+    (volumes, at)
+}
+
 struct Unmount<'a>(&'a Path);
 impl Drop for Unmount<'_> {
     fn drop(&mut self) {
@@ -24,11 +33,7 @@ impl Drop for Unmount<'_> {
 fn a_pooled_volume_is_moved_into_place_with_its_layout_and_limits() {
     let dir = tempfile::tempdir().unwrap();
     let _unmount = Unmount(dir.path());
-    let volumes = pool(dir.path(), 1);
-    let at = dir.path().join("s1");
-    volumes
-        .attach(&dir.path().join("s1.img"), &at, SMALL)
-        .unwrap();
+    let (_volumes, at) = attached(dir.path(), 1);
     assert!(is_mount_point(&at));
     assert!(at.join("workspace").is_dir() && at.join("tmp").is_dir());
     let usage = Usage::of(&at).unwrap();
@@ -64,11 +69,7 @@ fn a_pooled_volume_is_moved_into_place_with_its_layout_and_limits() {
 fn writes_past_the_bytes_fail_with_no_space_and_the_volume_says_full() {
     let dir = tempfile::tempdir().unwrap();
     let _unmount = Unmount(dir.path());
-    let volumes = pool(dir.path(), 0);
-    let at = dir.path().join("s");
-    volumes
-        .attach(&dir.path().join("s.img"), &at, SMALL)
-        .unwrap();
+    let (_volumes, at) = attached(dir.path(), 0);
     let mut file = File::create(at.join("workspace/big")).unwrap();
     let chunk = vec![7u8; 1 << 20];
     let error = (0..64)
@@ -87,11 +88,7 @@ fn writes_past_the_bytes_fail_with_no_space_and_the_volume_says_full() {
 fn inodes_run_out_at_the_inode_limit() {
     let dir = tempfile::tempdir().unwrap();
     let _unmount = Unmount(dir.path());
-    let volumes = pool(dir.path(), 0);
-    let at = dir.path().join("s");
-    volumes
-        .attach(&dir.path().join("s.img"), &at, SMALL)
-        .unwrap();
+    let (_volumes, at) = attached(dir.path(), 0);
     let limit = Usage::of(&at).unwrap().inodes_limit;
     let error = (0..limit + 10)
         .find_map(|n| File::create(at.join(format!("tmp/{n}"))).err())
