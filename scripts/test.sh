@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test Hearth has: the guest SDK's unit tests (natively), the host workspace's unit and
 # integration tests (which build the Wasm tools first), then the Python client's tests against a
-# real worker process. Every suite runs even when an earlier one fails; the exit status says
-# whether all passed.
+# real worker process, then deepagents' standard sandbox suite against HearthBackend. Every suite
+# runs even when an earlier one fails; the exit status says whether all passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +30,9 @@ echo "==> Python client tests (clients/python, against a real worker)"
 # The worker they start is target/debug/hearth, which the host tests above just built (a separate
 # `cargo build` would recompile with another feature set); the harness builds it when missing.
 (cd clients/python && ../../target/pyvenv/bin/python -m pytest -q -p no:cacheprovider) || failed+=("Python client")
+
+echo "==> deepagents conformance (langchain-tests' SandboxIntegrationTests against HearthBackend)"
+./scripts/conformance.sh || failed+=("conformance")
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED: ${failed[*]}" >&2

@@ -42,11 +42,12 @@ def test_write_then_read(any_backend: Any) -> None:
 
     whole = any_backend.read("/workspace/notes/a.md")
     assert isinstance(whole, ReadResult) and whole.error is None
-    assert whole.file_data == {"content": "# title\nline 2\nline 3\n", "encoding": "utf-8"}
+    # deepagents' page: the lines joined by "\n", no line ending after the last.
+    assert whole.file_data == {"content": "# title\nline 2\nline 3", "encoding": "utf-8"}
     assert (whole.start_line, whole.end_line, whole.total_lines, whole.next_offset) == (1, 3, 3, None)
 
     window = any_backend.read("/workspace/notes/a.md", offset=1, limit=1)
-    assert window.file_data["content"] == "line 2\n"
+    assert window.file_data["content"] == "line 2"
     assert (window.start_line, window.end_line, window.next_offset) == (2, 2, 2)
 
     clamped = any_backend.read("/workspace/notes/a.md", offset=-5, limit=1)
@@ -73,7 +74,7 @@ def test_read_edge_cases(any_backend: Any) -> None:
 @pytest.mark.parametrize(
     ("path", "fragment"),
     [
-        ("/workspace/missing.py", "does not exist"),
+        ("/workspace/missing.py", "not found"),
         ("/workspace", "is a directory"),
         ("relative.py", "relative"),
         ("/etc/passwd", "outside the session's view"),
@@ -88,14 +89,14 @@ def test_read_errors_are_results_for_the_model(any_backend: Any, path: str, frag
 def test_edit(any_backend: Any) -> None:
     any_backend.write("/workspace/app.py", "x = 1\nx = 1\n")
     ambiguous = any_backend.edit("/workspace/app.py", "x = 1", "x = 2")
-    assert ambiguous.path is None and "appears 2 times" in ambiguous.error
+    assert ambiguous.path is None and "appears multiple times (2 times)" in ambiguous.error
     assert any_backend.edit("/workspace/app.py", "x = 1", "x = 2", replace_all=True) == EditResult(
         path="/workspace/app.py", occurrences=2
     )
     missing = any_backend.edit("/workspace/app.py", "y = 3", "z")
     assert "not found" in missing.error
-    assert "does not exist" in any_backend.edit("/workspace/nope.py", "a", "b").error
-    assert any_backend.read("/workspace/app.py").file_data["content"] == "x = 2\nx = 2\n"
+    assert "Error: File '/workspace/nope.py' not found" == any_backend.edit("/workspace/nope.py", "a", "b").error
+    assert any_backend.read("/workspace/app.py").file_data["content"] == "x = 2\nx = 2"
 
 
 def test_ls_and_delete(any_backend: Any) -> None:
@@ -104,8 +105,8 @@ def test_ls_and_delete(any_backend: Any) -> None:
     listing = any_backend.ls("/workspace")
     assert isinstance(listing, LsResult) and listing.error is None
     assert sorted((e["path"], e["is_dir"]) for e in listing.entries) == [
-        ("/workspace/pkg/", True),
-        ("/workspace/skills/", True),  # the read-only area's mount point
+        ("/workspace/pkg", True),
+        ("/workspace/skills", True),  # the read-only area's mount point
         ("/workspace/top.py", False),
     ]
     assert all(isinstance(e["size"], int) and e["modified_at"].endswith("Z") for e in listing.entries)
@@ -115,7 +116,7 @@ def test_ls_and_delete(any_backend: Any) -> None:
 
     assert any_backend.delete("/workspace/pkg") == DeleteResult(path="/workspace/pkg")
     assert "does not exist" in any_backend.delete("/workspace/pkg").error
-    assert [e["path"] for e in any_backend.ls("/workspace").entries] == ["/workspace/skills/", "/workspace/top.py"]
+    assert [e["path"] for e in any_backend.ls("/workspace").entries] == ["/workspace/skills", "/workspace/top.py"]
 
 
 def test_glob(any_backend: Any) -> None:
@@ -179,7 +180,7 @@ def test_upload_and_download_keep_order_and_error_literals(any_backend: Any) -> 
 
 
 def test_a_read_only_area_is_read_only(any_backend: Any) -> None:
-    assert any_backend.read("/workspace/skills/SKILL.md").file_data["content"] == "# a shared skill\n"
+    assert any_backend.read("/workspace/skills/SKILL.md").file_data["content"] == "# a shared skill"
     assert any_backend.write("/workspace/skills/SKILL.md", "mine now").error
     assert any_backend.edit("/workspace/skills/SKILL.md", "shared", "mine").error
     assert any_backend.delete("/workspace/skills/SKILL.md").error
@@ -188,7 +189,7 @@ def test_a_read_only_area_is_read_only(any_backend: Any) -> None:
     ]
     ran = any_backend.execute("echo mine > /workspace/skills/SKILL.md")
     assert ran.exit_code != 0 and "Read-only file system" in ran.output
-    assert any_backend.read("/workspace/skills/SKILL.md").file_data["content"] == "# a shared skill\n"
+    assert any_backend.read("/workspace/skills/SKILL.md").file_data["content"] == "# a shared skill"
     assert "cannot be deleted" in any_backend.delete("/workspace").error
 
 
@@ -213,7 +214,7 @@ def test_execute_sees_files_the_tools_wrote_and_the_other_way_round(any_backend:
     any_backend.write("/tmp/in.txt", "from a tool\n")
     ran = any_backend.execute("cat /tmp/in.txt > /workspace/out.txt && printf '%s' done > /tmp/mark")
     assert ran.exit_code == 0
-    assert any_backend.read("/workspace/out.txt").file_data["content"] == "from a tool\n"
+    assert any_backend.read("/workspace/out.txt").file_data["content"] == "from a tool"
     assert any_backend.download_files(["/tmp/mark"])[0].content == b"done"
 
 
@@ -299,7 +300,7 @@ def test_a_full_quota_is_an_error_the_model_can_read(worker: WorkerProcess) -> N
         ran = backend.execute("head -c 40000000 /dev/zero > /tmp/zeros")
         assert ran.exit_code != 0 and "quota is full" in ran.output, ran.output
         with pytest.raises(hc.HearthError) as full:
-            client.write_file(backend.id, "/workspace/more.txt", "x" * 100)
+            client.write_file(backend.id, "/workspace/more.txt", "x" * (2 << 20))
         assert full.value.status == 507 and full.value.code == "quota_exceeded"
         client.delete_session(backend.id)
     backend.close()
@@ -342,8 +343,8 @@ def test_the_async_twins_follow_the_sync_clients_worker_and_token(
         await backend.aclose()
         return answer.file_data["content"]
 
-    assert asyncio.run(write_then_read(1)) == "loop 1\n"
-    assert asyncio.run(write_then_read(2)) == "loop 2\n"
+    assert asyncio.run(write_then_read(1)) == "loop 1"
+    assert asyncio.run(write_then_read(2)) == "loop 2"
     backend.close()
 
 
@@ -359,7 +360,7 @@ def test_a_tool_call_waits_for_a_running_program_instead_of_failing(backend: Hea
     running.join()
     assert results["run"].exit_code == 0
     # The read waited for the program (writers hold the session) and saw what it wrote.
-    assert results["read"].file_data["content"] == "after\n"
+    assert results["read"].file_data["content"] == "after"
 
 
 def test_paths_and_ids_that_would_change_the_route_are_refused_before_sending(

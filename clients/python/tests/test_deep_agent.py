@@ -94,7 +94,7 @@ def test_a_model_error_reaches_the_model_not_the_graph(backend: HearthBackend) -
     state = _agent(model, backend).invoke({"messages": [{"role": "user", "content": "x"}]})
     answers = _tool_answers(state["messages"])
     assert "outside the session's view" in answers["read_file"]
-    assert "does not exist" in answers["edit_file"]
+    assert "not found" in answers["edit_file"]
 
 
 def test_a_script_that_runs_out_says_so(backend: HearthBackend) -> None:

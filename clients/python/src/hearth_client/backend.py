@@ -77,7 +77,12 @@ def _error_text(e: HearthError) -> str:
 
 
 def _file_info(entry: t.FileInfo) -> FileInfo:
-    info = FileInfo(path=entry["path"], is_dir=entry["is_dir"], size=entry["size"])
+    # The worker marks directories with a trailing `/`; deepagents' paths never have one (the
+    # entry says `is_dir`).
+    path = entry["path"]
+    if entry["is_dir"] and len(path) > 1:
+        path = path.rstrip("/")
+    info = FileInfo(path=path, is_dir=entry["is_dir"], size=entry["size"])
     if entry.get("modified_at"):
         info["modified_at"] = cast(str, entry["modified_at"])
     return info
@@ -99,12 +104,39 @@ def _ls_error(path: str, e: HearthError) -> LsResult:
     return LsResult(error=_error_text(e))
 
 
+def _read_error(file_path: str, e: HearthError) -> str:
+    """deepagents' wording where its suite and middleware look for it."""
+    if e.code == "file_not_found":
+        return f"File '{file_path}' not found"
+    if e.code == "too_large" and e.message.startswith("Binary file"):
+        return f"File '{file_path}': {e.message}"
+    return _error_text(e)
+
+
+def _edit_error(file_path: str, old_string: str, e: HearthError) -> str:
+    """deepagents' wording (`BaseSandbox`'s) for a missing file and an ambiguous edit."""
+    if e.code == "file_not_found":
+        return f"Error: File '{file_path}' not found"
+    if e.code == "conflict" and " appears " in e.message:
+        return (
+            f"Error: String '{old_string}' appears multiple times ({e.message.split(' appears ')[1].split(' in ')[0]})."
+            " Use replace_all=True to replace all occurrences, or provide a more specific string with surrounding"
+            " context."
+        )
+    return _error_text(e)
+
+
 def _read_result(answer: t.ReadAnswer) -> ReadResult:
-    file_data = FileData(content=answer["content"], encoding=answer["encoding"])
+    content = answer["content"]
     start = answer.get("start_line") or 0
     if answer["encoding"] != "utf-8" or start < 1:
         # A binary file (base64, no lines), or an empty one: no window to describe.
-        return ReadResult(file_data=file_data)
+        return ReadResult(file_data=FileData(content=content, encoding=answer["encoding"]))
+    # deepagents' page is its lines joined by `\n`: no line ending after the last one (the worker
+    # sends the lines as they are in the file).
+    if content.endswith("\n"):
+        content = content[:-2] if content.endswith("\r\n") else content[:-1]
+    file_data = FileData(content=content, encoding=answer["encoding"])
     return ReadResult(
         file_data=file_data,
         start_line=start,
@@ -278,7 +310,7 @@ class HearthBackend(SandboxBackendProtocol):
     def _read(self, file_path: str, offset: int, limit: int) -> _Op[t.ReadAnswer, ReadResult]:
         window = {"offset": max(int(offset), 0), "limit": min(int(limit), MAX_READ_LINES)}
         call = routes.read_file(self._session, file_path, **window)
-        return _Op(call, _read_result, lambda e: ReadResult(error=_error_text(e)))
+        return _Op(call, _read_result, lambda e: ReadResult(error=_read_error(file_path, e)))
 
     def _write(self, file_path: str, content: str) -> _Op[t.WriteAnswer, WriteResult]:
         call = routes.write_file(self._session, file_path, content)
@@ -289,7 +321,7 @@ class HearthBackend(SandboxBackendProtocol):
         return _Op(
             call,
             lambda a: EditResult(path=a["path"], occurrences=a["occurrences"]),
-            lambda e: EditResult(error=_error_text(e)),
+            lambda e: EditResult(error=_edit_error(file_path, old, e)),
         )
 
     def _delete(self, file_path: str) -> _Op[t.DeleteAnswer, DeleteResult]:
