@@ -95,7 +95,7 @@ def test_edit(any_backend: Any) -> None:
     )
     missing = any_backend.edit("/workspace/app.py", "y = 3", "z")
     assert "not found" in missing.error
-    assert "Error: File '/workspace/nope.py' not found" == any_backend.edit("/workspace/nope.py", "a", "b").error
+    assert any_backend.edit("/workspace/nope.py", "a", "b").error == "Error: File '/workspace/nope.py' not found"
     assert any_backend.read("/workspace/app.py").file_data["content"] == "x = 2\nx = 2"
 
 
