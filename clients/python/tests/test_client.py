@@ -54,6 +54,27 @@ def test_a_wrong_token_is_unauthorized_and_a_dead_worker_unreachable(worker: Wor
 # --- sessions ------------------------------------------------------------------------------------
 
 
+def test_a_session_token_opens_its_session_only(worker: WorkerProcess) -> None:
+    with hc.Client(worker.url, token=TOKEN) as operator:
+        created = operator.create_session()
+        token = created["token"]
+        assert "token" not in operator.get_session(created["id"])
+        with hc.Client(worker.url, token=token) as scoped:
+            scoped.write_file(created["id"], "/workspace/a.txt", "a")
+            assert scoped.get_session(created["id"])["id"] == created["id"]
+            with pytest.raises(hc.Forbidden) as refused:
+                scoped.list_sessions()
+            assert refused.value.code == "token_scope"
+            with pytest.raises(hc.Forbidden):
+                scoped.replace_token(created["id"])
+        replaced = operator.replace_token(created["id"])["token"]
+        with hc.Client(worker.url, token=token) as revoked, pytest.raises(hc.Unauthorized):
+            revoked.get_session(created["id"])
+        with hc.Client(worker.url, token=replaced) as scoped:
+            assert scoped.read_file(created["id"], "/workspace/a.txt")["content"] == "a"
+        operator.delete_session(created["id"])
+
+
 def test_session_lifecycle(client: Any) -> None:
     session = _new_session(client)
     info = client.get_session(session)

@@ -79,6 +79,10 @@ pub struct Session {
     /// worker with quotas off.
     #[serde(default)]
     pub quota: Option<QuotaUsage>,
+    /// The session's own token, which opens this session's routes and nothing else: in the
+    /// create answer only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// A session's usage against its quota.

@@ -45,6 +45,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/sessions/{id}",
             get(session_info).delete(delete_session),
         )
+        .route("/v1/sessions/{id}/token", post(replace_token))
         .route("/v1/sessions/{id}/tools/{name}", post(call_tool))
         .route(
             "/v1/sessions/{id}/files/{*path}",
@@ -174,7 +175,21 @@ async fn authenticate(State(app): State<Arc<App>>, request: Request, next: Next)
     if constant_time_eq(presented.as_bytes(), token.as_bytes()) {
         return admit(&app, "operator", request, next).await;
     }
-    let mut refused = ApiError::unauthorized().into_response();
+    let session = (!presented.is_empty())
+        .then(|| app.sessions.opened_by(&crate::tokens::hash(presented)))
+        .flatten();
+    let mut refused = match session {
+        Some(id) if crate::tokens::opens(&id, request.uri().path()) => {
+            return admit(&app, &format!("session:{id}"), request, next).await;
+        }
+        Some(id) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "token_scope",
+            format!("this token opens session `{id}`'s routes only"),
+        ),
+        None => ApiError::unauthorized(),
+    }
+    .into_response();
     // The body is not read: the connection cannot carry another request, and says so, or a
     // pooled client would send its next request on a connection about to close.
     if has_body(&request) {
@@ -188,7 +203,7 @@ async fn authenticate(State(app): State<Arc<App>>, request: Request, next: Next)
 
 /// Runs an authenticated request if `caller`'s rate allows it; 429 `rate_limited` with
 /// `Retry-After` if not (see `rate`).
-async fn admit(app: &App, caller: &'static str, request: Request, next: Next) -> Response {
+async fn admit(app: &App, caller: &str, request: Request, next: Next) -> Response {
     let Err(wait) = app.rate.admit(caller) else {
         return next.run(request).await;
     };
@@ -414,11 +429,12 @@ async fn create_session(
         ));
     }
     let quota = app.sessions.storage().quota_for(request.quota)?;
+    let (token, token_sha256) = crate::tokens::mint();
     let app2 = app.clone();
     let session = blocking(move || {
         let (source, snapshot) = (request.git, request.from_snapshot);
         app2.sessions
-            .create(request.id, quota, |work_tree, git_dir| {
+            .create(request.id, quota, token_sha256, |work_tree, git_dir| {
                 // A restore or clone larger than the quota fills the new volume.
                 let usage = || quota.and_then(|_| hearth_volume::Usage::of(work_tree).ok());
                 match &snapshot {
@@ -434,7 +450,25 @@ async fn create_session(
     })
     .await??;
     tracing::info!(session = %session.id, "session created");
-    Ok((StatusCode::CREATED, Json(session_json(&app, &session))))
+    let mut answer = session_json(&app, &session);
+    // Said once, here: the worker keeps only its hash.
+    answer["token"] = token.into();
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+/// Gives a session a new token and revokes the one it had (the operator's verb: a session
+/// token cannot mint another).
+async fn replace_token(
+    State(app): State<Arc<App>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = path_params(id)?;
+    let (token, token_sha256) = crate::tokens::mint();
+    let app2 = app.clone();
+    let id2 = id.clone();
+    blocking(move || app2.sessions.replace_token(&id2, token_sha256)).await??;
+    tracing::info!(session = %id, "session token replaced");
+    Ok(Json(json!({ "id": id, "token": token })))
 }
 
 async fn list_sessions(State(app): State<Arc<App>>) -> Json<Value> {

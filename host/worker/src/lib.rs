@@ -21,6 +21,7 @@ pub mod sessions;
 pub mod snapshots;
 pub mod storage;
 pub mod stream;
+pub mod tokens;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -3,7 +3,8 @@
 //!
 //! A bucket holds up to `burst` requests and refills at `per_s`; a request that finds it empty
 //! is answered 429 `rate_limited` with `Retry-After`, before any work is done for it. Buckets are
-//! keyed by who the token says the caller is, never by the token's text.
+//! keyed by who the token says the caller is (`operator`, `session:<id>`), never by the token's
+//! text. A session's bucket lives as long as the worker (one small entry per session ever seen).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 pub struct RateLimiter {
     per_s: f64,
     burst: f64,
-    buckets: Mutex<HashMap<&'static str, Bucket>>,
+    buckets: Mutex<HashMap<String, Bucket>>,
 }
 
 struct Bucket {
@@ -31,19 +32,26 @@ impl RateLimiter {
     }
 
     /// Takes one request from `caller`'s bucket, or says how long until one is there.
-    pub fn admit(&self, caller: &'static str) -> Result<(), Duration> {
+    pub fn admit(&self, caller: &str) -> Result<(), Duration> {
         self.admit_at(caller, Instant::now())
     }
 
-    fn admit_at(&self, caller: &'static str, now: Instant) -> Result<(), Duration> {
+    fn admit_at(&self, caller: &str, now: Instant) -> Result<(), Duration> {
         if self.per_s <= 0.0 {
             return Ok(());
         }
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let bucket = buckets.entry(caller).or_insert(Bucket {
-            tokens: self.burst,
-            at: now,
-        });
+        // Looked up by `&str` first: a known caller costs no allocation.
+        if !buckets.contains_key(caller) {
+            let full = Bucket {
+                tokens: self.burst,
+                at: now,
+            };
+            buckets.insert(caller.to_owned(), full);
+        }
+        let Some(bucket) = buckets.get_mut(caller) else {
+            return Ok(());
+        };
         let refill = now.saturating_duration_since(bucket.at).as_secs_f64() * self.per_s;
         bucket.tokens = (bucket.tokens + refill).min(self.burst);
         bucket.at = now;

@@ -77,6 +77,9 @@ struct Record {
     /// The session's volume, when it has one (absent in records of sessions without).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     quota: Option<QuotaRecord>,
+    /// The SHA-256 of the session's own token (see `tokens`); absent in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_sha256: Option<String>,
 }
 
 /// One live session.
@@ -276,6 +279,10 @@ pub struct Sessions {
     max_sessions: usize,
     scratch_mib: Option<u64>,
     storage: Storage,
+    /// Session tokens' hashes, to the session each opens.
+    tokens: RwLock<HashMap<String, String>>,
+    /// Held while a record is rewritten.
+    rewriting: Mutex<()>,
     live: RwLock<HashMap<String, Arc<Session>>>,
     /// Ids being created: taken, and counted against the limit, before the (possibly slow)
     /// preparation runs without holding `live`.
@@ -311,6 +318,8 @@ impl Sessions {
             max_sessions: config.max_sessions,
             scratch_mib: config.scratch_mib,
             storage,
+            tokens: RwLock::default(),
+            rewriting: Mutex::default(),
             live: RwLock::new(HashMap::new()),
             creating: Mutex::default(),
             expired: Mutex::default(),
@@ -320,6 +329,7 @@ impl Sessions {
             id: "probe".into(),
             created_at_ms: 0,
             quota: None,
+            token_sha256: None,
         })?;
         let mut live = HashMap::new();
         for entry in std::fs::read_dir(&sessions.root)? {
@@ -340,6 +350,7 @@ impl Sessions {
                     match Storage::reopen(&dir, record.quota.is_some()) {
                         Ok(base) => {
                             sessions.cap_scratch(&base.join("tmp"))?;
+                            sessions.remember_token(&record);
                             live.insert(record.id.clone(), Arc::new(sessions.session(record)?));
                         }
                         Err(e) => tracing::error!(
@@ -406,19 +417,63 @@ impl Sessions {
         self.storage.release_pool();
     }
 
+    fn remember_token(&self, record: &Record) {
+        if let Some(hash) = &record.token_sha256 {
+            self.tokens
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(hash.clone(), record.id.clone());
+        }
+    }
+
+    /// The session a token opens, by the token's hash.
+    pub fn opened_by(&self, token_sha256: &str) -> Option<String> {
+        self.tokens
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token_sha256)
+            .cloned()
+    }
+
+    /// Gives session `id` the token whose hash is `token_sha256`, revoking the one it had. The
+    /// record is rewritten whole (a new file renamed over it), so a crash keeps one or the other.
+    pub fn replace_token(&self, id: &str, token_sha256: String) -> Result<(), SessionError> {
+        let session = self.get(id)?;
+        let _one_at_a_time = self.rewriting.lock().unwrap_or_else(|p| p.into_inner());
+        let path = session.dir.join(RECORD);
+        let mut record: Record = std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or_else(|| {
+                SessionError::Io(std::io::Error::other("the session's record is unreadable"))
+            })?;
+        record.token_sha256 = Some(token_sha256);
+        let temporary = path.with_extension("json.new");
+        std::fs::write(&temporary, serde_json::to_vec(&record).unwrap_or_default())?;
+        std::fs::rename(&temporary, &path)?;
+        let mut tokens = self.tokens.write().unwrap_or_else(|p| p.into_inner());
+        tokens.retain(|_, owner| owner != id);
+        if let Some(hash) = record.token_sha256 {
+            tokens.insert(hash, record.id);
+        }
+        Ok(())
+    }
+
     /// The worker's storage policy (quotas, the free-space floor).
     pub fn storage(&self) -> &Storage {
         &self.storage
     }
 
     /// Creates a session, with `id` or a fresh random one, on a volume of `quota` (from
-    /// [`Storage::quota_for`]; `None`: plain directories). `prepare` fills it (a git
-    /// repository, a restored snapshot) before it becomes visible, given the workspace and the
-    /// git directory; if it fails, nothing of the session is left.
+    /// [`Storage::quota_for`]; `None`: plain directories), opened by the token whose hash is
+    /// `token_sha256` besides the operator's. `prepare` fills it (a git repository, a restored
+    /// snapshot) before it becomes visible, given the workspace and the git directory; if it
+    /// fails, nothing of the session is left.
     pub fn create<E: From<SessionError>>(
         &self,
         id: Option<String>,
         quota: Option<hearth_volume::Quota>,
+        token_sha256: String,
         prepare: impl FnOnce(&Path, &Path) -> Result<(), E>,
     ) -> Result<Arc<Session>, E> {
         let id = match id {
@@ -444,6 +499,7 @@ impl Sessions {
             id: id.clone(),
             created_at_ms: now_ms(),
             quota: quota.map(QuotaRecord::from),
+            token_sha256: Some(token_sha256),
         };
         let made = (|| -> Result<PathBuf, SessionError> {
             std::fs::create_dir(&dir)?;
@@ -461,6 +517,7 @@ impl Sessions {
                 serde_json::to_vec(&record).unwrap_or_default(),
             )
             .map_err(SessionError::from)?;
+            self.remember_token(&record);
             Ok(self.session(record)?)
         });
         match made {
@@ -582,6 +639,10 @@ impl Sessions {
         if let Ok(mut live) = self.live.write() {
             live.remove(id);
         }
+        self.tokens
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, owner| owner != id);
         let dir = session.dir.clone();
         // The record goes first: if the removal dies half-way, what is left is no longer a
         // session (a restart will not resurrect it, a create of the same id clears it).

@@ -164,6 +164,9 @@ class Client:
     def get_session(self, session: str) -> t.Session:
         return self.send(routes.get_session(session))
 
+    def replace_token(self, session: str) -> t.SessionToken:
+        return self.send(routes.replace_token(session))
+
     def delete_session(self, session: str, *, snapshot: bool | None = None) -> None:
         return self.send(routes.delete_session(session, snapshot=snapshot))
 
@@ -356,6 +359,9 @@ class AsyncClient:
 
     async def get_session(self, session: str) -> t.Session:
         return await self.send(routes.get_session(session))
+
+    async def replace_token(self, session: str) -> t.SessionToken:
+        return await self.send(routes.replace_token(session))
 
     async def delete_session(self, session: str, *, snapshot: bool | None = None) -> None:
         return await self.send(routes.delete_session(session, snapshot=snapshot))

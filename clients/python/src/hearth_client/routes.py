@@ -117,6 +117,11 @@ def get_session(session: str) -> Call[t.Session]:
     return Call("GET", _session(session))
 
 
+def replace_token(session: str) -> Call[t.SessionToken]:
+    """A new token for the session, revoking the one it had (the operator's token only)."""
+    return Call("POST", f"{_session(session)}/token")
+
+
 def delete_session(session: str, *, snapshot: bool | None = None) -> Call[None]:
     """Delete a session; `snapshot=True` takes a last snapshot first (and keeps the session if
     that fails)."""

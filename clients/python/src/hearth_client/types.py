@@ -53,6 +53,14 @@ class Session(TypedDict):
     snapshot: NotRequired[SnapshotState]
     quota: NotRequired[QuotaUsage | None]
     """None on a worker with quotas off."""
+    token: NotRequired[str]
+    """The session's own token (opens this session's routes and nothing else): in the create
+    answer only."""
+
+
+class SessionToken(TypedDict):
+    id: str
+    token: str
 
 
 class Health(TypedDict):

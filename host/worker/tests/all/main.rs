@@ -18,4 +18,5 @@ mod git_api;
 mod quota;
 mod sessions_api;
 mod snapshots_api;
+mod tokens_api;
 mod tools_api;
