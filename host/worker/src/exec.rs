@@ -148,8 +148,8 @@ impl Exec {
             .to_string_lossy()
             .into_owned();
         let commit = request.commit;
-        if commit.as_ref().is_some_and(|c| c.message.trim().is_empty()) {
-            return Err("`commit.message` must not be empty".into());
+        if let Some(commit) = &commit {
+            commit.check(request.call.is_some())?;
         }
         let mut stdin = request.stdin.unwrap_or_default().into_bytes();
         let mut result_bytes = None;
@@ -247,7 +247,66 @@ impl Exec {
 /// it succeeds.
 pub struct PreparedJob {
     pub job: Job,
-    pub commit: Option<CommitRequest>,
+    pub commit: Option<ExecCommit>,
+}
+
+/// Exec's "validate, and if it passes, commit": a commit made when the program exits 0 — and,
+/// with `when`, when its `call` result says it passed. A simulation that returns
+/// `{"success": false}` exits 0 too: `"when": {"result_pointer": "/success"}` commits only if
+/// the result has `true` there.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecCommit {
+    pub message: String,
+    pub author: Option<hearth_git::Author>,
+    pub when: Option<CommitWhen>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommitWhen {
+    /// A JSON pointer (RFC 6901) into the `call` result; the commit needs `true` there.
+    pub result_pointer: String,
+}
+
+impl ExecCommit {
+    fn check(&self, has_result: bool) -> Result<(), String> {
+        if self.message.trim().is_empty() {
+            return Err("`commit.message` must not be empty".into());
+        }
+        match &self.when {
+            Some(_) if !has_result => {
+                Err("`commit.when` needs a `call`: only a call has a JSON result to look at".into())
+            }
+            Some(when)
+                if !when.result_pointer.is_empty() && !when.result_pointer.starts_with('/') =>
+            {
+                Err("`commit.when.result_pointer` is a JSON pointer: \"\" or \"/key/…\"".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Why this run's commit is skipped, if it is: `answer` is the run's answer so far.
+    fn skipped(&self, outcome: &Outcome, answer: &Value) -> Option<String> {
+        if outcome.exit_code != Some(0) || outcome.timed_out {
+            return Some("the program did not exit 0".into());
+        }
+        let when = self.when.as_ref()?;
+        let pointer = &when.result_pointer;
+        match answer.get("result").and_then(|r| r.pointer(pointer)) {
+            Some(Value::Bool(true)) => None,
+            Some(other) => Some(format!("the result's `{pointer}` is {other}, not true")),
+            None => Some(format!("the result has no `{pointer}`")),
+        }
+    }
+
+    fn request(&self) -> CommitRequest {
+        CommitRequest {
+            message: self.message.clone(),
+            author: self.author.clone(),
+        }
+    }
 }
 
 /// The request body of `/exec`.
@@ -264,7 +323,7 @@ pub struct ExecRequest {
     pub stdin: Option<String>,
     pub env: Option<BTreeMap<String, String>>,
     /// Commit the workspace when the program exits 0 ("validate, and if it passes, commit").
-    pub commit: Option<CommitRequest>,
+    pub commit: Option<ExecCommit>,
 }
 
 /// The answer body of `/exec`.
@@ -306,17 +365,16 @@ pub fn finish(
     let mut answer = outcome_json(outcome, result);
     // The program met the session's quota (its writes got ENOSPC): the volume is full.
     answer["quota_exceeded"] = session.full_usage().is_some().into();
-    if let Some(request) = &prepared.commit {
-        answer["commit"] = if outcome.exit_code == Some(0) && !outcome.timed_out {
-            match app.git.commit(session, request) {
+    if let Some(commit) = &prepared.commit {
+        answer["commit"] = match commit.skipped(outcome, &answer) {
+            Some(reason) => json!({ "status": "skipped", "reason": reason }),
+            None => match app.git.commit(session, &commit.request()) {
                 Ok(commit) => commit,
                 Err(e) => {
                     let e = crate::error::ApiError::from(e);
                     json!({ "status": "failed", "error": { "code": e.code, "message": e.message } })
                 }
-            }
-        } else {
-            json!({ "status": "skipped", "reason": "the program did not exit 0" })
+            },
         };
     }
     answer

@@ -449,6 +449,72 @@ async fn exec_commits_on_success_only() {
     assert_eq!(log["commits"][0]["id"], id, "no commit for a failed run");
 }
 
+/// A simulation that reports failure in its result still exits 0: `when.result_pointer` makes
+/// the commit wait for `true` there.
+#[tokio::test]
+async fn exec_commits_only_when_the_call_result_says_it_passed() {
+    let w = Worker::start().await;
+    let c = &w.client;
+    let s = c.create_session(None).await.unwrap().id;
+    write(
+        c,
+        &s,
+        "/workspace/sim.py",
+        "def run(ok):\n    return {'success': ok, 'checks': {'all': ok}}\n",
+    )
+    .await;
+    let commit = |message: &str, pointer: &str| json!({ "message": message, "when": { "result_pointer": pointer } });
+    let failed = c
+        .exec(
+            &s,
+            json!({ "call": "sim:run", "kwargs": { "ok": false }, "commit": commit("no", "/success") }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed["exit_code"], 0, "{failed}");
+    assert_eq!(failed["commit"]["status"], "skipped", "{failed}");
+    assert!(
+        failed["commit"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("`/success` is false"),
+        "{failed}"
+    );
+    let missing = c
+        .exec(
+            &s,
+            json!({ "call": "sim:run", "kwargs": { "ok": true }, "commit": commit("no", "/nowhere") }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(missing["commit"]["status"], "skipped", "{missing}");
+    let passed = c
+        .exec(
+            &s,
+            json!({ "call": "sim:run", "kwargs": { "ok": true }, "commit": commit("sim ok", "/checks/all") }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(passed["commit"]["status"], "committed", "{passed}");
+    let log = c.git_view(&s, "log", &[("limit", "1")]).await.unwrap();
+    assert_eq!(log["commits"][0]["summary"], "sim ok");
+    // Asked of something without a JSON result, or with a pointer that is not one: refused.
+    for body in [
+        json!({ "command": "true", "commit": commit("x", "/success") }),
+        json!({ "call": "sim:run", "kwargs": { "ok": true }, "commit": commit("x", "success") }),
+    ] {
+        let refused = w
+            .raw(
+                reqwest::Method::POST,
+                &format!("/v1/sessions/{s}/exec"),
+                Some(crate::support::TOKEN),
+                Some(serde_json::to_vec(&body).unwrap()),
+            )
+            .await;
+        crate::support::assert_error(&refused, 400, "invalid_exec");
+    }
+}
+
 #[tokio::test]
 async fn the_git_directory_is_out_of_every_sessions_reach() {
     let w = Worker::start().await;
