@@ -785,10 +785,78 @@ impl Snapshots {
         Ok((key, size))
     }
 
+    /// The exports stored for `session`, oldest first.
+    pub async fn list_exports(&self, session: &str) -> Result<Vec<ExportInfo>, SnapshotError> {
+        let prefix = StorePath::from(format!("exports/{session}"));
+        let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+        let mut exports: Vec<ExportInfo> = metas
+            .into_iter()
+            .filter_map(|meta| {
+                let name = meta.location.filename()?.to_owned();
+                let created_at_ms = export_time(&name)?;
+                Some(ExportInfo {
+                    key: meta.location.to_string(),
+                    name,
+                    bytes: meta.size,
+                    created_at_ms,
+                })
+            })
+            .collect();
+        exports.sort_by_key(|e| e.created_at_ms);
+        Ok(exports)
+    }
+
+    /// The archive of export `name` of `session`, as a stream of chunks straight from the
+    /// store (nothing of it held whole). `None` for a name that is not an export's.
+    pub async fn get_export(
+        &self,
+        session: &str,
+        name: &str,
+    ) -> Result<
+        Option<(
+            u64,
+            futures_util::stream::BoxStream<'static, Result<Bytes, SnapshotError>>,
+        )>,
+        SnapshotError,
+    > {
+        if export_time(name).is_none() {
+            return Ok(None);
+        }
+        let location = StorePath::from(format!("exports/{session}/{name}"));
+        match self.store.get(&location).await {
+            Ok(got) => {
+                let size = got.meta.size;
+                let stream = got.into_stream().map_err(SnapshotError::from).boxed();
+                Ok(Some((size, stream)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Removes an export (one whose archive turned out cut short).
     pub async fn delete_export(&self, key: &str) -> Result<(), SnapshotError> {
         Ok(self.store.delete(&StorePath::from(key)).await?)
     }
+}
+
+/// A stored export, as listed.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ExportInfo {
+    /// Its key in the store (relative to the store's prefix).
+    pub key: String,
+    /// What `GET /v1/sessions/{id}/exports/{name}` takes.
+    pub name: String,
+    pub bytes: u64,
+    pub created_at_ms: u64,
+}
+
+/// When an export named `name` was made, if `name` is an export's (`<13 digits>.tar.zst`).
+fn export_time(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".tar.zst")?;
+    (digits.len() == 13 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
 }
 
 /// Pointer objects kept per session.

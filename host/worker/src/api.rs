@@ -63,6 +63,11 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/sessions/{id}/export",
             get(snapshots::export_download).post(snapshots::export_to_store),
         )
+        .route("/v1/sessions/{id}/exports", get(snapshots::list_exports))
+        .route(
+            "/v1/sessions/{id}/exports/{name}",
+            get(snapshots::download_export),
+        )
         .route("/v1/snapshots/gc", post(snapshots::collect_garbage))
         .route("/v1/sessions/{id}/git/status", get(git::status))
         .route("/v1/sessions/{id}/git/log", get(git::log))

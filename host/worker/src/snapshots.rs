@@ -482,6 +482,53 @@ pub async fn export_to_store(
     ))
 }
 
+/// The exports stored for a session (`POST .../export`), oldest first.
+pub async fn list_exports(
+    State(app): State<Arc<App>>,
+    id: Result<UrlPath<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let session = app.sessions.get(&crate::api::path_params(id)?)?;
+    let exports = app.snapshots.snapshots.list_exports(&session.id).await?;
+    Ok(Json(json!({ "exports": exports })))
+}
+
+/// A stored export, streamed from the store as it comes (no more of it in memory than a chunk).
+pub async fn download_export(
+    State(app): State<Arc<App>>,
+    params: Result<UrlPath<(String, String)>, PathRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let (id, name) = crate::api::path_params(params)?;
+    let session = app.sessions.get(&id)?;
+    let Some((size, stream)) = app
+        .snapshots
+        .snapshots
+        .get_export(&session.id, &name)
+        .await?
+    else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "export_not_found",
+            format!(
+                "session `{}` has no export `{name}`; GET .../exports lists them",
+                session.id
+            ),
+        ));
+    };
+    let headers = [
+        (
+            axum::http::header::CONTENT_TYPE,
+            "application/zstd".to_owned(),
+        ),
+        (axum::http::header::CONTENT_LENGTH, size.to_string()),
+        (
+            axum::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{}-{name}\"", session.id),
+        ),
+    ];
+    Ok((headers, axum::body::Body::from_stream(stream)).into_response())
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GcRequest {

@@ -269,7 +269,53 @@ async fn export_and_delete_with_a_last_snapshot() {
         .await;
     assert_eq!(stored.0, 201, "{stored:?}");
     let key = stored.1["key"].as_str().unwrap().to_owned();
-    assert!(w.data.path().join("store").join(&key).is_file(), "{key}");
+    let on_disk = w.data.path().join("store").join(&key);
+    assert!(on_disk.is_file(), "{key}");
+    // Listed and downloaded through the API, byte for byte what the store holds.
+    let (status, listed) = w
+        .raw(
+            reqwest::Method::GET,
+            &format!("/v1/sessions/{s}/exports"),
+            Some(crate::support::TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["exports"][0]["key"], key, "{listed}");
+    let name = listed["exports"][0]["name"].as_str().unwrap().to_owned();
+    let downloaded = reqwest::Client::new()
+        .get(format!("{}/v1/sessions/{s}/exports/{name}", w.url))
+        .bearer_auth(crate::support::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(downloaded.status(), 200);
+    assert_eq!(
+        downloaded.bytes().await.unwrap(),
+        std::fs::read(&on_disk).unwrap()
+    );
+    for bad in ["0000000000000.tar.zst", "..%2F..%2Fx", "snapshot.json"] {
+        let missing = w
+            .raw(
+                reqwest::Method::GET,
+                &format!("/v1/sessions/{s}/exports/{bad}"),
+                Some(crate::support::TOKEN),
+                None,
+            )
+            .await;
+        crate::support::assert_error(&missing, 404, "export_not_found");
+    }
+    // Another session's exports are its own.
+    let other = w.client.create_session(Some("episode-2")).await.unwrap().id;
+    let (_, none) = w
+        .raw(
+            reqwest::Method::GET,
+            &format!("/v1/sessions/{other}/exports"),
+            Some(crate::support::TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(none["exports"], serde_json::json!([]), "{none}");
 
     let deleted = w
         .raw(
