@@ -47,8 +47,8 @@ use nix::unistd::{ForkResult, chdir, execve, fork, pivot_root, sethostname};
 
 use crate::identity::JAIL_ID;
 use crate::spec::{
-    ENFORCED, JAIL_FAILED_EXIT, JOIN_FLAG, JailSpec, Layers, REPORT_PREFIX, RESULT_FD, Report,
-    read_framed,
+    ENFORCED, JAIL_FAILED_EXIT, JOIN_FLAG, JailSpec, Layer, Layers, REPORT_PREFIX, RESULT_FD,
+    Report, read_framed,
 };
 
 /// Device nodes the jail gets, bound from the host's `/dev`.
@@ -70,7 +70,7 @@ pub fn run_main() -> ! {
     // 1. cgroups: joined before the namespaces, so the cgroup namespace is rooted at them.
     if cgroup_procs.is_empty() {
         layers.insert(
-            "cgroups".into(),
+            Layer::Cgroups.name().into(),
             "unavailable: not configured on this worker".into(),
         );
     } else {
@@ -79,7 +79,7 @@ pub fn run_main() -> ! {
             .iter()
             .try_for_each(|procs| fs::write(procs, &pid))
         {
-            Ok(()) => layers.insert("cgroups".into(), ENFORCED.into()),
+            Ok(()) => layers.insert(Layer::Cgroups.name().into(), ENFORCED.into()),
             Err(e) => fail(&layers, &format!("joining the run's cgroups: {e}")),
         };
     }
@@ -100,8 +100,14 @@ pub fn run_main() -> ! {
     if let Err(e) = unshare(flags) {
         fail(&layers, &format!("creating namespaces: {e}"));
     }
-    for ns in ["pid", "network", "ipc", "uts", "cgroup"] {
-        layers.insert(format!("{ns}_namespace"), ENFORCED.into());
+    for namespace in [
+        Layer::PidNamespace,
+        Layer::NetworkNamespace,
+        Layer::IpcNamespace,
+        Layer::UtsNamespace,
+        Layer::CgroupNamespace,
+    ] {
+        layers.insert(namespace.name().into(), ENFORCED.into());
     }
     let filters = match crate::seccomp::programs() {
         Ok(filters) => filters,
@@ -142,7 +148,7 @@ pub fn run_main() -> ! {
     if let Err(e) = unshare(CloneFlags::CLONE_NEWNS) {
         fail(&layers, &format!("creating the mount namespace: {e}"));
     }
-    layers.insert("mount_namespace".into(), ENFORCED.into());
+    layers.insert(Layer::MountNamespace.name().into(), ENFORCED.into());
 
     // 4. the root.
     let unprivileged = match build_root(&spec, idmap.as_ref().ok().map(AsFd::as_fd)) {
@@ -154,13 +160,13 @@ pub fn run_main() -> ! {
         Err(e) => fail(&layers, &format!("building the jail's root: {e}")),
     };
     drop(idmap);
-    layers.insert("pivot_root".into(), ENFORCED.into());
-    layers.insert("read_only_root".into(), ENFORCED.into());
+    layers.insert(Layer::PivotRoot.name().into(), ENFORCED.into());
+    layers.insert(Layer::ReadOnlyRoot.name().into(), ENFORCED.into());
     let _ = sethostname("hearth");
 
     // 5. limits and privileges.
     match apply_rlimits(&spec) {
-        Ok(()) => layers.insert("rlimits".into(), ENFORCED.into()),
+        Ok(()) => layers.insert(Layer::Rlimits.name().into(), ENFORCED.into()),
         Err(e) => fail(&layers, &format!("setrlimit: {e}")),
     };
     // Nothing the program creates is writable by others: the seccomp filter keeps it from
@@ -169,9 +175,12 @@ pub fn run_main() -> ! {
     if let Err(e) = nix::sys::prctl::set_no_new_privs() {
         fail(&layers, &format!("PR_SET_NO_NEW_PRIVS: {e}"));
     }
-    layers.insert("no_new_privs".into(), ENFORCED.into());
+    layers.insert(Layer::NoNewPrivs.name().into(), ENFORCED.into());
     match drop_capabilities(unprivileged.is_ok()) {
-        Ok(()) => layers.insert("capabilities".into(), "enforced: all dropped".into()),
+        Ok(()) => layers.insert(
+            Layer::Capabilities.name().into(),
+            "enforced: all dropped".into(),
+        ),
         Err(e) => fail(&layers, &format!("dropping capabilities: {e}")),
     };
     // A change of uid (or of the file-system ids, as building the root did) disarms the death
@@ -181,11 +190,11 @@ pub fn run_main() -> ! {
         Ok(()) => format!("enforced: {JAIL_ID}"),
         Err(why) => format!("unavailable: runs as uid 0 without capabilities ({why})"),
     };
-    layers.insert("uid".into(), uid);
+    layers.insert(Layer::Uid.name().into(), uid);
 
     // 6. Landlock (best effort on old kernels, reported either way).
     let landlock = apply_landlock(&spec);
-    layers.insert("landlock".into(), landlock);
+    layers.insert(Layer::Landlock.name().into(), landlock);
 
     // 7. seccomp.
     // Nothing but stdin, stdout and stderr (and the result channel, when asked for) reaches
@@ -196,13 +205,13 @@ pub fn run_main() -> ! {
     if let Err(e) = crate::seccomp::install(&filters) {
         fail(&layers, &e.to_string());
     }
-    layers.insert("seccomp".into(), ENFORCED.into());
+    layers.insert(Layer::Seccomp.name().into(), ENFORCED.into());
     layers.insert(
-        "environment".into(),
+        Layer::Environment.name().into(),
         "enforced: only the requested variables".into(),
     );
 
-    if let Some(missing) = spec.required_layers.iter().find(|layer| {
+    if let Some(missing) = spec.required_layers.iter().map(|l| l.name()).find(|layer| {
         !layers
             .get(*layer)
             .is_some_and(|state| state.starts_with(ENFORCED))

@@ -15,4 +15,4 @@ pub mod seccomp;
 pub mod spec;
 
 pub use runner::{ExecLimits, Interpreter, Job, Outcome, OutputSink, RunError, Runner, Stream};
-pub use spec::{Bind, Layers};
+pub use spec::{Bind, Layer, Layers};

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::cgroup::RunCgroup;
 use crate::spec::{
-    Bind, JAIL_FAILED_EXIT, JOIN_FLAG, JailSpec, Layers, REPORT_PREFIX, RESULT_FD, Report,
+    Bind, JAIL_FAILED_EXIT, JOIN_FLAG, JailSpec, Layer, Layers, REPORT_PREFIX, RESULT_FD, Report,
     RlimitSpec, frame,
 };
 
@@ -164,7 +164,7 @@ pub struct Runner {
     runtime: Vec<Bind>,
     symlinks: Vec<(String, String)>,
     warm: Option<Arc<WarmPool>>,
-    required_layers: Vec<String>,
+    required_layers: Vec<crate::spec::Layer>,
 }
 
 /// A helper started ahead of its run: already in its own cgroups, its namespaces made, its
@@ -387,7 +387,7 @@ impl Runner {
 
     /// Layers every run needs `enforced` (e.g. `landlock`, `cgroups`, `uid`); a run in which one
     /// is not is refused by the jail before its program starts.
-    pub fn with_required_layers(mut self, layers: Vec<String>) -> Self {
+    pub fn with_required_layers(mut self, layers: Vec<crate::spec::Layer>) -> Self {
         self.required_layers = layers;
         self
     }
@@ -593,9 +593,9 @@ impl Runner {
             .map(|r| r.layers.clone())
             .unwrap_or_default();
         if let Some(why) = cgroup_error {
-            layers.insert("cgroups".into(), format!("unavailable: {why}"));
+            layers.insert(Layer::Cgroups.name().into(), format!("unavailable: {why}"));
         }
-        layers.insert("wall_time".into(), crate::spec::ENFORCED.into());
+        layers.insert(Layer::WallTime.name().into(), crate::spec::ENFORCED.into());
         let jail_error = report.and_then(|r| r.error).or_else(|| {
             (!timed_out
                 && status.is_some_and(|s| s.code() == Some(JAIL_FAILED_EXIT))

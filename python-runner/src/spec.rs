@@ -36,7 +36,7 @@ pub struct JailSpec {
     /// otherwise (a layer can hold at start-up and fail for one run, e.g. idmapping a session's
     /// directories on a filesystem that does not support it).
     #[serde(default)]
-    pub required_layers: Vec<String>,
+    pub required_layers: Vec<Layer>,
     /// Whether the program keeps [`RESULT_FD`], the host's result pipe. Without it the jail
     /// closes that descriptor like every other above stderr.
     #[serde(default)]
@@ -102,6 +102,76 @@ pub struct RlimitSpec {
 
 /// The state of one isolation layer, as every answer reports it.
 pub type Layers = BTreeMap<String, String>;
+
+/// Every isolation layer a run reports, under the name it is reported by (`Layers`' keys, the
+/// health route, `exec.required_layers`). One list: a layer the config names that no run would
+/// report is a typo, refused when the config is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    Cgroups,
+    PidNamespace,
+    NetworkNamespace,
+    IpcNamespace,
+    UtsNamespace,
+    CgroupNamespace,
+    MountNamespace,
+    PivotRoot,
+    ReadOnlyRoot,
+    Rlimits,
+    NoNewPrivs,
+    Capabilities,
+    Uid,
+    Landlock,
+    Seccomp,
+    Environment,
+    WallTime,
+}
+
+impl Layer {
+    pub const ALL: [Layer; 17] = [
+        Layer::Cgroups,
+        Layer::PidNamespace,
+        Layer::NetworkNamespace,
+        Layer::IpcNamespace,
+        Layer::UtsNamespace,
+        Layer::CgroupNamespace,
+        Layer::MountNamespace,
+        Layer::PivotRoot,
+        Layer::ReadOnlyRoot,
+        Layer::Rlimits,
+        Layer::NoNewPrivs,
+        Layer::Capabilities,
+        Layer::Uid,
+        Layer::Landlock,
+        Layer::Seccomp,
+        Layer::Environment,
+        Layer::WallTime,
+    ];
+
+    /// The name a run reports it under.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layer::Cgroups => "cgroups",
+            Layer::PidNamespace => "pid_namespace",
+            Layer::NetworkNamespace => "network_namespace",
+            Layer::IpcNamespace => "ipc_namespace",
+            Layer::UtsNamespace => "uts_namespace",
+            Layer::CgroupNamespace => "cgroup_namespace",
+            Layer::MountNamespace => "mount_namespace",
+            Layer::PivotRoot => "pivot_root",
+            Layer::ReadOnlyRoot => "read_only_root",
+            Layer::Rlimits => "rlimits",
+            Layer::NoNewPrivs => "no_new_privs",
+            Layer::Capabilities => "capabilities",
+            Layer::Uid => "uid",
+            Layer::Landlock => "landlock",
+            Layer::Seccomp => "seccomp",
+            Layer::Environment => "environment",
+            Layer::WallTime => "wall_time",
+        }
+    }
+}
 
 /// The value of a layer that holds.
 pub const ENFORCED: &str = "enforced";

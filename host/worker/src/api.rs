@@ -295,7 +295,8 @@ pub(crate) fn json_body<T: DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, ApiError> {
     let bytes = body_bytes(body)?;
-    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
+    // No body is no arguments; a body of only whitespace is not JSON, and says so.
+    let bytes = if bytes.is_empty() {
         Bytes::from_static(b"{}")
     } else {
         bytes

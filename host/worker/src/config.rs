@@ -334,7 +334,7 @@ pub struct ExecConfig {
     /// `no_new_privs`, the capability drop, seccomp and the environment scrub always are (the
     /// helper fails closed without them); list e.g. `landlock`, `cgroups` or `uid` (the program
     /// runs unprivileged, which needs idmapped mounts on the session's filesystem) to require those.
-    pub required_layers: Vec<String>,
+    pub required_layers: Vec<hearth_python_runner::Layer>,
     /// Wall time when a request gives none, and the most a request may ask for.
     pub timeout_s: f64,
     pub max_timeout_s: f64,
@@ -588,6 +588,26 @@ mod tests {
         let config = parsed.unwrap_or_default();
         assert_eq!(config.scratch_mib, Some(512));
         assert_eq!(config.http.max_connections, 512);
+    }
+
+    /// A layer the jail would never report is a typo: refused when the config is read, with
+    /// the names that exist.
+    #[test]
+    fn a_required_layer_must_be_a_layer() {
+        let typo = toml::from_str::<Config>("[exec]\nrequired_layers = [\"landlok\"]\n");
+        let message = typo.map(drop).map_err(|e| e.to_string()).unwrap_err();
+        assert!(
+            message.contains("landlok") && message.contains("landlock"),
+            "{message}"
+        );
+        let fine = toml::from_str::<Config>("[exec]\nrequired_layers = [\"landlock\", \"uid\"]\n");
+        assert_eq!(
+            fine.map(|c| c.exec.required_layers).unwrap_or_default(),
+            [
+                hearth_python_runner::Layer::Landlock,
+                hearth_python_runner::Layer::Uid
+            ]
+        );
     }
 
     #[test]

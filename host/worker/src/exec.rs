@@ -108,9 +108,10 @@ impl Exec {
             Ok(layers) => exec.layers = layers,
             Err(why) => return exec.refuse(why),
         }
-        let missing: Vec<&String> = config
+        let missing: Vec<&str> = config
             .required_layers
             .iter()
+            .map(|layer| layer.name())
             .filter(|layer| {
                 !exec
                     .layers
@@ -119,7 +120,7 @@ impl Exec {
             })
             .collect();
         if !missing.is_empty() {
-            let list: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+            let list = missing;
             return exec.refuse(format!(
                 "required jail layers are not enforced here: {}",
                 list.join(", ")

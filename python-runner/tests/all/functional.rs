@@ -32,6 +32,17 @@ fn true_runs_and_every_layer_reports() {
         "{:?}",
         out.layers
     );
+    // Every layer a run reports is one `exec.required_layers` can name, and the other way round.
+    let names: Vec<&str> = hearth_python_runner::Layer::ALL
+        .iter()
+        .map(|l| l.name())
+        .collect();
+    let reported: Vec<&str> = out.layers.keys().map(String::as_str).collect();
+    assert_eq!(reported.len(), names.len(), "{reported:?} vs {names:?}");
+    assert!(
+        reported.iter().all(|r| names.contains(r)),
+        "{reported:?} vs {names:?}"
+    );
 }
 
 #[test]
@@ -281,7 +292,7 @@ fn without_idmapped_mounts_the_program_keeps_uid_0_and_can_require_it() {
     let helper = std::path::PathBuf::from(env!("CARGO_BIN_EXE_hearth-jail"));
     let strict = hearth_python_runner::Runner::new(helper, &crate::support::python_path())
         .unwrap()
-        .with_required_layers(vec!["uid".into()])
+        .with_required_layers(vec![hearth_python_runner::Layer::Uid])
         .run(&job);
     let _ = std::process::Command::new("umount").arg(&s.tmp).status();
 

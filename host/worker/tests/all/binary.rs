@@ -47,6 +47,28 @@ fn sigterm(child: &Child) {
 }
 
 #[tokio::test]
+async fn a_typo_in_the_required_jail_layers_stops_the_start() {
+    let data = crate::support::DataDir::new();
+    let config = data.path().join("hearth.toml");
+    std::fs::write(&config, "[exec]\nrequired_layers = [\"landlok\"]\n").unwrap();
+    let output = Command::new(HEARTH)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(data.path())
+        .env_clear()
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("landlok") && stderr.contains("required_layers"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn refuses_to_listen_off_loopback_without_a_token() {
     let data = crate::support::DataDir::new();
     let output = Command::new(HEARTH)

@@ -210,27 +210,6 @@ async fn health_reports_the_jail_layers() {
 }
 
 #[tokio::test]
-async fn a_required_layer_that_is_missing_turns_exec_off() {
-    let w = Worker::start_with(|c| c.exec.required_layers = vec!["teleportation".into()]).await;
-    let s = w.client.create_session(None).await.unwrap().id;
-    assert_client_error(
-        w.client.exec(&s, json!({ "command": "true" })).await,
-        503,
-        "exec_unavailable",
-    );
-    let health = w.client.health().await.unwrap();
-    assert!(
-        health["jail"]["exec"]
-            .as_str()
-            .unwrap()
-            .contains("teleportation"),
-        "{health}"
-    );
-    // Tools still work.
-    w.client.call_tool(&s, "ls", json!({})).await.unwrap();
-}
-
-#[tokio::test]
 async fn output_streams_as_it_comes() {
     let w = Worker::start().await;
     let s = w.client.create_session(None).await.unwrap().id;

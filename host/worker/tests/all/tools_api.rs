@@ -86,6 +86,13 @@ async fn bad_inputs_get_json_errors() {
         400,
         "invalid_json",
     );
+    // Whitespace is not JSON (no body at all is: no arguments).
+    assert_error(&post(tool("ls"), " \n\t ").await, 400, "invalid_json");
+    assert_error(
+        &post("/v1/sessions".into(), "   ").await,
+        400,
+        "invalid_json",
+    );
     assert_error(
         &post(tool("read_file"), r#"{"file_path": 42}"#).await,
         400,
