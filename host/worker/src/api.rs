@@ -439,20 +439,27 @@ async fn create_session(
     let app2 = app.clone();
     let session = blocking(move || {
         let (source, snapshot) = (request.git, request.from_snapshot);
-        app2.sessions
-            .create(request.id, quota, token_sha256, |work_tree, git_dir| {
+        app2.sessions.create(
+            request.id,
+            quota,
+            token_sha256,
+            |work_tree, git_dir, state_dir| {
                 // A restore or clone larger than the quota fills the new volume.
                 let usage = || quota.and_then(|_| hearth_volume::Usage::of(work_tree).ok());
                 match &snapshot {
                     Some(reference) => tokio::runtime::Handle::current()
-                        .block_on(app2.snapshots.restore(reference, work_tree, git_dir))
+                        .block_on(
+                            app2.snapshots
+                                .restore(reference, work_tree, git_dir, state_dir),
+                        )
                         .map_err(|e| write_failure(e, usage())),
                     None => app2
                         .git
                         .create(work_tree, git_dir, source.as_ref())
                         .map_err(|e| write_failure(e, usage())),
                 }
-            })
+            },
+        )
     })
     .await??;
     tracing::info!(session = %session.id, "session created");

@@ -1,17 +1,19 @@
 //! Sessions: an agent's home on this worker.
 //!
-//! On disk, under `<data-dir>/sessions/<id>/`:
+//! On disk, under `<data-dir>/sessions/<id>/`, with quotas on (the default):
 //!
 //! ```text
-//! workspace/      the agent's files            -> /workspace (read-write)
-//! tmp/            scratch, kept for the session -> /tmp       (read-write)
+//! volume.img      the session's volume (see `storage`), mounted at volume/:
+//! volume/
+//!   workspace/    the agent's files            -> /workspace (read-write)
+//!   tmp/          scratch, kept for the session -> /tmp       (read-write)
+//!   git/          the git directory (its work tree is workspace/; in no view)
 //! state/          host-only bookkeeping: never part of any view
-//!   session.json
-//!   git/          the session's git directory (its work tree is workspace/)
+//!   session.json  the record: id, creation, quota, the hash of the session's token
 //! ```
 //!
-//! With quotas on, `workspace/` and `tmp/` are on the session's own volume, in `volume/` (see
-//! `storage`).
+//! Without a volume (quotas off, or a session made before them), `workspace/` and `tmp/` are
+//! directly in `<id>/` and the git directory is `state/git/`.
 //!
 //! Read-only areas (e.g. shared skills) are operator directories mounted into every view, not
 //! copied: creating a session costs a few `mkdir`s whatever their size, and no session can
@@ -37,7 +39,7 @@ use crate::storage::{Floor, QuotaRecord, Storage, StorageError};
 /// delete.
 const RECORD: &str = "state/session.json";
 
-/// The session's git directory, relative to its directory.
+/// The git directory of a session without a volume, relative to its directory.
 const GIT_DIR: &str = "state/git";
 
 /// Longest session id accepted.
@@ -208,9 +210,9 @@ impl Session {
         &self.view.mounts()[0].host_path
     }
 
-    /// The git directory, in host-only state.
+    /// The git directory: never in any view; on the session's volume when it has one.
     pub fn git_dir(&self) -> PathBuf {
-        self.dir.join(GIT_DIR)
+        git_dir(&self.dir, self.volume.is_some())
     }
 
     /// Held by git operations that run under the shared session lock, waited for without a
@@ -467,14 +469,14 @@ impl Sessions {
     /// Creates a session, with `id` or a fresh random one, on a volume of `quota` (from
     /// [`Storage::quota_for`]; `None`: plain directories), opened by the token whose hash is
     /// `token_sha256` besides the operator's. `prepare` fills it (a git repository, a restored
-    /// snapshot) before it becomes visible, given the workspace and the git directory; if it
-    /// fails, nothing of the session is left.
+    /// snapshot) before it becomes visible, given the workspace, the git directory and the
+    /// state directory; if it fails, nothing of the session is left.
     pub fn create<E: From<SessionError>>(
         &self,
         id: Option<String>,
         quota: Option<hearth_volume::Quota>,
         token_sha256: String,
-        prepare: impl FnOnce(&Path, &Path) -> Result<(), E>,
+        prepare: impl FnOnce(&Path, &Path, &Path) -> Result<(), E>,
     ) -> Result<Arc<Session>, E> {
         let id = match id {
             Some(id) if is_valid_id(&id) => id,
@@ -509,7 +511,10 @@ impl Sessions {
             Ok(base)
         })()
         .map_err(E::from)
-        .and_then(|base| prepare(&base.join("workspace"), &dir.join(GIT_DIR)))
+        .and_then(|base| {
+            let git = git_dir(&dir, quota.is_some());
+            prepare(&base.join("workspace"), &git, &dir.join("state"))
+        })
         .and_then(|()| {
             // Written last: a directory without it is a session that was never finished.
             std::fs::write(
@@ -677,6 +682,16 @@ impl Drop for Reservation<'_> {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .remove(&self.id);
+    }
+}
+
+/// A session's git directory, given its directory and whether it has a volume: in its state
+/// directory without one (as before quotas), beside the workspace on the volume with one.
+fn git_dir(dir: &Path, has_volume: bool) -> PathBuf {
+    if has_volume {
+        Storage::base(dir, true).join("git")
+    } else {
+        dir.join(GIT_DIR)
     }
 }
 

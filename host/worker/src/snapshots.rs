@@ -220,6 +220,7 @@ impl SnapshotService {
         reference: &str,
         workspace: &Path,
         git_dir: &Path,
+        state_dir: &Path,
     ) -> Result<(), SnapshotError> {
         let manifest = self.snapshots.resolve(reference).await?;
         let targets = [
@@ -240,11 +241,10 @@ impl SnapshotService {
             }
         }
         let mut cache = restored?;
-        // The git directory is in the session's state directory, in the session's directory,
-        // which is named by its id (the workspace may be on the session's volume, elsewhere).
-        let state_dir = git_dir.parent();
+        // The state directory is in the session's directory, which is named by its id (the
+        // workspace and the git directory may be on the session's volume, elsewhere).
         let session_id = state_dir
-            .and_then(Path::parent)
+            .parent()
             .and_then(|d| d.file_name())
             .map(|n| n.to_string_lossy().into_owned());
         if session_id.as_deref() != Some(manifest.session.as_str()) {
@@ -252,9 +252,9 @@ impl SnapshotService {
             // this session's first manifest references them: its first snapshot uploads all.
             cache.blobs.clear();
         }
-        if let Some(dir) = state_dir {
+        {
             let persisted = Persisted { cache, last: None };
-            let path = dir.join(CACHE_FILE);
+            let path = state_dir.join(CACHE_FILE);
             let _ = std::fs::write(path, serde_json::to_vec(&persisted).unwrap_or_default());
         }
         Ok(())

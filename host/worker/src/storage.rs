@@ -1,10 +1,11 @@
 //! Where a session's writable places live, and the limits that keep one session from taking
 //! what the others need.
 //!
-//! - **Per-session quota.** With quotas on (the default), a session's `workspace/` and `tmp/`
-//!   are on a volume of its own (`hearth-volume`: a loop-mounted ext4 image whose size and inode
-//!   count are the quota), mounted at `<session>/volume`. Every writer — tools, programs, git,
-//!   restore — meets the same limit in the kernel, as `ENOSPC`.
+//! - **Per-session quota.** With quotas on (the default), a session's `workspace/`, `tmp/` and
+//!   git directory are on a volume of its own (`hearth-volume`: a loop-mounted ext4 image whose
+//!   size and inode count are the quota), mounted at `<session>/volume`. Every writer — tools,
+//!   programs, git, restore — meets the same limit in the kernel, as `ENOSPC`; and commits cannot
+//!   grow the host's disk behind the quota's back, since the history lives there too.
 //! - **Worker-wide floor.** Images are sparse, so quotas may add up to more than the disk. Below
 //!   `quota.min_free_mib` free on the data dir's filesystem, nothing that writes session content
 //!   starts (507 `storage_full`); reading, snapshotting and deleting still work, so an operator
@@ -14,7 +15,7 @@
 //!
 //! ```text
 //! <session>/volume.img   the image (sparse)
-//! <session>/volume/      its mount point: workspace/ and tmp/ inside
+//! <session>/volume/      its mount point: workspace/, tmp/ and git/ inside (git/ in no view)
 //! ```
 //!
 //! and without (quotas off, or a session made before they were on): `workspace/` and `tmp/`

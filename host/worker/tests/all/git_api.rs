@@ -522,7 +522,7 @@ async fn the_git_directory_is_out_of_every_sessions_reach() {
     let s = c.create_session(None).await.unwrap().id;
     write(c, &s, "/workspace/a.txt", "a\n").await;
     commit(c, &s, "a").await;
-    let git_dir = w.data.path().join("sessions").join(&s).join("state/git");
+    let git_dir = w.git_dir(&s);
     let config_before = std::fs::read_to_string(git_dir.join("config")).unwrap();
 
     // Tools see no git directory, and cannot name one outside the workspace.

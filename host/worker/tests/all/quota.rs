@@ -288,7 +288,8 @@ async fn a_restore_larger_than_the_quota_is_refused_and_leaves_nothing() {
 async fn a_git_checkout_past_the_quota_is_refused_as_quota_exceeded() {
     let w = small_quota_worker(|_| {}).await;
     let s = w.client.create_session(None).await.unwrap().id;
-    let noise = "head -c 20000000 /dev/urandom";
+    // 14 MB a file: its blob (on the volume too) and one file fit 32 MiB, a third copy does not.
+    let noise = "head -c 14000000 /dev/urandom";
     w.client
         .exec(
             &s,
@@ -310,6 +311,46 @@ async fn a_git_checkout_past_the_quota_is_refused_as_quota_exceeded() {
         .unwrap();
     let reset = w.client.git(&s, "reset", json!({})).await;
     assert_client_error(reset, 507, "quota_exceeded");
+}
+
+/// The history is on the session's volume too: commit after commit of new content cannot grow
+/// the host's disk past the quota (the git directory is no back door).
+#[tokio::test]
+async fn commits_count_against_the_quota() {
+    let w = small_quota_worker(|_| {}).await;
+    let s = w.client.create_session(None).await.unwrap().id;
+    let mut refused = None;
+    for n in 0..6 {
+        let out = w
+            .client
+            .exec(
+                &s,
+                json!({ "command": format!("rm -f /workspace/*.bin; head -c 9000000 /dev/urandom > /workspace/{n}.bin") }),
+            )
+            .await
+            .unwrap();
+        if out["exit_code"] != 0 {
+            refused = Some(out.to_string());
+            break;
+        }
+        if let Err(e) = w
+            .client
+            .git(&s, "commit", json!({ "message": format!("round {n}") }))
+            .await
+        {
+            refused = Some(format!("{:?} {:?}", e.status(), e.code()));
+            break;
+        }
+    }
+    let refused = refused.expect("six commits of 9 MB each fit a 32 MiB quota");
+    assert!(
+        refused.contains("quota_exceeded") || refused.contains("\"quota_exceeded\":true"),
+        "{refused}"
+    );
+    assert!(
+        w.git_dir(&s)
+            .starts_with(w.data.path().join("sessions").join(&s).join("volume"))
+    );
 }
 
 #[tokio::test]

@@ -137,6 +137,15 @@ impl Worker {
         self.session_base(session).join("tmp")
     }
 
+    /// Host path of a session's git directory: on its volume, or (quotas off) in its state.
+    pub fn git_dir(&self, session: &str) -> PathBuf {
+        let dir = self.data.path().join("sessions").join(session);
+        match dir.join("volume").is_dir() {
+            true => dir.join("volume/git"),
+            false => dir.join("state/git"),
+        }
+    }
+
     /// Where a session's workspace and scratch are: on its volume, or (quotas off) in its
     /// directory.
     fn session_base(&self, session: &str) -> PathBuf {
