@@ -329,6 +329,9 @@ def test_snapshots_restore_export_and_gc(client: Any, session: str) -> None:
     assert archive[:4] == b"\x28\xb5\x2f\xfd"  # zstd's magic number
     stored = client.store_export(session)
     assert stored["key"].startswith(f"exports/{session}/") and stored["bytes"] > 0
+    (listed,) = [e for e in client.list_exports(session) if e["key"] == stored["key"]]
+    fetched = client.download_export(session, listed["name"])
+    assert len(fetched) == stored["bytes"] == listed["bytes"] and fetched[:4] == b"\x28\xb5\x2f\xfd"
 
     gc = client.collect_garbage(grace_s=0)
     assert gc["manifests"] >= 1 and gc["deleted"] >= 0
@@ -342,6 +345,7 @@ def test_snapshots_restore_export_and_gc(client: Any, session: str) -> None:
 def _template(path: str) -> str:
     """A concrete path of the calls below as the OpenAPI document writes it."""
     path = re.sub(r"^/v1/sessions/s(?=/|$)", "/v1/sessions/{id}", path)
+    path = re.sub(r"/exports/[0-9]{13}\.tar\.zst$", "/exports/{name}", path)
     return re.sub(r"/tools/n$", "/tools/{name}", re.sub(r"/files/p$", "/files/{path}", path))
 
 
@@ -382,6 +386,9 @@ def test_the_routes_module_names_every_route_of_the_contract(client: Any) -> Non
         routes.list_snapshots("s"),
         routes.export("s"),
         routes.store_export("s"),
+        routes.list_exports("s"),
+        routes.download_export("s", "1796000000000.tar.zst"),
+        routes.replace_token("s"),
         routes.collect_garbage(),
     ]
     templated = {(c.method, _template(c.path)) for c in calls}

@@ -292,6 +292,12 @@ class Client:
     def store_export(self, session: str) -> t.ExportStored:
         return self.send(routes.store_export(session))
 
+    def list_exports(self, session: str) -> list[t.ExportInfo]:
+        return self.send(routes.list_exports(session))
+
+    def download_export(self, session: str, name: str) -> bytes:
+        return self.send(routes.download_export(session, name))
+
     def collect_garbage(self, *, grace_s: int | None = None) -> t.GcOutcome:
         return self.send(routes.collect_garbage(grace_s=grace_s))
 
@@ -489,6 +495,12 @@ class AsyncClient:
 
     async def store_export(self, session: str) -> t.ExportStored:
         return await self.send(routes.store_export(session))
+
+    async def list_exports(self, session: str) -> list[t.ExportInfo]:
+        return await self.send(routes.list_exports(session))
+
+    async def download_export(self, session: str, name: str) -> bytes:
+        return await self.send(routes.download_export(session, name))
 
     async def collect_garbage(self, *, grace_s: int | None = None) -> t.GcOutcome:
         return await self.send(routes.collect_garbage(grace_s=grace_s))

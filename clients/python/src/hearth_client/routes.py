@@ -334,5 +334,17 @@ def store_export(session: str) -> Call[t.ExportStored]:
     return Call("POST", f"{_session(session)}/export", json={})
 
 
+def list_exports(session: str) -> Call[list[t.ExportInfo]]:
+    """The exports `store_export` put in the store, oldest first."""
+    return Call("GET", f"{_session(session)}/exports", decode=lambda r: r.json()["exports"])
+
+
+def download_export(session: str, name: str) -> Call[bytes]:
+    """A stored export's archive, by the `name` `list_exports` gives."""
+    if not re.fullmatch(r"[0-9]{13}\.tar\.zst", name):
+        raise BadRequest("invalid_export_name", f"`{name}` is not an export's name", status=None)
+    return Call("GET", f"{_session(session)}/exports/{name}", decode=_bytes)
+
+
 def collect_garbage(*, grace_s: int | None = None) -> Call[t.GcOutcome]:
     return Call("POST", "/v1/snapshots/gc", json=_drop_none(grace_s=grace_s))

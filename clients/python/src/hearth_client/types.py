@@ -296,6 +296,14 @@ class ExportStored(TypedDict):
     bytes: int
 
 
+class ExportInfo(TypedDict):
+    key: str
+    name: str
+    """What `download_export` takes."""
+    bytes: int
+    created_at_ms: int
+
+
 class GcOutcome(TypedDict):
     blobs: int
     deleted: int
