@@ -371,9 +371,9 @@ pub fn finish(
             Some(reason) => json!({ "status": "skipped", "reason": reason }),
             None => match app.git.commit(session, &commit.request()) {
                 Ok(commit) => commit,
+                // The run's answer stands; the commit's failure is said beside it.
                 Err(e) => {
-                    let e = crate::error::ApiError::from(e);
-                    json!({ "status": "failed", "error": { "code": e.code, "message": e.message } })
+                    json!({ "status": "failed", "error": { "code": e.code(), "message": e.to_string() } })
                 }
             },
         };

@@ -32,7 +32,7 @@ pub async fn run(app: Arc<App>) {
             let snapshot = match app.snapshots.take(&session).await {
                 Ok(info) => info.id,
                 Err(e) => {
-                    tracing::warn!(session = %session.id, error = %e.message, "an idle session could not be snapshotted; it stays");
+                    tracing::warn!(session = %session.id, error = %e, "an idle session could not be snapshotted; it stays");
                     continue;
                 }
             };

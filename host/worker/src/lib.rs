@@ -6,17 +6,15 @@
 //! binds the listener and serves until the shutdown future resolves, letting in-flight requests
 //! finish.
 
-pub mod api;
 pub mod config;
-pub mod error;
 pub mod exec;
 pub mod expiry;
 pub mod files;
 pub mod git;
+pub mod http;
 pub mod metrics;
 pub mod rate;
 pub mod scratch;
-pub mod serve;
 pub mod sessions;
 pub mod snapshots;
 pub mod storage;
@@ -180,16 +178,16 @@ pub async fn start(
     let addr = listener
         .local_addr()
         .map_err(|error| StartError::Bind { addr, error })?;
-    let router = api::router(app.clone());
+    let router = http::router(app.clone());
     let background = tokio::spawn(snapshots::SnapshotService::run_background(app.clone()));
     let expiry = tokio::spawn(expiry::run(app.clone()));
-    let limits = serve::Limits {
+    let limits = http::serve::Limits {
         header_timeout: std::time::Duration::from_secs_f64(app.config.http.header_timeout_s),
         max_connections: app.config.http.max_connections,
     };
     let stopping = app.clone();
     let done = tokio::spawn(async move {
-        let served = serve::serve(listener, router, limits, shutdown).await;
+        let served = http::serve::serve(listener, router, limits, shutdown).await;
         background.abort();
         expiry.abort();
         // A stopped worker leaves no volume mounted (its data dir can be moved or deleted); the

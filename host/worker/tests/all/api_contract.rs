@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::support::{TOKEN, Worker, assert_error};
 
 fn documented() -> Vec<(String, String)> {
-    let doc: Value = serde_json::from_str(hearth::api::OPENAPI).unwrap();
+    let doc: Value = serde_json::from_str(hearth::http::OPENAPI).unwrap();
     let mut ops = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
@@ -19,7 +19,7 @@ fn documented() -> Vec<(String, String)> {
 
 /// The routes the router registers, read from its source: `.route("/path", get(..).post(..))`.
 fn routed() -> Vec<(String, String)> {
-    let source = include_str!("../../src/api.rs");
+    let source = include_str!("../../src/http/mod.rs");
     let router = &source[source.find("pub fn router(").unwrap()..];
     let router = &router[..router.find(".fallback(").unwrap()];
     let mut ops = Vec::new();
@@ -86,6 +86,6 @@ async fn the_served_document_is_the_file() {
     assert_eq!(status, 200);
     assert_eq!(
         served,
-        serde_json::from_str::<Value>(hearth::api::OPENAPI).unwrap()
+        serde_json::from_str::<Value>(hearth::http::OPENAPI).unwrap()
     );
 }

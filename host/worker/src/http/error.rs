@@ -11,7 +11,9 @@ use hearth_runtime::{CallError, ResolveError, ToolErrorKind};
 use serde_json::json;
 
 use crate::sessions::{Session, SessionError};
+use crate::snapshots::TakeError;
 use crate::storage::StorageError;
+use hearth_snapshots::SnapshotError;
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -223,5 +225,29 @@ impl From<hearth_git::GitError> for ApiError {
 impl From<ResolveError> for ApiError {
     fn from(e: ResolveError) -> Self {
         Self::bad_request("invalid_path", e.to_string())
+    }
+}
+
+impl From<SnapshotError> for ApiError {
+    fn from(e: SnapshotError) -> Self {
+        let status = match &e {
+            SnapshotError::BadReference(_) => StatusCode::BAD_REQUEST,
+            SnapshotError::NotFound(_) => StatusCode::NOT_FOUND,
+            SnapshotError::Corrupt { .. }
+            | SnapshotError::TooDeep { .. }
+            | SnapshotError::Capture { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            SnapshotError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            SnapshotError::Config(_) | SnapshotError::Io(_) => return ApiError::internal(e),
+        };
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+impl From<TakeError> for ApiError {
+    fn from(e: TakeError) -> Self {
+        match e {
+            TakeError::Session(e) => e.into(),
+            TakeError::Snapshot(e) => e.into(),
+        }
     }
 }

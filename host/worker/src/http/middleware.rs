@@ -1,0 +1,222 @@
+//! The middleware around every route: request ids, logs and metrics (`observe`), the token
+//! and its scope (`authenticate`), rate limits (`admit`), and reading whole bodies.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
+
+use super::error::{ApiError, ErrorCode};
+use crate::App;
+
+// ---------------------------------------------------------------------------------------------
+// Middleware
+
+/// Gives every request an id (`x-request-id`, taken from the request or made up), a tracing
+/// span, a log line, and its place in the metrics.
+pub(super) async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 128 && !v.is_empty())
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            format!(
+                "{:x}-{}",
+                app.started_nonce,
+                NEXT_ID.fetch_add(1, Ordering::Relaxed)
+            )
+        });
+    // Only standard methods become label values: an extension method per request must not
+    // grow the metrics without bound.
+    let method = match request.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "DELETE" | "HEAD" | "OPTIONS" | "PATCH") => m.to_owned(),
+        _ => "other".to_owned(),
+    };
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let span = tracing::info_span!("request", id = %id, %method, %route);
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    let code = response.extensions().get::<ErrorCode>().map(|c| c.0);
+    span.in_scope(|| match code {
+        Some(code) if status >= 500 => tracing::warn!(status, code, ?elapsed, "answered"),
+        Some(code) => tracing::info!(status, code, ?elapsed, "answered"),
+        None => tracing::info!(status, ?elapsed, "answered"),
+    });
+    app.metrics
+        .record_request(&method, &route, status, elapsed, code);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// Every route but `/v1/health` needs the bearer token, when one is configured. The comparison
+/// takes the same time wherever the first differing byte is.
+pub(super) async fn authenticate(
+    State(app): State<Arc<App>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.uri().path() == "/v1/health" {
+        return next.run(request).await;
+    }
+    let Some(token) = &app.config.token else {
+        return admit(&app, "local", request, next).await;
+    };
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    // Clients that cannot set Authorization (some MCP and webhook clients) use the API-key
+    // header instead.
+    let api_key = request
+        .headers()
+        .get(API_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    let presented = bearer.or(api_key).unwrap_or("");
+    if constant_time_eq(presented.as_bytes(), token.as_bytes()) {
+        return admit(&app, "operator", request, next).await;
+    }
+    let session = (!presented.is_empty())
+        .then(|| app.sessions.opened_by(&crate::tokens::hash(presented)))
+        .flatten();
+    let mut refused = match session {
+        Some(id) if crate::tokens::opens(&id, request.uri().path()) => {
+            return admit(&app, &format!("session:{id}"), request, next).await;
+        }
+        Some(id) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "token_scope",
+            format!("this token opens session `{id}`'s routes only"),
+        ),
+        None => ApiError::unauthorized(),
+    }
+    .into_response();
+    // The body is not read: the connection cannot carry another request, and says so, or a
+    // pooled client would send its next request on a connection about to close.
+    if has_body(&request) {
+        refused.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    refused
+}
+
+/// Runs an authenticated request if `caller`'s rate allows it; 429 `rate_limited` with
+/// `Retry-After` if not (see `rate`).
+pub(super) async fn admit(app: &App, caller: &str, request: Request, next: Next) -> Response {
+    let Err(wait) = app.rate.admit(caller) else {
+        return next.run(request).await;
+    };
+    let message = format!(
+        "more than {} requests per second (burst {}) with this token; retry in {} ms",
+        app.config.http.rate_per_s,
+        app.config.http.rate_burst,
+        wait.as_millis().max(1)
+    );
+    let mut refused =
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).into_response();
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    refused
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    if has_body(&request) {
+        refused.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    refused
+}
+
+/// Reads an admitted request's whole body, within the body limit, before its handler runs. A
+/// handler that has no use for a body (a snapshot, a delete, a status) would leave it unread, and
+/// hyper closes a connection whose request body was not read — after the answer, without
+/// `Connection: close` — so a pooled client that sent the body in a second packet met a reset
+/// connection on its next request. Handlers that take a body get the same bytes, uncopied.
+pub(super) async fn read_whole_body(
+    State(app): State<Arc<App>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, app.config.max_body_bytes).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(e) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|cause| cause.is::<http_body_util::LengthLimitError>());
+            let mut refused = match too_large {
+                true => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!(
+                        "the request body is over {} bytes",
+                        app.config.max_body_bytes
+                    ),
+                ),
+                false => ApiError::bad_request("invalid_body", format!("reading the body: {e}")),
+            }
+            .into_response();
+            // What is left of the body is not read: the connection cannot carry another request.
+            refused.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            refused
+        }
+    }
+}
+
+/// The header that carries the token where `Authorization: Bearer` cannot.
+const API_KEY_HEADER: &str = "x-api-key";
+
+/// Whether a request comes with a body still to be read.
+fn has_body(request: &Request) -> bool {
+    let headers = request.headers();
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
+}
+
+/// Equal-length comparison without early exit; lengths are not secret.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_compares_whole_values() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+}
