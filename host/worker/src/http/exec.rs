@@ -15,11 +15,9 @@ use super::extract::{blocking, json_body, path_params};
 use crate::App;
 use crate::sessions::Session;
 
-/// Runs a program in the session's jail. A program that fails, times out or is killed is still
-/// a 200: the answer says what happened. Exec holds the session exclusively while it runs.
 /// What both exec routes do first: the session, exec's availability, the request, the job,
 /// and the session held exclusively (a program may write anywhere in it).
-pub(super) async fn prepare_exec(
+async fn prepare_exec(
     app: &App,
     id: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
@@ -61,6 +59,8 @@ pub(super) async fn prepare_exec(
     Ok((session, prepared, guard))
 }
 
+/// Runs a program in the session's jail. A program that fails, times out or is killed is still
+/// a 200: the answer says what happened. Exec holds the session exclusively while it runs.
 pub(super) async fn exec(
     State(app): State<Arc<App>>,
     id: Result<Path<String>, PathRejection>,

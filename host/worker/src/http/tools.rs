@@ -13,6 +13,8 @@ use super::error::{ApiError, write_failure};
 use super::extract::{blocking, json_body, path_params};
 use crate::App;
 
+/// Calls a tool in the session: read-only tools share the session, others hold it alone. A
+/// write tool that failed for space answers `quota_exceeded`.
 pub(super) async fn call_tool(
     State(app): State<Arc<App>>,
     params: Result<Path<(String, String)>, PathRejection>,
