@@ -588,7 +588,8 @@ impl SessionRepo {
 
     /// Adds the remote `name`, or points it at `url`.
     pub fn set_remote(&self, name: &str, url: &str, access: &RemoteAccess) -> Result<(), GitError> {
-        if !git2::Remote::is_valid_name(name) {
+        // git2's check panics on a NUL (it unwraps the C string): refused before it is asked.
+        if name.contains('\0') || !git2::Remote::is_valid_name(name) {
             return Err(GitError::InvalidInput(format!(
                 "`{name}` is not a valid remote name"
             )));

@@ -741,8 +741,12 @@ impl Snapshots {
             report.manifests += 1;
             referenced.extend(manifest.blob_hashes());
         }
-        let cutoff =
-            chrono::Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        // A grace longer than the calendar reaches back spares everything (no panic on the
+        // subtraction: any `grace_s` a caller sends is a valid, if odd, request).
+        let cutoff = chrono::Duration::from_std(grace)
+            .ok()
+            .and_then(|grace| chrono::Utc::now().checked_sub_signed(grace))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
         for meta in blobs {
             report.blobs += 1;
             let hash = meta.location.filename().unwrap_or_default();

@@ -696,3 +696,23 @@ async fn credentials_are_used_by_the_host_and_shown_to_no_one() {
     let info = c.session(&s).await.unwrap();
     assert!(!format!("{info:?}").contains(SECRET));
 }
+
+/// Found by schemathesis: a remote name with a NUL made libgit2's binding panic in the helper
+/// (500). Any name is input to judge, not to trust.
+#[tokio::test]
+async fn a_remote_name_with_a_nul_is_refused_not_a_crash() {
+    let w = Worker::start().await;
+    let s = w.client.create_session(None).await.unwrap().id;
+    for name in ["\u{f9}:\u{0}o", "\u{0}", "ok\u{0}"] {
+        let body = serde_json::to_vec(&json!({ "name": name, "url": "" })).unwrap();
+        let answer = w
+            .raw(
+                reqwest::Method::POST,
+                &format!("/v1/sessions/{s}/git/remotes"),
+                Some(crate::support::TOKEN),
+                Some(body),
+            )
+            .await;
+        crate::support::assert_error(&answer, 400, "invalid_git_request");
+    }
+}
