@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test Hearth has: the guest SDK's unit tests (natively), the host workspace's unit and
 # integration tests (which build the Wasm tools first), then the Python client's tests against a
-# real worker process, then deepagents' standard sandbox suite against HearthBackend. Every suite
-# runs even when an earlier one fails; the exit status says whether all passed.
+# real worker process, deepagents' standard sandbox suite against HearthBackend, and schemathesis
+# over the HTTP contract. Every suite runs even when an earlier one fails; the exit status says
+# whether all passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,9 @@ echo "==> Python client tests (clients/python, against a real worker)"
 
 echo "==> deepagents conformance (langchain-tests' SandboxIntegrationTests against HearthBackend)"
 ./scripts/conformance.sh || failed+=("conformance")
+
+echo "==> fuzzing the HTTP contract (schemathesis against a real worker)"
+./scripts/fuzz.sh || failed+=("fuzzing")
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED: ${failed[*]}" >&2
