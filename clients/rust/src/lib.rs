@@ -240,6 +240,33 @@ impl Client {
         Ok(())
     }
 
+    /// `POST /v1/sessions/{id}/token` (the operator's token only): the session's new token;
+    /// the old one stops working.
+    pub async fn replace_token(&self, id: &str) -> Result<String, Error> {
+        let answer = self
+            .post_json(&format!("/v1/sessions/{id}/token"), &json!({}))
+            .await?;
+        decode(answer.get("token").cloned().unwrap_or(Value::Null))
+    }
+
+    /// `GET /v1/sessions/{id}/exports`: the exports stored for the session, oldest first.
+    pub async fn list_exports(&self, id: &str) -> Result<Vec<Value>, Error> {
+        let path = format!("/v1/sessions/{id}/exports");
+        let answer = json_of(self.request(Method::GET, &path).send().await?).await?;
+        decode(answer.get("exports").cloned().unwrap_or(Value::Null))
+    }
+
+    /// `GET /v1/sessions/{id}/exports/{name}`: a stored export's `.tar.zst`.
+    pub async fn download_export(&self, id: &str, name: &str) -> Result<Vec<u8>, Error> {
+        let path = format!("/v1/sessions/{id}/exports/{name}");
+        let response = self.request(Method::GET, &path).send().await?;
+        if response.status().is_success() {
+            Ok(response.bytes().await?.to_vec())
+        } else {
+            Err(api_error(response).await)
+        }
+    }
+
     /// `POST /v1/sessions/{id}/tools/{name}`: the tool's `result`.
     pub async fn call_tool(&self, session: &str, tool: &str, args: Value) -> Result<Value, Error> {
         let path = format!("/v1/sessions/{session}/tools/{tool}");

@@ -79,7 +79,7 @@ async fn measure(
         let session = format!("bench-{round}");
         let mut cache = FileCache::default();
         let started = Instant::now();
-        snapshots.take(&session, &sources, &mut cache).await?;
+        snapshots.take(&session, &sources, &mut cache, None).await?;
         full.push(started.elapsed());
 
         std::fs::write(
@@ -87,7 +87,7 @@ async fn measure(
             format!("changed in round {round}\n"),
         )?;
         let started = Instant::now();
-        let info = snapshots.take(&session, &sources, &mut cache).await?;
+        let info = snapshots.take(&session, &sources, &mut cache, None).await?;
         incremental.push(started.elapsed());
         objects = info.objects_written;
         anyhow::ensure!(info.uploaded_blobs == 1, "incremental uploaded {info:?}");

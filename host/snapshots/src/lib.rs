@@ -68,6 +68,12 @@ pub enum SnapshotError {
          or delete the deepest directories"
     )]
     TooDeep { limit: usize },
+    #[error(
+        "`{path}` ({size} bytes) takes the snapshot past {limit} bytes, the session's quota: \
+         its files may not add up to more than the session can hold (a sparse file counts at \
+         its full size, since snapshots store files whole)"
+    )]
+    TooLarge { path: String, size: u64, limit: u64 },
     #[error("snapshot I/O: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -101,6 +107,7 @@ impl SnapshotError {
             Self::Corrupt { .. } => "snapshot_corrupt",
             Self::Store(_) => "store_unavailable",
             Self::TooDeep { .. } => "too_deep",
+            Self::TooLarge { .. } => "snapshot_too_large",
             Self::Capture { .. } => "capture_failed",
             Self::Io(_) => "snapshot_io",
         }
@@ -217,12 +224,15 @@ impl Snapshots {
 
     /// Snapshots `sources` as a new snapshot of `session`. `cache` (kept by the caller between
     /// snapshots) lets unchanged files skip hashing and blobs the previous snapshot already
-    /// holds skip uploading; it is updated in place.
+    /// holds skip uploading; it is updated in place. With `max_bytes` (the session's quota),
+    /// files that add up to more fail the snapshot before any is read: a sparse file of a
+    /// terabyte must not become a terabyte in the store.
     pub async fn take(
         &self,
         session: &str,
         sources: &[Source],
         cache: &mut FileCache,
+        max_bytes: Option<u64>,
     ) -> Result<SnapshotInfo, SnapshotError> {
         let created_at_ms = now_ms();
         let name = format!(
@@ -232,9 +242,11 @@ impl Snapshots {
         let walked = {
             let (sources, previous) = (sources.to_vec(), cache.clone());
             let max_depth = self.tuning.max_depth;
-            tokio::task::spawn_blocking(move || manifest::walk(&sources, &previous, max_depth))
-                .await
-                .map_err(|e| SnapshotError::Io(std::io::Error::other(e)))??
+            tokio::task::spawn_blocking(move || {
+                manifest::walk(&sources, &previous, max_depth, max_bytes)
+            })
+            .await
+            .map_err(|e| SnapshotError::Io(std::io::Error::other(e)))??
         };
         let mut uploads: BTreeMap<String, (manifest::Located, u64)> = BTreeMap::new();
         let files = walked.entries.iter().filter(|e| e.kind == EntryKind::File);

@@ -191,16 +191,24 @@ pub(crate) struct Walked {
 
 /// Walks `sources` through `hearth-content` (no link followed, FIFOs, sockets and devices
 /// skipped without being opened, at most `max_depth` nested directories), hashing every file
-/// the cache cannot vouch for.
+/// the cache cannot vouch for. With `max_bytes`, the files' sizes (each inode once: hard links
+/// are one file) may add up to that much; a file that would pass it fails the walk before it is
+/// read, so a sparse file of any apparent size costs nothing to refuse.
 pub(crate) fn walk(
     sources: &[Source],
     previous: &FileCache,
     max_depth: usize,
+    max_bytes: Option<u64>,
 ) -> Result<Walked, crate::SnapshotError> {
     let mut walked = Walked {
         entries: Vec::new(),
         files: Vec::new(),
         cache: FileCache::default(),
+    };
+    let mut budget = Budget {
+        left: max_bytes.unwrap_or(u64::MAX),
+        limit: max_bytes.unwrap_or(u64::MAX),
+        seen: std::collections::HashSet::new(),
     };
     for (index, source) in sources.iter().enumerate() {
         let root = match Tree::open(&source.dir) {
@@ -212,7 +220,14 @@ pub(crate) fn walk(
             let mut raw = format!("{}/", source.name).into_bytes();
             raw.extend_from_slice(visit.path.as_os_str().as_bytes());
             let (path, path_bytes) = text_and_bytes(&raw);
-            let captured = capture(&visit, previous, &mut walked.cache, path, path_bytes);
+            let captured = capture(
+                &visit,
+                previous,
+                &mut walked.cache,
+                &mut budget,
+                path,
+                path_bytes,
+            );
             match captured {
                 Ok(Some(entry)) => {
                     if entry.kind == EntryKind::File {
@@ -225,15 +240,48 @@ pub(crate) fn walk(
                     Ok(())
                 }
                 Ok(None) => Ok(()),
-                Err(e) => Err(crate::SnapshotError::Capture {
-                    path: String::from_utf8_lossy(&raw).into_owned(),
-                    reason: e.to_string(),
-                }),
+                Err(e) => match e.downcast_ref::<OverBudget>() {
+                    Some(over) => Err(crate::SnapshotError::TooLarge {
+                        path: String::from_utf8_lossy(&raw).into_owned(),
+                        size: over.size,
+                        limit: budget.limit,
+                    }),
+                    None => Err(crate::SnapshotError::Capture {
+                        path: String::from_utf8_lossy(&raw).into_owned(),
+                        reason: e.to_string(),
+                    }),
+                },
             }
         })?;
     }
     Ok(walked)
 }
+
+/// What a walk may still take in (see [`walk`]).
+struct Budget {
+    left: u64,
+    limit: u64,
+    /// Inodes counted already: a hard link is not a second file's worth.
+    seen: std::collections::HashSet<u64>,
+}
+
+/// A file that would take the walk past its budget.
+#[derive(Debug)]
+struct OverBudget {
+    size: u64,
+}
+
+impl std::fmt::Display for OverBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a file of {} bytes is past the snapshot's budget",
+            self.size
+        )
+    }
+}
+
+impl std::error::Error for OverBudget {}
 
 /// The manifest entry of what a walk met (`None`: not content — a FIFO, socket or device, never
 /// opened — or gone since the listing), hashing a file unless the cache vouches for it.
@@ -241,6 +289,7 @@ fn capture(
     visit: &hearth_content::walk::Visit<'_>,
     previous: &FileCache,
     cache: &mut FileCache,
+    budget: &mut Budget,
     path: String,
     path_bytes: Option<String>,
 ) -> Result<Option<Entry>, Box<dyn std::error::Error>> {
@@ -267,6 +316,10 @@ fn capture(
             let Some((file, stat)) = visit.dir.open_listed_file(Path::new(visit.name))? else {
                 return Ok(None);
             };
+            let size = u64::try_from(stat.st_size).unwrap_or(0);
+            if budget.seen.insert(stat.st_ino) {
+                budget.left = budget.left.checked_sub(size).ok_or(OverBudget { size })?;
+            }
             let key = entry.cache_key();
             let seen = CachedFile::of(&stat, String::new());
             let sha256 = match previous.files.get(&key) {

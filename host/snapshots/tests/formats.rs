@@ -48,7 +48,12 @@ async fn names_and_link_targets_that_are_not_utf8_round_trip_exactly() {
     let store = tempfile::tempdir().unwrap();
     let snapshots = snapshots(store.path());
     let info = snapshots
-        .take("odd", &sources(root.path()), &mut FileCache::default())
+        .take(
+            "odd",
+            &sources(root.path()),
+            &mut FileCache::default(),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(info.files, 3);

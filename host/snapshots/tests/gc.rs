@@ -32,7 +32,7 @@ async fn collecting_with_no_grace_during_a_snapshot_loses_nothing() {
         let (snapshots, sources) = (snapshots.clone(), sources.clone());
         tokio::spawn(async move {
             snapshots
-                .take("busy", &sources, &mut FileCache::default())
+                .take("busy", &sources, &mut FileCache::default(), None)
                 .await
         })
     };
@@ -75,7 +75,7 @@ async fn a_session_called_inflight_keeps_its_snapshots() {
         dir: root.path().join("workspace"),
     }];
     snapshots
-        .take("inflight", &sources, &mut FileCache::default())
+        .take("inflight", &sources, &mut FileCache::default(), None)
         .await
         .unwrap();
     let report = snapshots.collect_garbage(Duration::ZERO).await.unwrap();

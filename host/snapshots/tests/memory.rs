@@ -41,7 +41,7 @@ async fn a_large_sparse_file_restores_sparse_in_bounded_memory() {
         dir: ws,
     }];
     snapshots
-        .take("sparse", &sources, &mut FileCache::default())
+        .take("sparse", &sources, &mut FileCache::default(), None)
         .await
         .unwrap();
     let before = peak_mib();

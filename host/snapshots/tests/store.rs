@@ -45,14 +45,14 @@ async fn an_incremental_snapshot_uploads_only_the_changed_blob() {
     tree(work.path(), 100);
     let mut cache = FileCache::default();
     let full = s
-        .take("s1", &sources(work.path()), &mut cache)
+        .take("s1", &sources(work.path()), &mut cache, None)
         .await
         .unwrap();
     assert_eq!(full.files, 101);
     assert_eq!(full.uploaded_blobs, 101);
     std::fs::write(work.path().join("workspace/d3/f3.txt"), "changed\n").unwrap();
     let next = s
-        .take("s1", &sources(work.path()), &mut cache)
+        .take("s1", &sources(work.path()), &mut cache, None)
         .await
         .unwrap();
     assert_eq!(next.uploaded_blobs, 1, "{next:?}");
@@ -87,7 +87,7 @@ async fn racing_writers_never_overwrite_each_others_pointer() {
             let sources = sources(work.path());
             tokio::spawn(async move {
                 let mut cache = FileCache::default();
-                s.take("raced", &sources, &mut cache).await.unwrap()
+                s.take("raced", &sources, &mut cache, None).await.unwrap()
             })
         })
         .collect();
@@ -109,7 +109,7 @@ async fn a_corrupt_or_missing_blob_fails_the_restore_clearly() {
     let (store, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let s = snapshots(store.path());
     tree(work.path(), 3);
-    s.take("c", &sources(work.path()), &mut FileCache::default())
+    s.take("c", &sources(work.path()), &mut FileCache::default(), None)
         .await
         .unwrap();
     let manifest = s.resolve("c").await.unwrap();
@@ -140,7 +140,7 @@ async fn a_manifest_cannot_write_outside_its_targets() {
     let (store, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let s = snapshots(store.path());
     tree(work.path(), 1);
-    s.take("m", &sources(work.path()), &mut FileCache::default())
+    s.take("m", &sources(work.path()), &mut FileCache::default(), None)
         .await
         .unwrap();
     let mut manifest = s.resolve("m").await.unwrap();
@@ -166,7 +166,7 @@ async fn retention_and_garbage_collection_spare_a_snapshot_in_progress() {
             format!("{round}\n"),
         )
         .unwrap();
-        s.take("r", &sources(work.path()), &mut cache)
+        s.take("r", &sources(work.path()), &mut cache, None)
             .await
             .unwrap();
     }
@@ -201,7 +201,7 @@ async fn a_worker_killed_mid_snapshot_leaves_the_previous_one_intact() {
     tree(work.path(), 10);
     let mut cache = FileCache::default();
     let good = s
-        .take("k", &sources(work.path()), &mut cache)
+        .take("k", &sources(work.path()), &mut cache, None)
         .await
         .unwrap();
 
@@ -236,7 +236,7 @@ async fn a_worker_killed_mid_snapshot_leaves_the_previous_one_intact() {
     assert_eq!(report.deleted, 1, "{report:?}");
     std::fs::write(work.path().join("workspace/d1/f1.txt"), "after\n").unwrap();
     let next = s
-        .take("k", &sources(work.path()), &mut cache)
+        .take("k", &sources(work.path()), &mut cache, None)
         .await
         .unwrap();
     assert_eq!(next.uploaded_blobs, 1);
@@ -263,9 +263,14 @@ async fn a_restore_keeps_permission_bits_and_drops_setuid_and_setgid() {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(bits)).unwrap();
         assert_eq!(mode(&path), bits);
     }
-    s.take("modes", &sources(work.path()), &mut FileCache::default())
-        .await
-        .unwrap();
+    s.take(
+        "modes",
+        &sources(work.path()),
+        &mut FileCache::default(),
+        None,
+    )
+    .await
+    .unwrap();
 
     let target = tempfile::tempdir().unwrap();
     let manifest = s.resolve("modes").await.unwrap();
@@ -280,4 +285,58 @@ async fn a_restore_keeps_permission_bits_and_drops_setuid_and_setgid() {
         ],
         [0o755, 0o755, 0o750, 0o600]
     );
+}
+
+/// A snapshot may store what the session can hold and no more: a sparse file of a terabyte is
+/// refused before a byte of it is read, and a hard link is not a second file's worth.
+#[tokio::test]
+async fn a_snapshot_past_its_budget_fails_before_reading_and_hard_links_count_once() {
+    let store = tempfile::tempdir().unwrap();
+    let s = snapshots(store.path());
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir(work.path().join("workspace")).unwrap();
+    let ws = work.path().join("workspace");
+    std::fs::write(ws.join("data.bin"), vec![7u8; 4 << 20]).unwrap();
+    for n in 0..10 {
+        std::fs::hard_link(ws.join("data.bin"), ws.join(format!("link-{n}"))).unwrap();
+    }
+    s.take(
+        "linked",
+        &sources(work.path()),
+        &mut FileCache::default(),
+        Some(16 << 20),
+    )
+    .await
+    .unwrap();
+
+    std::fs::File::create(ws.join("huge.bin"))
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    let started = std::time::Instant::now();
+    let refused = s
+        .take(
+            "sparse",
+            &sources(work.path()),
+            &mut FileCache::default(),
+            Some(16 << 20),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "it read the file"
+    );
+    assert_eq!(refused.code(), "snapshot_too_large", "{refused}");
+    assert!(refused.to_string().contains("huge.bin"), "{refused}");
+    // Without a budget (a worker with quotas off) nothing changes.
+    std::fs::remove_file(ws.join("huge.bin")).unwrap();
+    s.take(
+        "unbounded",
+        &sources(work.path()),
+        &mut FileCache::default(),
+        None,
+    )
+    .await
+    .unwrap();
 }

@@ -146,12 +146,14 @@ impl SnapshotService {
             persisted.cache.blobs.clear();
         }
         let sources = sources(session);
+        // What the session can hold is what one of its snapshots may store.
+        let max_bytes = session.usage().map(|usage| usage.bytes_limit);
         // The git mutex keeps status/log/diff (which refresh the index) out while the git
         // directory is read; the shared session lock keeps every writer out.
         let git_lock = session.git_lock_async().await;
         let taken = self
             .snapshots
-            .take(&session.id, &sources, &mut persisted.cache)
+            .take(&session.id, &sources, &mut persisted.cache, max_bytes)
             .await;
         drop(git_lock);
         let info = match taken {

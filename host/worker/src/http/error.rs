@@ -235,6 +235,7 @@ impl From<SnapshotError> for ApiError {
             SnapshotError::NotFound(_) => StatusCode::NOT_FOUND,
             SnapshotError::Corrupt { .. }
             | SnapshotError::TooDeep { .. }
+            | SnapshotError::TooLarge { .. }
             | SnapshotError::Capture { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             SnapshotError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             SnapshotError::Config(_) | SnapshotError::Io(_) => return ApiError::internal(e),

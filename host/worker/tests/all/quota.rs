@@ -353,6 +353,42 @@ async fn commits_count_against_the_quota() {
     );
 }
 
+/// A sparse file takes no room on the volume but its full size in a snapshot: a snapshot may
+/// store what the session can hold and no more, and says which file is in the way.
+#[tokio::test]
+async fn a_sparse_file_past_the_quota_fails_the_snapshot_loudly() {
+    let w = small_quota_worker(|_| {}).await;
+    let s = w.client.create_session(None).await.unwrap().id;
+    let out = w
+        .client
+        .exec(
+            &s,
+            json!({ "command": "truncate -s 900M /workspace/huge.bin" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out["exit_code"], 0, "{out}");
+    let started = std::time::Instant::now();
+    let answer = w
+        .raw(
+            Method::POST,
+            &format!("/v1/sessions/{s}/snapshots"),
+            Some(TOKEN),
+            Some(b"{}".to_vec()),
+        )
+        .await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_error(&answer, 422, "snapshot_too_large");
+    let info = info(&w, &s).await;
+    assert!(
+        info["snapshot"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("huge.bin"),
+        "{info}"
+    );
+}
+
 #[tokio::test]
 async fn with_quotas_off_sessions_have_no_volume_and_asking_for_one_is_an_error() {
     let w = Worker::start_with(|c| c.quota.enabled = false).await;

@@ -294,6 +294,10 @@ async fn export_and_delete_with_a_last_snapshot() {
         downloaded.bytes().await.unwrap(),
         std::fs::read(&on_disk).unwrap()
     );
+    // The same through the client.
+    assert_eq!(w.client.list_exports(&s).await.unwrap().len(), 1);
+    let archive = w.client.download_export(&s, &name).await.unwrap();
+    assert_eq!(archive, std::fs::read(&on_disk).unwrap());
     for bad in ["0000000000000.tar.zst", "..%2F..%2Fx", "snapshot.json"] {
         let missing = w
             .raw(

@@ -96,11 +96,7 @@ async fn a_replaced_token_is_revoked_and_tokens_survive_a_restart() {
         .unwrap()
         .token
         .unwrap();
-    let (status, replaced) = w
-        .raw(Method::POST, "/v1/sessions/s/token", Some(TOKEN), None)
-        .await;
-    assert_eq!(status, 200, "{replaced}");
-    let second = replaced["token"].as_str().unwrap().to_owned();
+    let second = w.client.replace_token("s").await.unwrap();
     assert_ne!(first, second);
     let old = w
         .raw(Method::GET, "/v1/sessions/s", Some(&first), None)
