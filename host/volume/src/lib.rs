@@ -358,13 +358,14 @@ impl Drop for Volumes {
     }
 }
 
-/// Takes the volume at `at` away (a lazy unmount: the loop device goes with the last user). Its
-/// image stays where it is, to be deleted or mounted again.
+/// Takes the mount at `at` away (a lazy unmount: a volume's loop device goes with its last
+/// user; its image stays where it is, to be deleted or mounted again). A link at `at` is not
+/// followed, by the check or by the unmount.
 pub fn release(at: &Path) {
     if is_mount_point(at)
-        && let Err(e) = umount2(at, MntFlags::MNT_DETACH)
+        && let Err(e) = umount2(at, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW)
     {
-        tracing::warn!(path = %at.display(), error = %e, "unmounting a session volume");
+        tracing::warn!(path = %at.display(), error = %e, "unmounting a session mount");
     }
 }
 

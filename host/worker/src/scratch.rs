@@ -4,14 +4,13 @@
 //! Opt-in (`scratch_mib`), because the mounts outlive the worker process (a restarted worker
 //! finds and reuses them) and must be unmounted before a data dir can be deleted by hand.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::mount::{MsFlags, mount};
 
 /// Mounts a tmpfs of `size_mib` on `dir`, unless one is mounted there already.
 pub fn ensure(dir: &Path, size_mib: u64) -> Result<(), String> {
-    if is_mount_point(dir) {
+    if hearth_volume::is_mount_point(dir) {
         return Ok(());
     }
     let options = format!("size={size_mib}m,mode=0755");
@@ -27,15 +26,5 @@ pub fn ensure(dir: &Path, size_mib: u64) -> Result<(), String> {
 
 /// Unmounts the scratch tmpfs of `dir`, if there is one (its content is gone with it).
 pub fn release(dir: &Path) {
-    if is_mount_point(dir) {
-        let _ = umount2(dir, MntFlags::MNT_DETACH);
-    }
-}
-
-/// A directory on another device than its parent is a mount point.
-fn is_mount_point(dir: &Path) -> bool {
-    let (Ok(own), Some(Ok(parent))) = (dir.metadata(), dir.parent().map(Path::metadata)) else {
-        return false;
-    };
-    own.dev() != parent.dev()
+    hearth_volume::release(dir);
 }
