@@ -37,6 +37,21 @@ async fn serve(data_dir: &std::path::Path, extra: &[&str]) -> (Child, String) {
     (child, url)
 }
 
+/// Runs `hearth serve` with `args` on `data_dir`, expecting it to refuse to start; its stderr.
+async fn refused_start(data_dir: &std::path::Path, args: &[&str]) -> String {
+    let output = Command::new(HEARTH)
+        .arg("serve")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_clear()
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 fn sigterm(child: &Child) {
     let pid = child.id().unwrap();
     let status = std::process::Command::new("kill")
@@ -51,17 +66,12 @@ async fn a_typo_in_the_required_jail_layers_stops_the_start() {
     let data = crate::support::DataDir::new();
     let config = data.path().join("hearth.toml");
     std::fs::write(&config, "[exec]\nrequired_layers = [\"landlok\"]\n").unwrap();
-    let output = Command::new(HEARTH)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(data.path())
-        .env_clear()
-        .output()
-        .await
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let config = config.to_str().unwrap();
+    let stderr = refused_start(
+        data.path(),
+        &["--listen", "127.0.0.1:0", "--config", config],
+    )
+    .await;
     assert!(
         stderr.contains("landlok") && stderr.contains("required_layers"),
         "{stderr}"
@@ -71,15 +81,7 @@ async fn a_typo_in_the_required_jail_layers_stops_the_start() {
 #[tokio::test]
 async fn refuses_to_listen_off_loopback_without_a_token() {
     let data = crate::support::DataDir::new();
-    let output = Command::new(HEARTH)
-        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
-        .arg(data.path())
-        .env_clear()
-        .output()
-        .await
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused_start(data.path(), &["--listen", "0.0.0.0:0"]).await;
     assert!(
         stderr.contains("refusing to listen on 0.0.0.0:0 without a token"),
         "{stderr}"

@@ -24,6 +24,25 @@ async fn small_quota_worker(adjust: impl FnOnce(&mut Config)) -> Worker {
     .await
 }
 
+/// Runs `command` in session `s`; the exec answer.
+async fn run(w: &Worker, s: &str, command: impl Into<String>) -> Value {
+    w.client
+        .exec(s, json!({ "command": command.into() }))
+        .await
+        .unwrap()
+}
+
+/// Takes a snapshot of session `s`: (status, body).
+async fn snapshot(w: &Worker, s: &str) -> (u16, Value) {
+    w.raw(
+        Method::POST,
+        &format!("/v1/sessions/{s}/snapshots"),
+        Some(TOKEN),
+        Some(b"{}".to_vec()),
+    )
+    .await
+}
+
 async fn info(w: &Worker, s: &str) -> Value {
     let (status, body) = w
         .raw(Method::GET, &format!("/v1/sessions/{s}"), Some(TOKEN), None)
@@ -100,13 +119,7 @@ async fn the_files_api_and_upload_answer_quota_exceeded_and_other_sessions_do_no
         .await
         .unwrap();
     // Deleting makes room again.
-    w.client
-        .exec(
-            &s,
-            json!({ "command": "rm /workspace/fill-0.bin /workspace/fill-1.bin" }),
-        )
-        .await
-        .unwrap();
+    run(&w, &s, "rm /workspace/fill-0.bin /workspace/fill-1.bin").await;
     w.client
         .put_file(&s, "/workspace/again.bin", vec![3u8; MIB as usize])
         .await
@@ -145,24 +158,15 @@ async fn a_tool_that_writes_past_the_quota_is_answered_quota_exceeded() {
 async fn a_program_past_the_quota_gets_enospc_and_the_answer_says_quota_exceeded() {
     let w = small_quota_worker(|_| {}).await;
     let s = w.client.create_session(None).await.unwrap().id;
-    let ok = w
-        .client
-        .exec(
-            &s,
-            json!({ "command": "echo small > /workspace/small.txt" }),
-        )
-        .await
-        .unwrap();
+    let ok = run(&w, &s, "echo small > /workspace/small.txt").await;
     assert_eq!(ok["quota_exceeded"], false, "{ok}");
     // Bytes: /tmp counts with the workspace.
-    let out = w
-        .client
-        .exec(
-            &s,
-            json!({ "command": "head -c 40000000 /dev/zero > /tmp/zeros; echo status=$?" }),
-        )
-        .await
-        .unwrap();
+    let out = run(
+        &w,
+        &s,
+        "head -c 40000000 /dev/zero > /tmp/zeros; echo status=$?",
+    )
+    .await;
     assert_eq!(out["quota_exceeded"], true, "{out}");
     assert!(
         out["stderr"]
@@ -172,18 +176,8 @@ async fn a_program_past_the_quota_gets_enospc_and_the_answer_says_quota_exceeded
         "{out}"
     );
     // Inodes: a program that makes files until it cannot.
-    w.client
-        .exec(&s, json!({ "command": "rm -f /tmp/zeros" }))
-        .await
-        .unwrap();
-    let out = w
-        .client
-        .exec(
-            &s,
-            json!({ "command": "mkdir /workspace/many && cd /workspace/many && i=0; while touch f$i 2>/dev/null; do i=$((i+1)); done; echo made=$i" }),
-        )
-        .await
-        .unwrap();
+    run(&w, &s, "rm -f /tmp/zeros").await;
+    let out = run(&w, &s, "mkdir /workspace/many && cd /workspace/many && i=0; while touch f$i 2>/dev/null; do i=$((i+1)); done; echo made=$i").await;
     assert_eq!(out["quota_exceeded"], true, "{out}");
     let made: u64 = out["stdout"].as_str().unwrap().trim()["made=".len()..]
         .parse()
@@ -245,23 +239,14 @@ async fn a_restore_larger_than_the_quota_is_refused_and_leaves_nothing() {
         .await
         .unwrap()
         .id;
-    let out = w
-        .client
-        .exec(
-            &s,
-            json!({ "command": "head -c 40000000 /dev/urandom > /workspace/noise.bin" }),
-        )
-        .await
-        .unwrap();
+    let out = run(
+        &w,
+        &s,
+        "head -c 40000000 /dev/urandom > /workspace/noise.bin",
+    )
+    .await;
     assert_eq!(out["exit_code"], 0, "{out}");
-    let snap = w
-        .raw(
-            Method::POST,
-            &format!("/v1/sessions/{s}/snapshots"),
-            Some(TOKEN),
-            Some(b"{}".to_vec()),
-        )
-        .await;
+    let snap = snapshot(&w, &s).await;
     assert_eq!(snap.0, 201, "{snap:?}");
     let restored = w
         .raw(
@@ -290,25 +275,18 @@ async fn a_git_checkout_past_the_quota_is_refused_as_quota_exceeded() {
     let s = w.client.create_session(None).await.unwrap().id;
     // 14 MB a file: its blob (on the volume too) and one file fit 32 MiB, a third copy does not.
     let noise = "head -c 14000000 /dev/urandom";
-    w.client
-        .exec(
-            &s,
-            json!({ "command": format!("{noise} > /workspace/a.bin") }),
-        )
-        .await
-        .unwrap();
+    run(&w, &s, format!("{noise} > /workspace/a.bin")).await;
     w.client
         .git(&s, "commit", json!({ "message": "a" }))
         .await
         .unwrap();
     // Room for one of the two files, not both.
-    w.client
-        .exec(
-            &s,
-            json!({ "command": format!("rm /workspace/a.bin && {noise} > /workspace/b.bin") }),
-        )
-        .await
-        .unwrap();
+    run(
+        &w,
+        &s,
+        format!("rm /workspace/a.bin && {noise} > /workspace/b.bin"),
+    )
+    .await;
     let reset = w.client.git(&s, "reset", json!({})).await;
     assert_client_error(reset, 507, "quota_exceeded");
 }
@@ -321,14 +299,12 @@ async fn commits_count_against_the_quota() {
     let s = w.client.create_session(None).await.unwrap().id;
     let mut refused = None;
     for n in 0..6 {
-        let out = w
-            .client
-            .exec(
-                &s,
-                json!({ "command": format!("rm -f /workspace/*.bin; head -c 9000000 /dev/urandom > /workspace/{n}.bin") }),
-            )
-            .await
-            .unwrap();
+        let out = run(
+            &w,
+            &s,
+            format!("rm -f /workspace/*.bin; head -c 9000000 /dev/urandom > /workspace/{n}.bin"),
+        )
+        .await;
         if out["exit_code"] != 0 {
             refused = Some(out.to_string());
             break;
@@ -359,24 +335,10 @@ async fn commits_count_against_the_quota() {
 async fn a_sparse_file_past_the_quota_fails_the_snapshot_loudly() {
     let w = small_quota_worker(|_| {}).await;
     let s = w.client.create_session(None).await.unwrap().id;
-    let out = w
-        .client
-        .exec(
-            &s,
-            json!({ "command": "truncate -s 900M /workspace/huge.bin" }),
-        )
-        .await
-        .unwrap();
+    let out = run(&w, &s, "truncate -s 900M /workspace/huge.bin").await;
     assert_eq!(out["exit_code"], 0, "{out}");
     let started = std::time::Instant::now();
-    let answer = w
-        .raw(
-            Method::POST,
-            &format!("/v1/sessions/{s}/snapshots"),
-            Some(TOKEN),
-            Some(b"{}".to_vec()),
-        )
-        .await;
+    let answer = snapshot(&w, &s).await;
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     assert_error(&answer, 422, "snapshot_too_large");
     let info = info(&w, &s).await;
