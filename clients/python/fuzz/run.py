@@ -2,9 +2,10 @@
 
 Starts a real worker, gives it a session `s1` with a file and a commit, runs schemathesis over
 every operation of `docs/openapi.json` with a fixed seed and example budget, and checks: no 5xx,
-no status, content type or body outside the document. `DELETE /v1/sessions/{id}` is left out,
-as it would take `s1` away from the operations after it (the worker tests cover it). Prints one
-line in pytest's form, one test per operation: `N passed, M failed in Xs`.
+no status, content type or body outside the document, valid data accepted and invalid data
+refused. `DELETE /v1/sessions/{id}` works on a session of its own (`doomed`), so `s1` stays for
+the operations after it. Prints one line in pytest's form, one test per operation:
+`N passed, M failed in Xs`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,16 @@ from harness import TOKEN, WorkerProcess  # noqa: E402
 from hearth_client import Client  # noqa: E402
 
 ROOT = HERE.parent.parent.parent
-CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+CHECKS = ",".join(
+    [
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_schema_conformance",
+        "positive_data_acceptance",
+        "negative_data_rejection",
+    ]
+)
 
 
 def main() -> int:
@@ -36,6 +46,7 @@ def main() -> int:
             client.create_session("s1")
             client.write_file("s1", "/workspace/a.py", "x = 1\n")
             client.git_commit("s1", "first")
+            client.create_session("doomed")
         ran = subprocess.run(
             [
                 str(Path(sys.executable).parent / "schemathesis"),
@@ -47,8 +58,6 @@ def main() -> int:
                 worker.url,
                 "--header",
                 f"Authorization: Bearer {TOKEN}",
-                "--exclude-method",
-                "DELETE",
                 "--checks",
                 CHECKS,
                 "--max-examples",

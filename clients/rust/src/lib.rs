@@ -1,6 +1,8 @@
 //! A thin async client for the Hearth worker's HTTP API (v1; `docs/openapi.json`).
 //!
-//! It depends on nothing of the worker but the wire format, as every controller should.
+//! It depends on nothing of the worker but the wire format (`hearth-wire`, the contract's types,
+//! re-exported as [`wire`]), as every controller should. Answers come back as those types; a
+//! tool's result is the tool's own JSON.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), hearth_client::Error> {
@@ -15,9 +17,10 @@
 //! # Ok(()) }
 //! ```
 
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use reqwest::{Method, RequestBuilder, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// What can go wrong talking to a worker.
 #[derive(Debug, thiserror::Error)]
@@ -65,61 +68,22 @@ impl Error {
     }
 }
 
-/// A session as the worker describes it.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-pub struct Session {
-    pub id: String,
-    pub created_at: String,
-    /// The session's view: `[{"path": "/workspace", "writable": true}, …]`.
-    pub mounts: Vec<MountInfo>,
-    /// Tool calls served so far.
-    #[serde(default)]
-    pub tool_calls: u64,
-    /// What the session's files take and may take (workspace and /tmp together); `None` on a
-    /// worker with quotas off.
-    #[serde(default)]
-    pub quota: Option<QuotaUsage>,
-    /// The session's own token, which opens this session's routes and nothing else: in the
-    /// create answer only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
-}
-
-/// A session's usage against its quota.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-pub struct QuotaUsage {
-    pub bytes_used: u64,
-    pub bytes_limit: u64,
-    pub inodes_used: u64,
-    pub inodes_limit: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-pub struct MountInfo {
-    pub path: String,
-    pub writable: bool,
-}
-
-/// A tool as `GET /v1/tools` lists it.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-pub struct Tool {
-    pub name: String,
-    pub description: String,
-    pub input_schema: Value,
-    pub read_only: bool,
-}
-
-/// One file's outcome in a bulk upload or download (deepagents' `FileUploadResponse` /
-/// `FileDownloadResponse`): `error` is `file_not_found`, `permission_denied`, `is_directory`,
-/// `invalid_path` or another code.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-pub struct FileResult {
-    pub path: String,
-    /// Base64 content (downloads only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content: Option<String>,
-    pub error: Option<String>,
-}
+pub use hearth_wire as wire;
+use hearth_wire::exec::{ExecRequest, ExecResult, RunEnd, StreamLine};
+use hearth_wire::files::{DownloadOutcome, Downloaded, FileWritten, UploadOutcome, Uploaded};
+use hearth_wire::git::{
+    CommitOutcome, CommitRequest, ContinueRequest, Diff, DiffQuery, HeadMoved, LogPage, LogQuery,
+    MergeContinued, MergeOutcome, PushOutcome, RemoteRequest, Remotes, ResetRequest,
+    SetRemoteRequest, Status,
+};
+use hearth_wire::health::Health;
+use hearth_wire::sessions::{
+    CreateSession, CreatedSession, Deleted, SessionInfo, SessionList, SessionToken,
+};
+use hearth_wire::snapshots::{
+    ExportInfo, ExportList, ExportStored, GcReport, GcRequest, SnapshotInfo, SnapshotList,
+};
+use hearth_wire::tools::{ToolAnswer, ToolInfo};
 
 /// A connection to one worker. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -147,177 +111,131 @@ impl Client {
         }
     }
 
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
+        answer(self.request(Method::GET, path).send().await?).await
+    }
+
+    async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, Error> {
+        answer(self.request(Method::POST, path).json(body).send().await?).await
+    }
+
+    async fn bytes(&self, path: &str) -> Result<Vec<u8>, Error> {
+        let response = self.request(Method::GET, path).send().await?;
+        if !response.status().is_success() {
+            return Err(api_error(response).await);
+        }
+        Ok(response.bytes().await?.to_vec())
+    }
+
     /// `GET /v1/health` (no token needed).
-    pub async fn health(&self) -> Result<Value, Error> {
-        json_of(self.request(Method::GET, "/v1/health").send().await?).await
+    pub async fn health(&self) -> Result<Health, Error> {
+        self.get("/v1/health").await
     }
 
     /// `GET /v1/tools`.
-    pub async fn tools(&self) -> Result<Vec<Tool>, Error> {
-        decode(json_of(self.request(Method::GET, "/v1/tools").send().await?).await?)
+    pub async fn tools(&self) -> Result<Vec<ToolInfo>, Error> {
+        self.get("/v1/tools").await
     }
 
-    /// `POST /v1/sessions`, with a caller-chosen id or a generated one.
-    pub async fn create_session(&self, id: Option<&str>) -> Result<Session, Error> {
-        let body = match id {
-            Some(id) => json!({ "id": id }),
-            None => json!({}),
+    /// `POST /v1/sessions`, with a caller-chosen id or a generated one. The answer holds the
+    /// session's own token, said once.
+    pub async fn create_session(&self, id: Option<&str>) -> Result<CreatedSession, Error> {
+        let request = CreateSession {
+            id: id.map(str::to_owned),
+            ..CreateSession::default()
         };
-        decode(
-            json_of(
-                self.request(Method::POST, "/v1/sessions")
-                    .json(&body)
-                    .send()
-                    .await?,
-            )
-            .await?,
-        )
+        self.create_session_with(&request).await
     }
 
-    /// `POST /v1/sessions` with a full request body (`{"id"?, "git"?: {"url", "branch"?}}`).
-    pub async fn create_session_with(&self, request: Value) -> Result<Session, Error> {
-        let response = self
-            .request(Method::POST, "/v1/sessions")
-            .json(&request)
-            .send()
-            .await?;
-        decode(json_of(response).await?)
-    }
-
-    /// `POST /v1/sessions/{id}/git/{operation}` (`commit`, `push`, `pull`, `merge/continue`,
-    /// `merge/abort`, `reset`, `remotes`).
-    pub async fn git(
+    /// `POST /v1/sessions` with a full request (a clone, a restore, a quota).
+    pub async fn create_session_with(
         &self,
-        session: &str,
-        operation: &str,
-        request: Value,
-    ) -> Result<Value, Error> {
-        self.post_json(&format!("/v1/sessions/{session}/git/{operation}"), &request)
-            .await
-    }
-
-    async fn post_json(&self, path: &str, body: &Value) -> Result<Value, Error> {
-        json_of(self.request(Method::POST, path).json(body).send().await?).await
-    }
-
-    /// `GET /v1/sessions/{id}/git/{view}` (`status`, `log`, `diff`) with its query parameters.
-    pub async fn git_view(
-        &self,
-        session: &str,
-        view: &str,
-        query: &[(&str, &str)],
-    ) -> Result<Value, Error> {
-        let path = format!("/v1/sessions/{session}/git/{view}");
-        json_of(self.request(Method::GET, &path).query(query).send().await?).await
+        request: &CreateSession,
+    ) -> Result<CreatedSession, Error> {
+        self.post("/v1/sessions", request).await
     }
 
     /// `GET /v1/sessions`.
-    pub async fn list_sessions(&self) -> Result<Vec<Session>, Error> {
-        let answer = json_of(self.request(Method::GET, "/v1/sessions").send().await?).await?;
-        decode(answer.get("sessions").cloned().unwrap_or(Value::Null))
+    pub async fn list_sessions(&self) -> Result<Vec<SessionInfo>, Error> {
+        let list: SessionList = self.get("/v1/sessions").await?;
+        Ok(list.sessions)
     }
 
     /// `GET /v1/sessions/{id}`.
-    pub async fn session(&self, id: &str) -> Result<Session, Error> {
-        decode(
-            json_of(
-                self.request(Method::GET, &format!("/v1/sessions/{id}"))
-                    .send()
-                    .await?,
-            )
-            .await?,
-        )
+    pub async fn session(&self, id: &str) -> Result<SessionInfo, Error> {
+        self.get(&format!("/v1/sessions/{id}")).await
     }
 
     /// `DELETE /v1/sessions/{id}`.
-    pub async fn delete_session(&self, id: &str) -> Result<(), Error> {
-        json_of(
-            self.request(Method::DELETE, &format!("/v1/sessions/{id}"))
-                .send()
-                .await?,
-        )
-        .await?;
-        Ok(())
+    pub async fn delete_session(&self, id: &str) -> Result<Deleted, Error> {
+        let path = format!("/v1/sessions/{id}");
+        answer(self.request(Method::DELETE, &path).send().await?).await
     }
 
     /// `POST /v1/sessions/{id}/token` (the operator's token only): the session's new token;
     /// the old one stops working.
     pub async fn replace_token(&self, id: &str) -> Result<String, Error> {
-        let answer = self
-            .post_json(&format!("/v1/sessions/{id}/token"), &json!({}))
-            .await?;
-        decode(answer.get("token").cloned().unwrap_or(Value::Null))
-    }
-
-    /// `GET /v1/sessions/{id}/exports`: the exports stored for the session, oldest first.
-    pub async fn list_exports(&self, id: &str) -> Result<Vec<Value>, Error> {
-        let path = format!("/v1/sessions/{id}/exports");
-        let answer = json_of(self.request(Method::GET, &path).send().await?).await?;
-        decode(answer.get("exports").cloned().unwrap_or(Value::Null))
-    }
-
-    /// `GET /v1/sessions/{id}/exports/{name}`: a stored export's `.tar.zst`.
-    pub async fn download_export(&self, id: &str, name: &str) -> Result<Vec<u8>, Error> {
-        let path = format!("/v1/sessions/{id}/exports/{name}");
-        let response = self.request(Method::GET, &path).send().await?;
-        if response.status().is_success() {
-            Ok(response.bytes().await?.to_vec())
-        } else {
-            Err(api_error(response).await)
-        }
+        let path = format!("/v1/sessions/{id}/token");
+        let answer: SessionToken = self.post(&path, &serde_json::json!({})).await?;
+        Ok(answer.token)
     }
 
     /// `POST /v1/sessions/{id}/tools/{name}`: the tool's `result`.
     pub async fn call_tool(&self, session: &str, tool: &str, args: Value) -> Result<Value, Error> {
         let path = format!("/v1/sessions/{session}/tools/{tool}");
-        let mut answer =
-            json_of(self.request(Method::POST, &path).json(&args).send().await?).await?;
-        Ok(answer
-            .get_mut("result")
-            .map(Value::take)
-            .unwrap_or(Value::Null))
+        let answer: ToolAnswer = self.post(&path, &args).await?;
+        Ok(answer.result)
     }
 
-    /// `POST /v1/sessions/{id}/exec`: `request` is `{"command"}`, `{"argv"}`,
-    /// `{"script", "args"}` or `{"call", "kwargs"}`, plus `timeout_s`, `stdin`, `env`.
-    pub async fn exec(&self, session: &str, request: Value) -> Result<Value, Error> {
-        self.post_json(&format!("/v1/sessions/{session}/exec"), &request)
+    /// `POST /v1/sessions/{id}/exec`.
+    pub async fn exec(&self, session: &str, request: &ExecRequest) -> Result<ExecResult, Error> {
+        self.post(&format!("/v1/sessions/{session}/exec"), request)
             .await
     }
 
     /// `POST /v1/sessions/{id}/exec/stream`: calls `on_line` with each NDJSON line as it
-    /// arrives; returns the final `{"event": "exit", …}` line.
+    /// arrives; returns the last line (the run's result, or why there is none).
     pub async fn exec_stream(
         &self,
         session: &str,
-        request: Value,
-        mut on_line: impl FnMut(&Value),
-    ) -> Result<Value, Error> {
+        request: &ExecRequest,
+        mut on_line: impl FnMut(&StreamLine),
+    ) -> Result<RunEnd, Error> {
         let path = format!("/v1/sessions/{session}/exec/stream");
         let mut response = self
             .request(Method::POST, &path)
-            .json(&request)
+            .json(request)
             .send()
             .await?;
         if !response.status().is_success() {
             return Err(api_error(response).await);
         }
         let mut buffer = Vec::new();
-        let mut last = Value::Null;
+        let mut last = None;
         while let Some(chunk) = response.chunk().await? {
             buffer.extend_from_slice(&chunk);
             while let Some(end) = buffer.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = buffer.drain(..=end).collect();
-                let value: Value =
-                    serde_json::from_slice(&line).map_err(|_| Error::Unexpected {
-                        status: 200,
-                        body: String::from_utf8_lossy(&line).into_owned(),
-                    })?;
+                let unexpected = || Error::Unexpected {
+                    status: 200,
+                    body: String::from_utf8_lossy(&line).into_owned(),
+                };
+                let value: StreamLine = serde_json::from_slice(&line).map_err(|_| unexpected())?;
                 on_line(&value);
-                last = value;
+                last = Some(value);
             }
         }
-        Ok(last)
+        match last {
+            Some(StreamLine::End(end)) => Ok(end),
+            _ => Err(Error::Unexpected {
+                status: 200,
+                body: "the stream ended without its last line".to_owned(),
+            }),
+        }
     }
 
     /// `PUT /v1/sessions/{id}/files/{path}`: `view_path` is absolute (`/workspace/data.bin`).
@@ -326,26 +244,19 @@ impl Client {
         session: &str,
         view_path: &str,
         bytes: Vec<u8>,
-    ) -> Result<Value, Error> {
+    ) -> Result<FileWritten, Error> {
         let path = format!(
             "/v1/sessions/{session}/files/{}",
             view_path.trim_start_matches('/')
         );
-        json_of(self.request(Method::PUT, &path).body(bytes).send().await?).await
+        answer(self.request(Method::PUT, &path).body(bytes).send().await?).await
     }
 
     /// `GET /v1/sessions/{id}/files/{path}`: the raw bytes.
     pub async fn get_file(&self, session: &str, view_path: &str) -> Result<Vec<u8>, Error> {
-        let path = format!(
-            "/v1/sessions/{session}/files/{}",
-            view_path.trim_start_matches('/')
-        );
-        let response = self.request(Method::GET, &path).send().await?;
-        if response.status().is_success() {
-            Ok(response.bytes().await?.to_vec())
-        } else {
-            Err(api_error(response).await)
-        }
+        let view_path = view_path.trim_start_matches('/');
+        self.bytes(&format!("/v1/sessions/{session}/files/{view_path}"))
+            .await
     }
 
     /// `POST /v1/sessions/{id}/upload`: `(view path, base64 content)` pairs.
@@ -353,33 +264,163 @@ impl Client {
         &self,
         session: &str,
         files: &[(&str, String)],
-    ) -> Result<Vec<FileResult>, Error> {
-        let files: Vec<Value> = files
+    ) -> Result<Vec<UploadOutcome>, Error> {
+        let files = files
             .iter()
-            .map(|(p, c)| json!({ "path": p, "content": c }))
+            .map(|(path, content)| hearth_wire::files::UploadFile {
+                path: (*path).to_owned(),
+                content: content.clone(),
+            })
             .collect();
+        let request = hearth_wire::files::UploadRequest { files };
         let path = format!("/v1/sessions/{session}/upload");
-        let answer = json_of(
-            self.request(Method::POST, &path)
-                .json(&json!({ "files": files }))
-                .send()
-                .await?,
-        )
-        .await?;
-        decode(answer.get("files").cloned().unwrap_or(Value::Null))
+        let answer: Uploaded = self.post(&path, &request).await?;
+        Ok(answer.files)
     }
 
     /// `POST /v1/sessions/{id}/download`: base64 contents, in the order asked.
-    pub async fn download(&self, session: &str, paths: &[&str]) -> Result<Vec<FileResult>, Error> {
+    pub async fn download(
+        &self,
+        session: &str,
+        paths: &[&str],
+    ) -> Result<Vec<DownloadOutcome>, Error> {
+        let request = hearth_wire::files::DownloadRequest {
+            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+        };
         let path = format!("/v1/sessions/{session}/download");
-        let answer = json_of(
-            self.request(Method::POST, &path)
-                .json(&json!({ "paths": paths }))
-                .send()
-                .await?,
-        )
-        .await?;
-        decode(answer.get("files").cloned().unwrap_or(Value::Null))
+        let answer: Downloaded = self.post(&path, &request).await?;
+        Ok(answer.files)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // git
+
+    fn git_path(session: &str, operation: &str) -> String {
+        format!("/v1/sessions/{session}/git/{operation}")
+    }
+
+    /// `GET …/git/status`.
+    pub async fn git_status(&self, session: &str) -> Result<Status, Error> {
+        self.get(&Self::git_path(session, "status")).await
+    }
+
+    /// `GET …/git/log`, a page at a time.
+    pub async fn git_log(&self, session: &str, query: &LogQuery) -> Result<LogPage, Error> {
+        let path = Self::git_path(session, "log");
+        answer(self.request(Method::GET, &path).query(query).send().await?).await
+    }
+
+    /// `GET …/git/diff`.
+    pub async fn git_diff(&self, session: &str, query: &DiffQuery) -> Result<Diff, Error> {
+        let path = Self::git_path(session, "diff");
+        answer(self.request(Method::GET, &path).query(query).send().await?).await
+    }
+
+    /// `POST …/git/commit`.
+    pub async fn git_commit(
+        &self,
+        session: &str,
+        request: &CommitRequest,
+    ) -> Result<CommitOutcome, Error> {
+        self.post(&Self::git_path(session, "commit"), request).await
+    }
+
+    /// `POST …/git/push` (a conflict is `Error::Api` `merge_conflict`).
+    pub async fn git_push(
+        &self,
+        session: &str,
+        request: &RemoteRequest,
+    ) -> Result<PushOutcome, Error> {
+        self.post(&Self::git_path(session, "push"), request).await
+    }
+
+    /// `POST …/git/pull` (a conflict is `Error::Api` `merge_conflict`).
+    pub async fn git_pull(
+        &self,
+        session: &str,
+        request: &RemoteRequest,
+    ) -> Result<MergeOutcome, Error> {
+        self.post(&Self::git_path(session, "pull"), request).await
+    }
+
+    /// `POST …/git/merge/continue`.
+    pub async fn git_merge_continue(
+        &self,
+        session: &str,
+        request: &ContinueRequest,
+    ) -> Result<MergeContinued, Error> {
+        let path = Self::git_path(session, "merge/continue");
+        self.post(&path, request).await
+    }
+
+    /// `POST …/git/merge/abort`.
+    pub async fn git_merge_abort(&self, session: &str) -> Result<HeadMoved, Error> {
+        let path = Self::git_path(session, "merge/abort");
+        self.post(&path, &serde_json::json!({})).await
+    }
+
+    /// `POST …/git/reset`.
+    pub async fn git_reset(
+        &self,
+        session: &str,
+        request: &ResetRequest,
+    ) -> Result<HeadMoved, Error> {
+        self.post(&Self::git_path(session, "reset"), request).await
+    }
+
+    /// `POST …/git/remotes`.
+    pub async fn git_set_remote(
+        &self,
+        session: &str,
+        request: &SetRemoteRequest,
+    ) -> Result<Remotes, Error> {
+        self.post(&Self::git_path(session, "remotes"), request)
+            .await
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Snapshots and exports
+
+    /// `POST /v1/sessions/{id}/snapshots`: answers once the snapshot is durable.
+    pub async fn take_snapshot(&self, session: &str) -> Result<SnapshotInfo, Error> {
+        let path = format!("/v1/sessions/{session}/snapshots");
+        self.post(&path, &serde_json::json!({})).await
+    }
+
+    /// `GET /v1/sessions/{id}/snapshots`.
+    pub async fn list_snapshots(&self, session: &str) -> Result<Vec<SnapshotInfo>, Error> {
+        let list: SnapshotList = self
+            .get(&format!("/v1/sessions/{session}/snapshots"))
+            .await?;
+        Ok(list.snapshots)
+    }
+
+    /// `GET /v1/sessions/{id}/export`: the whole session as a `.tar.zst`.
+    pub async fn export(&self, session: &str) -> Result<Vec<u8>, Error> {
+        self.bytes(&format!("/v1/sessions/{session}/export")).await
+    }
+
+    /// `POST /v1/sessions/{id}/export`: the same archive, into the store.
+    pub async fn export_to_store(&self, session: &str) -> Result<ExportStored, Error> {
+        let path = format!("/v1/sessions/{session}/export");
+        self.post(&path, &serde_json::json!({})).await
+    }
+
+    /// `GET /v1/sessions/{id}/exports`: the exports stored for the session, oldest first.
+    pub async fn list_exports(&self, id: &str) -> Result<Vec<ExportInfo>, Error> {
+        let list: ExportList = self.get(&format!("/v1/sessions/{id}/exports")).await?;
+        Ok(list.exports)
+    }
+
+    /// `GET /v1/sessions/{id}/exports/{name}`: a stored export's `.tar.zst`.
+    pub async fn download_export(&self, id: &str, name: &str) -> Result<Vec<u8>, Error> {
+        self.bytes(&format!("/v1/sessions/{id}/exports/{name}"))
+            .await
+    }
+
+    /// `POST /v1/snapshots/gc` (the operator's token).
+    pub async fn collect_garbage(&self, request: &GcRequest) -> Result<GcReport, Error> {
+        self.post("/v1/snapshots/gc", request).await
     }
 
     /// `GET /metrics` (Prometheus text).
@@ -393,7 +434,8 @@ impl Client {
     }
 }
 
-async fn json_of(response: Response) -> Result<Value, Error> {
+/// The answer as `T`, or the worker's error.
+async fn answer<T: DeserializeOwned>(response: Response) -> Result<T, Error> {
     if !response.status().is_success() {
         return Err(api_error(response).await);
     }
@@ -403,13 +445,14 @@ async fn json_of(response: Response) -> Result<Value, Error> {
 }
 
 async fn api_error(response: Response) -> Error {
-    let status = response.status();
+    let status = response.status().as_u16();
     let body = response.text().await.unwrap_or_default();
-    #[derive(Deserialize)]
+    // Read loosely: a newer worker may answer a code this client does not know.
+    #[derive(serde::Deserialize)]
     struct Envelope {
         error: Detail,
     }
-    #[derive(Deserialize)]
+    #[derive(serde::Deserialize)]
     struct Detail {
         code: String,
         message: String,
@@ -417,22 +460,11 @@ async fn api_error(response: Response) -> Error {
     }
     match serde_json::from_str::<Envelope>(&body) {
         Ok(e) => Error::Api {
-            status: status.as_u16(),
+            status,
             code: e.error.code,
             message: e.error.message,
             details: e.error.details,
         },
-        Err(_) => Error::Unexpected {
-            status: status.as_u16(),
-            body,
-        },
+        Err(_) => Error::Unexpected { status, body },
     }
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(value: Value) -> Result<T, Error> {
-    let body = value.to_string();
-    serde_json::from_value(value).map_err(|_| Error::Unexpected {
-        status: StatusCode::OK.as_u16(),
-        body,
-    })
 }

@@ -55,9 +55,19 @@ pub enum GitError {
     /// The helper ended without an answer (out of memory, killed, crashed).
     #[error("the git helper failed: {0}")]
     HelperFailed(String),
-    /// Anything else libgit2 reports: a fault of the worker or of the repository.
-    #[error("git: {0}")]
-    Internal(String),
+    /// Anything else libgit2 reports: a fault of the worker or of the repository. libgit2's
+    /// class and code say where it failed; a fault that is not libgit2's (I/O, a malformed
+    /// answer from the helper) has neither.
+    #[error("git: {message}{}", libgit2_origin(.class.as_deref(), .code.as_deref()))]
+    Internal {
+        /// libgit2's error class, as git2 names it (`Odb`, `Index`, `Net`, `Os`, …).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        class: Option<String>,
+        /// libgit2's error code, as git2 names it (`NotFound`, `Locked`, `GenericError`, …).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+        message: String,
+    },
 }
 
 impl GitError {
@@ -78,19 +88,92 @@ impl GitError {
             Self::TooDeep { .. } => "too_deep",
             Self::PathTooLong { .. } => "path_too_long",
             Self::HelperFailed(_) => "git_failed",
-            Self::Internal(_) => "git_failed",
+            Self::Internal { .. } => "git_failed",
+        }
+    }
+
+    /// A fault that is not libgit2's (I/O, serialisation, the helper's plumbing): an
+    /// [`GitError::Internal`] with no libgit2 class or code.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::Internal {
+            class: None,
+            code: None,
+            message: message.into(),
         }
     }
 }
 
+/// How `Internal` shows libgit2's class and code, when it has them.
+fn libgit2_origin(class: Option<&str>, code: Option<&str>) -> String {
+    match (class, code) {
+        (None, None) => String::new(),
+        (class, code) => format!(
+            " (libgit2 class {}, code {})",
+            class.unwrap_or("?"),
+            code.unwrap_or("?")
+        ),
+    }
+}
+
 impl From<git2::Error> for GitError {
+    /// Keeps libgit2's class and code beside its message (their `Debug` names are git2's enum
+    /// variants: stable, and what git2's documentation calls them).
     fn from(e: git2::Error) -> Self {
-        Self::Internal(e.message().to_owned())
+        Self::Internal {
+            class: Some(format!("{:?}", e.class())),
+            code: Some(format!("{:?}", e.code())),
+            message: e.message().to_owned(),
+        }
     }
 }
 
 impl From<std::io::Error> for GitError {
     fn from(e: std::io::Error) -> Self {
-        Self::Internal(e.to_string())
+        Self::internal(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_keep_libgit2s_class_and_code_across_the_helper_boundary() {
+        let e = GitError::from(git2::Error::new(
+            git2::ErrorCode::Locked,
+            git2::ErrorClass::Index,
+            "index is locked",
+        ));
+        assert_eq!(e.code(), "git_failed");
+        assert_eq!(
+            e.to_string(),
+            "git: index is locked (libgit2 class Index, code Locked)"
+        );
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "kind": "internal",
+                "detail": {"class": "Index", "code": "Locked", "message": "index is locked"},
+            })
+        );
+        let back: GitError = serde_json::from_value(json).unwrap();
+        assert_eq!(back.to_string(), e.to_string());
+
+        let plain = GitError::internal("a malformed job");
+        assert_eq!(plain.to_string(), "git: a malformed job");
+        let json = serde_json::to_value(&plain).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"kind": "internal", "detail": {"message": "a malformed job"}})
+        );
+        assert!(matches!(
+            serde_json::from_value(json).unwrap(),
+            GitError::Internal {
+                class: None,
+                code: None,
+                ..
+            }
+        ));
     }
 }

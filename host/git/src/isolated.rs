@@ -132,9 +132,7 @@ impl Job {
             return Err(refused);
         }
         match self.run_operation() {
-            Err(GitError::Internal(message)) => {
-                Err(self.too_deep().unwrap_or(GitError::Internal(message)))
-            }
+            Err(internal @ GitError::Internal { .. }) => Err(self.too_deep().unwrap_or(internal)),
             other => other,
         }
     }
@@ -230,7 +228,7 @@ impl Job {
 
 /// An outcome as the JSON the helper answers with.
 fn json<T: Serialize>(outcome: Result<T, GitError>) -> Result<Value, GitError> {
-    outcome.and_then(|v| serde_json::to_value(v).map_err(|e| GitError::Internal(e.to_string())))
+    outcome.and_then(|v| serde_json::to_value(v).map_err(|e| GitError::internal(e.to_string())))
 }
 
 /// Helpers kept started ahead of their jobs.
@@ -276,7 +274,7 @@ impl Isolation {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| {
-                GitError::Internal(format!(
+                GitError::internal(format!(
                     "starting the git helper {}: {e}",
                     self.helper.display()
                 ))
@@ -329,7 +327,7 @@ impl Isolation {
     }
 
     fn run_in_helper(&self, job: &Job) -> Result<Value, GitError> {
-        let input = serde_json::to_vec(job).map_err(|e| GitError::Internal(e.to_string()))?;
+        let input = serde_json::to_vec(job).map_err(|e| GitError::internal(e.to_string()))?;
         let mut child = self.take()?;
         let (stdin, stdout, stderr) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take());
@@ -361,7 +359,7 @@ impl Isolation {
             let _ = done.send(child.wait());
         });
         let status = match finished.recv_timeout(self.timeout) {
-            Ok(status) => status.map_err(|e| GitError::Internal(e.to_string()))?,
+            Ok(status) => status.map_err(|e| GitError::internal(e.to_string()))?,
             Err(_) => {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid as i32),
@@ -376,7 +374,7 @@ impl Isolation {
         let answer = reader.join().unwrap_or_default();
         let errors = errors.join().unwrap_or_default();
         if answer.len() as u64 > MAX_ANSWER_BYTES {
-            return Err(GitError::Internal(format!(
+            return Err(GitError::internal(format!(
                 "the git helper's answer is over {MAX_ANSWER_BYTES} bytes"
             )));
         }
@@ -406,14 +404,14 @@ pub fn serve(shed_privilege: impl FnOnce() -> Result<(), String>) -> std::proces
         .take(16 * 1024 * 1024)
         .read_to_end(&mut input)
     {
-        Err(e) => Answer::Err(GitError::Internal(format!("reading the job: {e}"))),
+        Err(e) => Answer::Err(GitError::internal(format!("reading the job: {e}"))),
         Ok(_) => match serde_json::from_slice::<Job>(&input) {
-            Err(e) => Answer::Err(GitError::Internal(format!("a malformed job: {e}"))),
+            Err(e) => Answer::Err(GitError::internal(format!("a malformed job: {e}"))),
             Ok(job) => match forgotten
                 .clone()
                 .and_then(|()| confine(&job, memory_bytes, shed_privilege))
             {
-                Err(why) => Answer::Err(GitError::Internal(why)),
+                Err(why) => Answer::Err(GitError::internal(why)),
                 Ok(()) => match job.run() {
                     Ok(value) => Answer::Ok(value),
                     Err(e) => Answer::Err(e),

@@ -114,24 +114,9 @@ impl SnapshotError {
     }
 }
 
-/// What a snapshot holds and what taking it cost.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SnapshotInfo {
-    /// `<session>/<name>`: what `from_snapshot` takes.
-    pub id: String,
-    pub session: String,
-    pub created_at_ms: u64,
-    pub files: usize,
-    pub bytes: u64,
-    /// Objects this snapshot wrote: new blobs, then the manifest, then the pointer.
-    pub uploaded_blobs: usize,
-    pub uploaded_bytes: u64,
-    pub multipart_uploads: usize,
-    pub objects_written: usize,
-    /// Whether the session's latest pointer names this snapshot (false when a newer one from
-    /// another writer got there first).
-    pub latest: bool,
-}
+/// What a snapshot holds, what garbage collection did, a stored export: answers of the HTTP
+/// API, defined once in `hearth-wire`.
+pub use hearth_wire::snapshots::{ExportInfo, GcReport, SnapshotInfo};
 
 /// How snapshots are written.
 #[derive(Debug, Clone)]
@@ -177,18 +162,6 @@ pub struct Snapshots {
     tuning: Tuning,
     /// The upload memory budget, in KiB permits (see [`Tuning::memory_bytes`]).
     memory: Arc<tokio::sync::Semaphore>,
-}
-
-/// What garbage collection did.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct GcReport {
-    pub manifests: usize,
-    pub blobs: usize,
-    pub deleted: usize,
-    /// Unreferenced, but younger than the grace period: possibly a snapshot's in progress.
-    pub kept_recent: usize,
-    /// Snapshots in progress whose blobs were spared.
-    pub in_progress: usize,
 }
 
 impl Snapshots {
@@ -854,17 +827,6 @@ impl Snapshots {
     pub async fn delete_export(&self, key: &str) -> Result<(), SnapshotError> {
         Ok(self.store.delete(&StorePath::from(key)).await?)
     }
-}
-
-/// A stored export, as listed.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ExportInfo {
-    /// Its key in the store (relative to the store's prefix).
-    pub key: String,
-    /// What `GET /v1/sessions/{id}/exports/{name}` takes.
-    pub name: String,
-    pub bytes: u64,
-    pub created_at_ms: u64,
 }
 
 /// When an export named `name` was made, if `name` is an export's (`<13 digits>.tar.zst`).

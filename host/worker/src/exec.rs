@@ -12,11 +12,14 @@ use std::time::Duration;
 use std::sync::{Arc, Mutex};
 
 use hearth_python_runner::{Bind, ExecLimits, Job, Layers, Outcome, OutputSink, Runner, Stream};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use hearth_wire::exec::{
+    CommitFailure, CommitNotMade, ExecCommit, ExecCommitOutcome, ExecRequest, ExecResult,
+    OutputChunk, OutputStream,
+};
+use hearth_wire::git::CommitRequest;
+use serde_json::Value;
 
 use crate::config::ExecConfig;
-use crate::git::CommitRequest;
 use crate::sessions::Session;
 
 /// The file name of the helper looked for next to the `hearth` binary.
@@ -140,9 +143,9 @@ impl Exec {
         self.runner.as_ref()
     }
 
-    /// Builds the job for `request` in `session`. Err is a message for a 400.
-    pub fn job(&self, session: &Session, request: ExecRequest) -> Result<PreparedJob, String> {
-        let runner = self.runner.as_ref().ok_or("exec is unavailable")?;
+    /// Builds the job for `request` in `session`, or says what is wrong with the request.
+    pub fn job(&self, session: &Session, request: ExecRequest) -> Result<PreparedJob, JobError> {
+        let runner = self.runner.as_ref().ok_or(JobError::Unavailable)?;
         let python = runner
             .interpreter()
             .executable
@@ -150,7 +153,7 @@ impl Exec {
             .into_owned();
         let commit = request.commit;
         if let Some(commit) = &commit {
-            commit.check(request.call.is_some())?;
+            check_commit(commit, request.call.is_some())?;
         }
         let mut stdin = request.stdin.unwrap_or_default().into_bytes();
         let mut result_bytes = None;
@@ -164,18 +167,17 @@ impl Exec {
                 argv
             }
             (None, None, None, Some(call)) => {
-                let (module, function) =
-                    call.split_once(':').ok_or("`call` is `module:function`")?;
-                if !is_dotted_name(module) || !is_identifier(function) {
-                    return Err(format!("`call` `{call}` is not `module.path:function`"));
+                let target = call.split_once(':');
+                if !target.is_some_and(|(m, f)| is_dotted_name(m) && is_identifier(f)) {
+                    return Err(JobError::Call(call));
                 }
                 if !stdin.is_empty() {
-                    return Err(
-                        "`stdin` cannot be combined with `call` (the kwargs are its input)".into(),
-                    );
+                    return Err(JobError::StdinWithCall);
                 }
-                stdin = serde_json::to_vec(&request.kwargs.unwrap_or(json!({})))
-                    .map_err(|e| e.to_string())?;
+                let kwargs = request
+                    .kwargs
+                    .unwrap_or_else(|| Value::Object(Default::default()));
+                stdin = kwargs.to_string().into_bytes();
                 // A result is output too: it is capped like stdout.
                 result_bytes = Some(self.config.output_bytes);
                 vec![
@@ -188,17 +190,11 @@ impl Exec {
                     call,
                 ]
             }
-            _ => {
-                return Err(
-                    "give exactly one of `command`, `argv` (non-empty), `script` or `call`".into(),
-                );
-            }
+            _ => return Err(JobError::NotOneProgram),
         };
         let env = request.env.unwrap_or_default();
         if env.len() > MAX_ENV_VARS || !env.keys().all(|k| is_env_name(k)) {
-            return Err(format!(
-                "`env` takes at most {MAX_ENV_VARS} variables named like SHELL_NAMES"
-            ));
+            return Err(JobError::Env);
         }
         let wall = match request.timeout_s {
             None => self.config.timeout_s,
@@ -206,10 +202,10 @@ impl Exec {
             Some(0.0) => self.config.max_timeout_s,
             Some(t) if t > 0.0 && t <= self.config.max_timeout_s => t,
             Some(t) => {
-                return Err(format!(
-                    "`timeout_s` must be in [0, {}] (0: the longest allowed), got {t}",
-                    self.config.max_timeout_s
-                ));
+                return Err(JobError::Timeout {
+                    max: self.config.max_timeout_s,
+                    got: t,
+                });
             }
         };
         let wall = Duration::from_secs_f64(wall);
@@ -244,6 +240,29 @@ impl Exec {
     }
 }
 
+/// What is wrong with an exec request (400 `invalid_exec`).
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("exec is unavailable")]
+    Unavailable,
+    #[error("give exactly one of `command`, `argv` (non-empty), `script` or `call`")]
+    NotOneProgram,
+    #[error("`call` `{0}` is not `module.path:function`")]
+    Call(String),
+    #[error("`stdin` cannot be combined with `call` (the kwargs are its input)")]
+    StdinWithCall,
+    #[error("`env` takes at most {MAX_ENV_VARS} variables named like SHELL_NAMES")]
+    Env,
+    #[error("`timeout_s` must be in [0, {max}] (0: the longest allowed), got {got}")]
+    Timeout { max: f64, got: f64 },
+    #[error("`commit.message` must not be empty")]
+    EmptyCommitMessage,
+    #[error("`commit.when` needs a `call`: only a call has a JSON result to look at")]
+    WhenWithoutCall,
+    #[error("`commit.when.result_pointer` is a JSON pointer: \"\" or \"/key/…\"")]
+    ResultPointer,
+}
+
 /// A job (a `call` has a result channel, `job.limits.result_bytes`) and the commit to make if
 /// it succeeds.
 pub struct PreparedJob {
@@ -251,102 +270,59 @@ pub struct PreparedJob {
     pub commit: Option<ExecCommit>,
 }
 
-/// Exec's "validate, and if it passes, commit": a commit made when the program exits 0 — and,
-/// with `when`, when its `call` result says it passed. A simulation that returns
-/// `{"success": false}` exits 0 too: `"when": {"result_pointer": "/success"}` commits only if
-/// the result has `true` there.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExecCommit {
-    pub message: String,
-    pub author: Option<hearth_git::Author>,
-    pub when: Option<CommitWhen>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CommitWhen {
-    /// A JSON pointer (RFC 6901) into the `call` result; the commit needs `true` there.
-    pub result_pointer: String,
-}
-
-impl ExecCommit {
-    fn check(&self, has_result: bool) -> Result<(), String> {
-        if self.message.trim().is_empty() {
-            return Err("`commit.message` must not be empty".into());
-        }
-        match &self.when {
-            Some(_) if !has_result => {
-                Err("`commit.when` needs a `call`: only a call has a JSON result to look at".into())
-            }
-            Some(when)
-                if !when.result_pointer.is_empty() && !when.result_pointer.starts_with('/') =>
-            {
-                Err("`commit.when.result_pointer` is a JSON pointer: \"\" or \"/key/…\"".into())
-            }
-            _ => Ok(()),
-        }
+fn check_commit(commit: &ExecCommit, has_result: bool) -> Result<(), JobError> {
+    if commit.message.trim().is_empty() {
+        return Err(JobError::EmptyCommitMessage);
     }
-
-    /// Why this run's commit is skipped, if it is: `answer` is the run's answer so far.
-    fn skipped(&self, outcome: &Outcome, answer: &Value) -> Option<String> {
-        if outcome.exit_code != Some(0) || outcome.timed_out {
-            return Some("the program did not exit 0".into());
+    match &commit.when {
+        Some(_) if !has_result => Err(JobError::WhenWithoutCall),
+        Some(when) if !when.result_pointer.is_empty() && !when.result_pointer.starts_with('/') => {
+            Err(JobError::ResultPointer)
         }
-        let when = self.when.as_ref()?;
-        let pointer = &when.result_pointer;
-        match answer.get("result").and_then(|r| r.pointer(pointer)) {
-            Some(Value::Bool(true)) => None,
-            Some(other) => Some(format!("the result's `{pointer}` is {other}, not true")),
-            None => Some(format!("the result has no `{pointer}`")),
-        }
-    }
-
-    fn request(&self) -> CommitRequest {
-        CommitRequest {
-            message: self.message.clone(),
-            author: self.author.clone(),
-        }
+        _ => Ok(()),
     }
 }
 
-/// The request body of `/exec`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExecRequest {
-    pub command: Option<String>,
-    pub argv: Option<Vec<String>>,
-    pub script: Option<String>,
-    pub args: Option<Vec<String>>,
-    pub call: Option<String>,
-    pub kwargs: Option<Value>,
-    pub timeout_s: Option<f64>,
-    pub stdin: Option<String>,
-    pub env: Option<BTreeMap<String, String>>,
-    /// Commit the workspace when the program exits 0 ("validate, and if it passes, commit").
-    pub commit: Option<ExecCommit>,
+/// Why this run's commit is skipped, if it is (exec's "validate, and if it passes, commit";
+/// `when` reads the `call` result).
+fn commit_skipped(
+    commit: &ExecCommit,
+    outcome: &Outcome,
+    result: Option<&Value>,
+) -> Option<String> {
+    if outcome.exit_code != Some(0) || outcome.timed_out {
+        return Some("the program did not exit 0".into());
+    }
+    let pointer = &commit.when.as_ref()?.result_pointer;
+    match result.and_then(|r| r.pointer(pointer)) {
+        Some(Value::Bool(true)) => None,
+        Some(other) => Some(format!("the result's `{pointer}` is {other}, not true")),
+        None => Some(format!("the result has no `{pointer}`")),
+    }
 }
 
-/// The answer body of `/exec`.
-pub fn outcome_json(outcome: &Outcome, result: Option<Result<Value, String>>) -> Value {
-    let mut answer = json!({
-        "exit_code": outcome.exit_code,
-        "signal": outcome.signal,
-        "stdout": String::from_utf8_lossy(&outcome.stdout),
-        "stderr": String::from_utf8_lossy(&outcome.stderr),
-        "timed_out": outcome.timed_out,
-        "oom_killed": outcome.oom_killed,
-        "truncated": outcome.truncated,
-        "duration_ms": outcome.duration.as_millis() as u64,
-        "jail": outcome.layers,
-    });
-    if let Some(result) = result {
-        match result {
-            Ok(value) => answer["result"] = value,
-            Err(why) => answer["result_error"] = Value::String(why),
-        }
+/// The answer of a run, without what the session adds (its quota, its commit).
+pub fn exec_result(outcome: &Outcome, result: Option<Result<Value, String>>) -> ExecResult {
+    let (result, result_error) = match result {
+        Some(Ok(value)) => (Some(value), None),
+        Some(Err(why)) => (None, Some(why)),
+        None => (None, None),
+    };
+    ExecResult {
+        exit_code: outcome.exit_code,
+        signal: outcome.signal,
+        stdout: String::from_utf8_lossy(&outcome.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&outcome.stderr).into_owned(),
+        timed_out: outcome.timed_out,
+        oom_killed: outcome.oom_killed,
+        truncated: outcome.truncated,
+        duration_ms: outcome.duration.as_millis() as u64,
+        jail: outcome.layers.clone(),
+        result,
+        result_error,
+        quota_exceeded: false,
+        commit: None,
     }
-    answer
 }
 
 /// The answer of a finished run: the outcome, the `call` result, and the commit made when the
@@ -357,27 +333,34 @@ pub fn finish(
     session: &Session,
     prepared: &PreparedJob,
     outcome: &Outcome,
-) -> Value {
+) -> ExecResult {
     let result = prepared
         .job
         .limits
         .result_bytes
         .map(|cap| take_result(outcome, cap));
-    let mut answer = outcome_json(outcome, result);
+    let mut answer = exec_result(outcome, result);
     // The program met the session's quota (its writes got ENOSPC): the volume is full.
-    answer["quota_exceeded"] = session.full_usage().is_some().into();
-    if let Some(commit) = &prepared.commit {
-        answer["commit"] = match commit.skipped(outcome, &answer) {
-            Some(reason) => json!({ "status": "skipped", "reason": reason }),
-            None => match app.git.commit(session, &commit.request()) {
-                Ok(commit) => commit,
-                // The run's answer stands; the commit's failure is said beside it.
-                Err(e) => {
-                    json!({ "status": "failed", "error": { "code": e.code(), "message": e.to_string() } })
-                }
-            },
+    answer.quota_exceeded = session.full_usage().is_some();
+    answer.commit = prepared.commit.as_ref().map(|commit| {
+        if let Some(reason) = commit_skipped(commit, outcome, answer.result.as_ref()) {
+            return ExecCommitOutcome::NotMade(CommitNotMade::Skipped { reason });
+        }
+        let request = CommitRequest {
+            message: commit.message.clone(),
+            author: commit.author.clone(),
         };
-    }
+        match app.git.commit(session, &request) {
+            Ok(made) => ExecCommitOutcome::Made(made),
+            // The run's answer stands; the commit's failure is said beside it.
+            Err(e) => ExecCommitOutcome::NotMade(CommitNotMade::Failed {
+                error: CommitFailure {
+                    code: e.code().to_owned(),
+                    message: e.to_string(),
+                },
+            }),
+        }
+    });
     answer
 }
 
@@ -395,9 +378,9 @@ pub fn ndjson_sink(lines: crate::stream::Chunks, deadline: std::time::Instant) -
         let Ok(mut pending) = pending.lock() else {
             return;
         };
-        let (index, name) = match stream {
-            Stream::Stdout => (0, "stdout"),
-            Stream::Stderr => (1, "stderr"),
+        let (index, stream) = match stream {
+            Stream::Stdout => (0, OutputStream::Stdout),
+            Stream::Stderr => (1, OutputStream::Stderr),
         };
         let buffer = &mut pending[index];
         buffer.extend_from_slice(chunk);
@@ -408,10 +391,17 @@ pub fn ndjson_sink(lines: crate::stream::Chunks, deadline: std::time::Instant) -
         };
         let text: Vec<u8> = buffer.drain(..whole).collect();
         if !text.is_empty() {
-            let line = json!({ "stream": name, "data": String::from_utf8_lossy(&text) });
-            lines.send_by(bytes::Bytes::from(format!("{line}\n")), deadline);
+            let data = String::from_utf8_lossy(&text).into_owned();
+            lines.send_by(ndjson_line(&OutputChunk { stream, data }), deadline);
         }
     })
+}
+
+/// One NDJSON line.
+pub fn ndjson_line(line: &impl serde::Serialize) -> bytes::Bytes {
+    let mut text = serde_json::to_vec(line).unwrap_or_default();
+    text.push(b'\n');
+    bytes::Bytes::from(text)
 }
 
 /// A `call`'s result: the JSON it wrote on its result channel (at most `cap` bytes).
@@ -522,7 +512,7 @@ mod tests {
     fn a_result_is_the_json_of_the_channel_or_says_why_not() {
         assert_eq!(
             take_result(&outcome(0, Some(br#"{"a": [1, 2]}"#), false), 10),
-            Ok(json!({ "a": [1, 2] }))
+            Ok(serde_json::json!({ "a": [1, 2] }))
         );
         assert_eq!(
             take_result(&outcome(0, Some(b""), false), 10),

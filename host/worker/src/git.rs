@@ -7,10 +7,10 @@
 //! helper process, confined to the session and killed at `git.timeout_s`: the workspace is the
 //! agent's, and libgit2 reads it by itself (`hearth_git::isolated` says how that is bounded).
 
-use hearth_git::{Author, GitError, Isolation, Job, Operation, RemoteAccess};
-use serde::Deserialize;
+use hearth_git::{Author, CommitOutcome, GitError, Isolation, Job, Operation, RemoteAccess};
+use hearth_wire::git::CommitRequest;
+use hearth_wire::sessions::GitSource;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use std::time::Duration;
 
 use crate::config::{ConfigError, GitConfig};
@@ -31,28 +31,11 @@ pub struct Git {
 /// The git helper's file name, looked for next to the `hearth` binary.
 pub const HELPER_NAME: &str = "hearth-git";
 
-/// Where a new session's repository comes from: a clone, when given.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GitSource {
-    pub url: String,
-    pub branch: Option<String>,
-}
-
 /// A commit asked for by a request (also by exec's "commit on success").
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CommitRequest {
-    pub message: String,
-    pub author: Option<Author>,
-}
-
-impl CommitRequest {
-    pub fn operation(&self) -> Operation {
-        Operation::Commit {
-            message: self.message.clone(),
-            author: self.author.clone(),
-        }
+pub fn commit_operation(request: &CommitRequest) -> Operation {
+    Operation::Commit {
+        message: request.message.clone(),
+        author: request.author.clone(),
     }
 }
 
@@ -110,7 +93,7 @@ impl Git {
         let job = self.job(session.workspace_dir(), &session.git_dir(), operation);
         let answer = self.isolation.run(&job)?;
         serde_json::from_value(answer)
-            .map_err(|e| GitError::Internal(format!("the git helper's answer: {e}")))
+            .map_err(|e| GitError::internal(format!("the git helper's answer: {e}")))
     }
 
     /// Fills a new session's git directory with a clone of `source`. Without one, the
@@ -135,7 +118,11 @@ impl Git {
     }
 
     /// Commits the whole workspace; the caller holds the session exclusively.
-    pub fn commit(&self, session: &Session, request: &CommitRequest) -> Result<Value, GitError> {
-        self.run(session, request.operation())
+    pub fn commit(
+        &self,
+        session: &Session,
+        request: &CommitRequest,
+    ) -> Result<CommitOutcome, GitError> {
+        self.run(session, commit_operation(request))
     }
 }

@@ -46,6 +46,8 @@ enum Command {
     },
     /// List the tools a running worker offers.
     Tools,
+    /// Print the API's OpenAPI document (what `docs/openapi.json` holds).
+    Openapi,
     /// Call a tool in a session: `hearth call SESSION write_file '{"file_path": …}'`.
     Call {
         session: String,
@@ -144,8 +146,8 @@ async fn run(cli: Cli) -> Result<()> {
             let client = remote.client();
             match action {
                 SessionAction::Create { id } => {
-                    let session = client.create_session(id.as_deref()).await?;
-                    println!("{}", session.id);
+                    let created = client.create_session(id.as_deref()).await?;
+                    println!("{}", created.session.id);
                 }
                 SessionAction::List => {
                     for session in client.list_sessions().await? {
@@ -158,8 +160,12 @@ async fn run(cli: Cli) -> Result<()> {
                 SessionAction::Info { id } => {
                     print_json(&serde_json::to_value(client.session(&id).await?)?)?
                 }
-                SessionAction::Delete { id } => client.delete_session(&id).await?,
+                SessionAction::Delete { id } => drop(client.delete_session(&id).await?),
             }
+            Ok(())
+        }
+        Command::Openapi => {
+            print!("{}", hearth::http::openapi_json());
             Ok(())
         }
         Command::Tools => {

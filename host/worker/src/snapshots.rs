@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use hearth_snapshots::{FileCache, SnapshotError, SnapshotInfo, Snapshots, Source, StoreConfig};
+use hearth_wire::sessions::SnapshotState;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use crate::App;
 use crate::config::{ConfigError, SnapshotConfig};
@@ -193,15 +193,15 @@ impl SnapshotService {
 
     /// What session info shows: the last durable snapshot, whether changes are pending, and
     /// the last error while the store fails.
-    pub fn status_json(&self, session: &Session) -> Value {
+    pub fn state(&self, session: &Session) -> SnapshotState {
         let state = &session.snapshots;
         self.load_status(session);
         let status = state.status.lock().map(|s| s.clone()).unwrap_or_default();
-        json!({
-            "last": status.last,
-            "pending": session.changes() != state.snapshotted_changes.load(Ordering::Acquire),
-            "error": status.error,
-        })
+        SnapshotState {
+            last: status.last,
+            pending: session.changes() != state.snapshotted_changes.load(Ordering::Acquire),
+            error: status.error,
+        }
     }
 
     /// A restarted worker reads what its sessions' last snapshots were.

@@ -60,12 +60,7 @@ impl From<Quota> for QuotaRecord {
 }
 
 /// What a create may ask for; what it leaves out is the worker's default.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QuotaRequest {
-    pub bytes: Option<u64>,
-    pub inodes: Option<u64>,
-}
+pub use hearth_wire::sessions::QuotaRequest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -236,11 +231,11 @@ impl Floor {
 }
 
 /// A session's usage as answered (session info, quota errors).
-pub fn usage_json(usage: &Usage) -> serde_json::Value {
-    serde_json::json!({
-        "bytes_used": usage.bytes_used,
-        "bytes_limit": usage.bytes_limit,
-        "inodes_used": usage.inodes_used,
-        "inodes_limit": usage.inodes_limit,
-    })
+pub fn quota_usage(usage: &Usage) -> hearth_wire::sessions::QuotaUsage {
+    hearth_wire::sessions::QuotaUsage {
+        bytes_used: usage.bytes_used,
+        bytes_limit: usage.bytes_limit,
+        inodes_used: usage.inodes_used,
+        inodes_limit: usage.inodes_limit,
+    }
 }

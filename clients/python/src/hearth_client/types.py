@@ -24,10 +24,10 @@ class Snapshot(TypedDict):
     files: int
     bytes: int
     latest: bool
-    uploaded_blobs: NotRequired[int]
-    uploaded_bytes: NotRequired[int]
-    multipart_uploads: NotRequired[int]
-    objects_written: NotRequired[int]
+    uploaded_blobs: int
+    uploaded_bytes: int
+    multipart_uploads: int
+    objects_written: int
 
 
 class SnapshotState(TypedDict):
@@ -50,8 +50,8 @@ class Session(TypedDict):
     created_at: str
     tool_calls: int
     mounts: list[Mount]
-    snapshot: NotRequired[SnapshotState]
-    quota: NotRequired[QuotaUsage | None]
+    snapshot: SnapshotState
+    quota: QuotaUsage | None
     """None on a worker with quotas off."""
     token: NotRequired[str]
     """The session's own token (opens this session's routes and nothing else): in the create
@@ -67,8 +67,8 @@ class Health(TypedDict):
     status: Literal["ok"]
     version: str
     jail: dict[str, str]
-    tools: NotRequired[int]
-    sessions: NotRequired[int]
+    tools: int
+    sessions: int
 
 
 class Tool(TypedDict):
@@ -167,12 +167,19 @@ class Commit(TypedDict):
     parents: list[str]
 
 
+class CommitFailure(TypedDict):
+    code: str
+    message: str
+
+
 class CommitOutcome(TypedDict):
     status: Literal["committed", "nothing_to_commit", "skipped", "failed"]
     commit: NotRequired[Commit]
     files_changed: NotRequired[int]
     head: NotRequired[str | None]
-    error: NotRequired[str]
+    reason: NotRequired[str]
+    """Why an exec's commit was `skipped` (the program did not pass)."""
+    error: NotRequired[CommitFailure]
     """Why an exec's commit `failed` (the program's answer still stands)."""
 
 
@@ -183,7 +190,7 @@ class ExecResult(TypedDict):
     stderr: str
     timed_out: bool
     oom_killed: bool
-    quota_exceeded: NotRequired[bool]
+    quota_exceeded: bool
     """The session's volume was full when the run ended: the program's writes got ENOSPC."""
     truncated: bool
     duration_ms: int
@@ -309,3 +316,4 @@ class GcOutcome(TypedDict):
     deleted: int
     kept_recent: int
     manifests: int
+    in_progress: int

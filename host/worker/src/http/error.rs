@@ -8,6 +8,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hearth_runtime::{CallError, ResolveError, ToolErrorKind};
+use hearth_wire::{ErrorBody, ErrorCode, ErrorInfo};
 use serde_json::json;
 
 use crate::sessions::{Session, SessionError};
@@ -15,11 +16,11 @@ use crate::snapshots::TakeError;
 use crate::storage::StorageError;
 use hearth_snapshots::SnapshotError;
 
-/// An error answer.
+/// An error answer. Its status is its code's (`ErrorCode::status`): the document and the
+/// answers cannot disagree.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     /// What a caller needs to act on the error beyond its message (e.g. the files of a merge
     /// conflict), answered as `error.details`.
@@ -27,30 +28,28 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
             details: None,
         }
     }
 
-    pub fn with_details(mut self, details: serde_json::Value) -> Self {
-        self.details = Some(details);
+    pub fn with_details(mut self, details: impl serde::Serialize) -> Self {
+        self.details = serde_json::to_value(details).ok();
         self
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// A fault of the worker, not of the request: logged in full, answered generically.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            ErrorCode::InternalError,
             "the worker failed to serve this request; see its logs",
         )
     }
@@ -59,22 +58,21 @@ impl ApiError {
     /// hold.
     pub fn quota_exceeded(usage: &hearth_volume::Usage) -> Self {
         Self::new(
-            StatusCode::INSUFFICIENT_STORAGE,
-            "quota_exceeded",
+            ErrorCode::QuotaExceeded,
             format!(
                 "the session is at its quota: {} of {} bytes, {} of {} inodes used; delete \
                  files to make room",
                 usage.bytes_used, usage.bytes_limit, usage.inodes_used, usage.inodes_limit
             ),
         )
-        .with_details(crate::storage::usage_json(usage))
+        .with_details(crate::storage::quota_usage(usage))
     }
 
     /// What a failed write in `session` answers: `quota_exceeded` when the session has a
     /// volume and either it is at its limit or the failure was for space (a writer that
     /// cleaned up after itself: a tool, libgit2); otherwise the error as it was.
     pub fn or_quota(self, session: &Session) -> Self {
-        let for_space = self.code == "storage_full" || says_no_space(&self.message);
+        let for_space = self.code == ErrorCode::StorageFull || says_no_space(&self.message);
         self.quota_if(session.usage(), for_space)
     }
 
@@ -95,15 +93,14 @@ where
 {
     let for_space = says_no_space(&cause.to_string());
     let answer: ApiError = cause.into();
-    let for_space = for_space || answer.code == "storage_full";
+    let for_space = for_space || answer.code == ErrorCode::StorageFull;
     answer.quota_if(usage, for_space)
 }
 
 impl ApiError {
     pub fn unauthorized() -> Self {
         Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "missing or wrong bearer token (Authorization: Bearer <token>)",
         )
     }
@@ -111,37 +108,32 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "error": { "code": self.code, "message": self.message } });
-        if let Some(details) = self.details {
-            body["error"]["details"] = details;
-        }
-        let mut response = (self.status, axum::Json(body)).into_response();
+        let status = self.status();
+        let code = self.code;
+        let body = ErrorBody {
+            error: ErrorInfo {
+                code,
+                message: self.message,
+                details: self.details,
+            },
+        };
+        let mut response = (status, axum::Json(body)).into_response();
         // Lets the logging middleware count errors by code without parsing bodies.
-        response.extensions_mut().insert(ErrorCode(self.code));
+        response.extensions_mut().insert(code);
         response
     }
 }
-
-/// The error code of an answer, for metrics.
-#[derive(Debug, Clone, Copy)]
-pub struct ErrorCode(pub &'static str);
 
 impl From<SessionError> for ApiError {
     fn from(e: SessionError) -> Self {
         let message = e.to_string();
         match e {
-            SessionError::InvalidId(_) => Self::bad_request("invalid_session_id", message),
-            SessionError::Exists(_) => Self::new(StatusCode::CONFLICT, "session_exists", message),
-            SessionError::NotFound(_) => {
-                Self::new(StatusCode::NOT_FOUND, "session_not_found", message)
-            }
-            SessionError::Expired { snapshot, .. } => {
-                Self::new(StatusCode::NOT_FOUND, "session_expired", message)
-                    .with_details(json!({ "snapshot": snapshot }))
-            }
-            SessionError::Full(_) => {
-                Self::new(StatusCode::INSUFFICIENT_STORAGE, "session_limit", message)
-            }
+            SessionError::InvalidId(_) => Self::new(ErrorCode::InvalidSessionId, message),
+            SessionError::Exists(_) => Self::new(ErrorCode::SessionExists, message),
+            SessionError::NotFound(_) => Self::new(ErrorCode::SessionNotFound, message),
+            SessionError::Expired { snapshot, .. } => Self::new(ErrorCode::SessionExpired, message)
+                .with_details(json!({ "snapshot": snapshot })),
+            SessionError::Full(_) => Self::new(ErrorCode::SessionLimit, message),
             SessionError::Storage(e) => e.into(),
             SessionError::InvalidView(_) | SessionError::Io(_) => Self::internal(message),
         }
@@ -160,10 +152,8 @@ impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         let message = e.to_string();
         match e {
-            StorageError::InvalidQuota(_) => Self::bad_request("invalid_quota", message),
-            StorageError::Full { .. } => {
-                Self::new(StatusCode::INSUFFICIENT_STORAGE, "storage_full", message)
-            }
+            StorageError::InvalidQuota(_) => Self::new(ErrorCode::InvalidQuota, message),
+            StorageError::Full { .. } => Self::new(ErrorCode::StorageFull, message),
             StorageError::Volume(_) | StorageError::Unavailable(_) => Self::internal(message),
         }
     }
@@ -171,76 +161,80 @@ impl From<StorageError> for ApiError {
 
 impl From<CallError> for ApiError {
     fn from(e: CallError) -> Self {
-        let code = e.code();
-        let message = e.to_string();
-        let status = match &e {
-            CallError::UnknownTool(_) => StatusCode::NOT_FOUND,
-            CallError::InvalidArguments { .. } => StatusCode::BAD_REQUEST,
+        let code = match &e {
+            CallError::UnknownTool(_) => ErrorCode::UnknownTool,
+            CallError::InvalidArguments { .. } => ErrorCode::InvalidArguments,
             CallError::Tool { kind, .. } => match kind {
-                ToolErrorKind::InvalidPath => StatusCode::BAD_REQUEST,
-                ToolErrorKind::NotFound => StatusCode::NOT_FOUND,
-                ToolErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
-                ToolErrorKind::Conflict => StatusCode::CONFLICT,
-                ToolErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-                ToolErrorKind::InvalidInput | ToolErrorKind::IsDirectory | ToolErrorKind::Other => {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                }
+                ToolErrorKind::InvalidInput => ErrorCode::InvalidInput,
+                ToolErrorKind::InvalidPath => ErrorCode::InvalidPath,
+                ToolErrorKind::NotFound => ErrorCode::FileNotFound,
+                ToolErrorKind::PermissionDenied => ErrorCode::PermissionDenied,
+                ToolErrorKind::IsDirectory => ErrorCode::IsDirectory,
+                ToolErrorKind::Conflict => ErrorCode::Conflict,
+                ToolErrorKind::TooLarge => ErrorCode::TooLarge,
+                ToolErrorKind::Other => ErrorCode::ToolError,
             },
-            CallError::DeadlineExceeded { .. } => StatusCode::GATEWAY_TIMEOUT,
-            CallError::MemoryExceeded { .. } => StatusCode::INSUFFICIENT_STORAGE,
-            CallError::ResultTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            CallError::DeadlineExceeded { .. } => ErrorCode::DeadlineExceeded,
+            CallError::MemoryExceeded { .. } => ErrorCode::MemoryExceeded,
+            CallError::ResultTooLarge { .. } => ErrorCode::ResultTooLarge,
             // The tool is broken, not the worker: say what happened so its author can fix it.
-            CallError::Crashed { .. } | CallError::InvalidResult { .. } => StatusCode::BAD_GATEWAY,
-            CallError::Host { .. } => return Self::internal(message),
+            CallError::Crashed { .. } => ErrorCode::ToolCrashed,
+            CallError::InvalidResult { .. } => ErrorCode::InvalidResult,
+            CallError::Host { .. } => return Self::internal(e),
         };
-        Self::new(status, code, message)
+        Self::new(code, e.to_string())
     }
 }
 
 impl From<hearth_git::GitError> for ApiError {
     fn from(e: hearth_git::GitError) -> Self {
         use hearth_git::GitError as G;
-        let (code, message) = (e.code(), e.to_string());
-        let status = match &e {
-            G::InvalidInput(_) => StatusCode::BAD_REQUEST,
-            G::RemoteNotAllowed(_) => StatusCode::FORBIDDEN,
-            G::UnknownRemote(_) | G::UnknownRevision(_) | G::UnknownRemoteBranch(_) => {
-                StatusCode::NOT_FOUND
+        let code = match &e {
+            G::InvalidInput(_) => ErrorCode::InvalidGitRequest,
+            G::RemoteNotAllowed(_) => ErrorCode::RemoteNotAllowed,
+            G::UnknownRemote(_) => ErrorCode::RemoteNotFound,
+            G::UnknownRevision(_) => ErrorCode::RevisionNotFound,
+            G::UnknownRemoteBranch(_) => ErrorCode::RemoteBranchNotFound,
+            G::MergeInProgress => ErrorCode::MergeInProgress,
+            G::NoMergeInProgress => ErrorCode::NoMergeInProgress,
+            G::UnresolvedConflicts(files) => {
+                return Self::new(ErrorCode::UnresolvedConflicts, e.to_string())
+                    .with_details(json!({ "files": files }));
             }
-            G::MergeInProgress | G::NoMergeInProgress => StatusCode::CONFLICT,
-            G::UnresolvedConflicts(files) | G::UncommittedChanges(files) => {
-                return Self::new(StatusCode::CONFLICT, code, message)
+            G::UncommittedChanges(files) => {
+                return Self::new(ErrorCode::UncommittedChanges, e.to_string())
                     .with_details(json!({ "files": files }));
             }
             // The remote's failure, not ours; the message is already free of credentials.
-            G::Remote { .. } => StatusCode::BAD_GATEWAY,
-            G::TimedOut { .. } => StatusCode::GATEWAY_TIMEOUT,
-            G::TooDeep { .. } | G::PathTooLong { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            G::Internal(_) | G::HelperFailed(_) => return Self::internal(message),
+            G::Remote { .. } => ErrorCode::RemoteFailed,
+            G::TimedOut { .. } => ErrorCode::GitTimeout,
+            G::TooDeep { .. } => ErrorCode::TooDeep,
+            G::PathTooLong { .. } => ErrorCode::PathTooLong,
+            G::Internal { .. } | G::HelperFailed(_) => return Self::internal(e),
         };
-        Self::new(status, code, message)
+        Self::new(code, e.to_string())
     }
 }
 
 impl From<ResolveError> for ApiError {
     fn from(e: ResolveError) -> Self {
-        Self::bad_request("invalid_path", e.to_string())
+        Self::new(ErrorCode::InvalidPath, e.to_string())
     }
 }
 
 impl From<SnapshotError> for ApiError {
     fn from(e: SnapshotError) -> Self {
-        let status = match &e {
-            SnapshotError::BadReference(_) => StatusCode::BAD_REQUEST,
-            SnapshotError::NotFound(_) => StatusCode::NOT_FOUND,
-            SnapshotError::Corrupt { .. }
-            | SnapshotError::TooDeep { .. }
-            | SnapshotError::TooLarge { .. }
-            | SnapshotError::Capture { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            SnapshotError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        let code = match &e {
+            SnapshotError::BadReference(_) => ErrorCode::InvalidSnapshotReference,
+            SnapshotError::NotFound(_) => ErrorCode::SnapshotNotFound,
+            SnapshotError::Corrupt { .. } => ErrorCode::SnapshotCorrupt,
+            SnapshotError::TooDeep { .. } => ErrorCode::TooDeep,
+            SnapshotError::TooLarge { .. } => ErrorCode::SnapshotTooLarge,
+            SnapshotError::Capture { .. } => ErrorCode::CaptureFailed,
+            SnapshotError::Store(_) => ErrorCode::StoreUnavailable,
             SnapshotError::Config(_) | SnapshotError::Io(_) => return ApiError::internal(e),
         };
-        ApiError::new(status, e.code(), e.to_string())
+        ApiError::new(code, e.to_string())
     }
 }
 

@@ -1,67 +1,139 @@
-//! Reading a request: its JSON body, path and query, each rejection answered as our own
-//! error; and running blocking work off the async threads.
+//! Reading a request: its JSON body, path and query, each rejection answered as our own error;
+//! the session a route names; and the one way handlers run blocking work on a session (its
+//! lock taken first, the work on a blocking thread).
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query};
-use axum::http::StatusCode;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::request::Parts;
+use hearth_wire::ErrorCode;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use crate::App;
+use crate::sessions::Session;
 
-// ---------------------------------------------------------------------------------------------
-// Request helpers
+/// A JSON body read as `T`. No body is `{}` (no arguments); a body of only whitespace is not
+/// JSON, and says so.
+pub struct JsonBody<T>(pub T);
 
-pub(crate) fn json_body<T: DeserializeOwned>(
-    body: Result<Bytes, BytesRejection>,
-) -> Result<T, ApiError> {
-    let bytes = body_bytes(body)?;
-    // No body is no arguments; a body of only whitespace is not JSON, and says so.
-    let bytes = if bytes.is_empty() {
-        Bytes::from_static(b"{}")
-    } else {
-        bytes
-    };
-    serde_json::from_slice(&bytes).map_err(|e| {
-        let code = if e.is_syntax() || e.is_eof() {
-            "invalid_json"
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = body_bytes(Bytes::from_request(request, state).await)?;
+        let bytes = if bytes.is_empty() {
+            Bytes::from_static(b"{}")
         } else {
-            "invalid_request"
+            bytes
         };
-        ApiError::bad_request(code, format!("request body: {e}"))
-    })
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            let code = if e.is_syntax() || e.is_eof() {
+                ErrorCode::InvalidJson
+            } else {
+                ErrorCode::InvalidRequest
+            };
+            ApiError::new(code, format!("request body: {e}"))
+        })
+    }
 }
 
-pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+/// A raw body (a file's bytes).
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        body_bytes(Bytes::from_request(request, state).await).map(RawBody)
+    }
+}
+
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                rejection.body_text(),
-            )
-        } else {
-            ApiError::bad_request("invalid_body", rejection.body_text())
-        }
+        let code = match rejection.status().as_u16() {
+            413 => ErrorCode::BodyTooLarge,
+            _ => ErrorCode::InvalidBody,
+        };
+        ApiError::new(code, rejection.body_text())
     })
 }
 
-pub(crate) fn path_params<T>(params: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
-    params
-        .map(|Path(p)| p)
-        .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
+/// Path parameters read as `T`.
+pub struct PathParams<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(p)| PathParams(p))
+            .map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.body_text()))
+    }
 }
 
-pub(crate) fn query_params<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    query
-        .map(|Query(q)| q)
-        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+/// A query string read as `T`.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| QueryParams(q))
+            .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))
+    }
 }
 
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
+/// The session the route's `{id}` names.
+pub struct SessionParam(pub Arc<Session>);
+
+impl FromRequestParts<Arc<App>> for SessionParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        let PathParams(params) =
+            PathParams::<HashMap<String, String>>::from_request_parts(parts, app).await?;
+        let id = params
+            .get("id")
+            .ok_or_else(|| ApiError::internal("a session route without `{id}`"))?;
+        Ok(SessionParam(app.sessions.get(id)?))
+    }
+}
+
+/// How a request holds its session while it works: with other readers, or alone (a writer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Shared,
+    Exclusive,
+}
+
+/// Runs `work` on a blocking thread while holding `session` as `access` says. The lock is
+/// waited for without a thread; it is released when `work` returns.
+pub async fn with_session<T: Send + 'static>(
+    session: &Arc<Session>,
+    access: Access,
+    work: impl FnOnce(&Session) -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
+    let guard = session.lock(access == Access::Exclusive).await?;
+    let session = session.clone();
+    blocking(move || {
+        let _guard = guard;
+        work(&session)
+    })
+    .await
+}
+
+/// Runs `work` off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
         .await
         .map_err(ApiError::internal)
 }

@@ -6,54 +6,69 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use hearth_wire::health::Health;
+use hearth_wire::tools::ToolInfo;
 
-use super::OPENAPI;
 use crate::App;
 
-pub(super) async fn health(State(app): State<Arc<App>>) -> Json<Value> {
-    let mut jail = serde_json::Map::new();
-    jail.insert("wasm_tools".into(), "enforced".into());
+/// Liveness, version and the state of each confinement layer.
+///
+/// The one route that needs no token.
+#[utoipa::path(get, path = "/v1/health", tag = "worker", security(()),
+    responses((status = 200, description = "The worker is up.", body = Health)))]
+pub(super) async fn health(State(app): State<Arc<App>>) -> Json<Health> {
+    let mut jail = std::collections::BTreeMap::new();
+    jail.insert("wasm_tools".to_owned(), "enforced".to_owned());
     match &app.exec.unavailable {
         Some(why) => {
-            jail.insert("exec".into(), format!("unavailable: {why}").into());
+            jail.insert("exec".to_owned(), format!("unavailable: {why}"));
         }
-        None => {
-            for (layer, state) in &app.exec.layers {
-                jail.insert(layer.clone(), state.clone().into());
-            }
-        }
+        None => jail.extend(app.exec.layers.clone()),
     }
-    Json(json!({
-        "status": "ok",
-        "version": env!("CARGO_PKG_VERSION"),
-        "tools": app.runtime.tools().count(),
-        "sessions": app.sessions.len(),
-        "jail": jail,
-    }))
+    Json(Health {
+        status: "ok".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        tools: app.runtime.tools().count(),
+        sessions: app.sessions.len(),
+        jail,
+    })
 }
 
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "worker",
+    responses((status = 200, description = "The OpenAPI document of this API.",
+        body = serde_json::Value)))]
 pub(super) async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::openapi_json(),
+    )
+        .into_response()
 }
 
+/// Prometheus metrics: requests, latency histograms per route and per tool, errors by code,
+/// live sessions.
+#[utoipa::path(get, path = "/metrics", tag = "worker",
+    responses((status = 200, description = "The Prometheus text format.",
+        content_type = "text/plain", body = String)))]
 pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
     let text = app.metrics.render(app.sessions.len());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-pub(super) async fn list_tools(State(app): State<Arc<App>>) -> Json<Value> {
-    let tools: Vec<Value> = app
+/// The tools this worker runs, described by the components themselves.
+#[utoipa::path(get, path = "/v1/tools", tag = "tools",
+    responses((status = 200, description = "Every tool.", body = Vec<ToolInfo>)))]
+pub(super) async fn list_tools(State(app): State<Arc<App>>) -> Json<Vec<ToolInfo>> {
+    let tools = app
         .runtime
         .tools()
-        .map(|t| {
-            json!({
-                "name": t.name,
-                "description": t.description,
-                "input_schema": t.input_schema,
-                "read_only": t.read_only,
-            })
+        .map(|t| ToolInfo {
+            name: t.name.clone(),
+            description: t.description.clone(),
+            input_schema: t.input_schema.clone(),
+            read_only: t.read_only,
         })
         .collect();
-    Json(Value::Array(tools))
+    Json(tools)
 }

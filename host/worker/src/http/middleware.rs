@@ -7,12 +7,14 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
-use super::error::{ApiError, ErrorCode};
+use hearth_wire::ErrorCode;
+
+use super::error::ApiError;
 use crate::App;
 
 // ---------------------------------------------------------------------------------------------
@@ -51,7 +53,7 @@ pub(super) async fn observe(State(app): State<Arc<App>>, request: Request, next:
     let mut response = next.run(request).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    let code = response.extensions().get::<ErrorCode>().map(|c| c.0);
+    let code = response.extensions().get::<ErrorCode>().map(|c| c.as_str());
     span.in_scope(|| match code {
         Some(code) if status >= 500 => tracing::warn!(status, code, ?elapsed, "answered"),
         Some(code) => tracing::info!(status, code, ?elapsed, "answered"),
@@ -104,8 +106,7 @@ pub(super) async fn authenticate(
             return admit(&app, &format!("session:{id}"), request, next).await;
         }
         Some(id) => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "token_scope",
+            ErrorCode::TokenScope,
             format!("this token opens session `{id}`'s routes only"),
         ),
         None => ApiError::unauthorized(),
@@ -134,8 +135,7 @@ pub(super) async fn admit(app: &App, caller: &str, request: Request, next: Next)
         app.config.http.rate_burst,
         wait.as_millis().max(1)
     );
-    let mut refused =
-        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).into_response();
+    let mut refused = ApiError::new(ErrorCode::RateLimited, message).into_response();
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     refused
         .headers_mut()
@@ -170,14 +170,13 @@ pub(super) async fn read_whole_body(
                 .is_some_and(|cause| cause.is::<http_body_util::LengthLimitError>());
             let mut refused = match too_large {
                 true => ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
+                    ErrorCode::BodyTooLarge,
                     format!(
                         "the request body is over {} bytes",
                         app.config.max_body_bytes
                     ),
                 ),
-                false => ApiError::bad_request("invalid_body", format!("reading the body: {e}")),
+                false => ApiError::new(ErrorCode::InvalidBody, format!("reading the body: {e}")),
             }
             .into_response();
             // What is left of the body is not read: the connection cannot carry another request.

@@ -1,8 +1,10 @@
 //! The HTTP layer (v1): the router, the middleware around it, the extractors, the error mapping,
 //! and one handler module per area. Services (sessions, exec, git, snapshots, files) know nothing
-//! of HTTP; what their errors answer is decided here (`error`). `docs/openapi.json` documents
-//! exactly these routes; a test fails when the two drift.
+//! of HTTP; what their errors answer is decided here (`error`). The OpenAPI document is made
+//! from these routes and the wire types (`docs`); `docs/openapi.json` is that document, and a
+//! test fails when the two differ.
 
+mod docs;
 pub mod error;
 mod exec;
 pub mod extract;
@@ -15,87 +17,87 @@ mod sessions;
 mod snapshots;
 mod tools;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
+use hearth_wire::ErrorCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::App;
 use error::ApiError;
 
-/// The OpenAPI document served at `/v1/openapi.json`.
-pub const OPENAPI: &str = include_str!("../../../../docs/openapi.json");
-
 /// Most files one bulk upload or download may name.
 pub const MAX_BULK_FILES: usize = 1_000;
+
+/// Every route, with what the document says of it.
+fn routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::with_openapi(docs::base())
+        .routes(routes!(health::health))
+        .routes(routes!(health::openapi))
+        .routes(routes!(health::metrics))
+        .routes(routes!(health::list_tools))
+        .routes(routes!(sessions::list_sessions, sessions::create_session))
+        .routes(routes!(sessions::get_session, sessions::delete_session))
+        .routes(routes!(sessions::replace_token))
+        .routes(routes!(tools::call_tool))
+        .routes(routes!(files::get_file, files::put_file))
+        .routes(routes!(files::upload))
+        .routes(routes!(files::download))
+        .routes(routes!(exec::exec))
+        .routes(routes!(exec::exec_stream))
+        .routes(routes!(snapshots::take_snapshot, snapshots::list_snapshots))
+        .routes(routes!(
+            snapshots::export_download,
+            snapshots::export_to_store
+        ))
+        .routes(routes!(snapshots::list_exports))
+        .routes(routes!(snapshots::download_export))
+        .routes(routes!(snapshots::collect_garbage))
+        .routes(routes!(git::git_status))
+        .routes(routes!(git::git_log))
+        .routes(routes!(git::git_diff))
+        .routes(routes!(git::git_commit))
+        .routes(routes!(git::git_push))
+        .routes(routes!(git::git_pull))
+        .routes(routes!(git::git_merge_continue))
+        .routes(routes!(git::git_merge_abort))
+        .routes(routes!(git::git_reset))
+        .routes(routes!(git::git_set_remote))
+}
+
+/// The OpenAPI document of this API, made from the routes and the wire types.
+pub fn openapi() -> serde_json::Value {
+    let (_, api) = routes().split_for_parts();
+    docs::finish(api)
+}
+
+/// The document as served at `/v1/openapi.json` and kept in `docs/openapi.json`: made once.
+pub fn openapi_json() -> &'static str {
+    static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+        let mut text = serde_json::to_string_pretty(&openapi()).unwrap_or_default();
+        text.push('\n');
+        text
+    });
+    &DOCUMENT
+}
 
 /// The router with every route and middleware.
 pub fn router(app: Arc<App>) -> Router {
     let body_limit = app.config.max_body_bytes;
-    Router::new()
-        .route("/v1/health", get(health::health))
-        .route("/v1/openapi.json", get(health::openapi))
-        .route("/metrics", get(health::metrics))
-        .route("/v1/tools", get(health::list_tools))
-        .route(
-            "/v1/sessions",
-            get(sessions::list_sessions).post(sessions::create_session),
-        )
-        .route(
-            "/v1/sessions/{id}",
-            get(sessions::session_info).delete(sessions::delete_session),
-        )
-        .route("/v1/sessions/{id}/token", post(sessions::replace_token))
-        .route("/v1/sessions/{id}/tools/{name}", post(tools::call_tool))
-        .route(
-            "/v1/sessions/{id}/files/{*path}",
-            get(files::get_file).put(files::put_file),
-        )
-        .route("/v1/sessions/{id}/exec", post(exec::exec))
-        .route("/v1/sessions/{id}/exec/stream", post(exec::exec_stream))
-        .route("/v1/sessions/{id}/upload", post(files::upload))
-        .route("/v1/sessions/{id}/download", post(files::download))
-        .route(
-            "/v1/sessions/{id}/snapshots",
-            get(snapshots::list).post(snapshots::take),
-        )
-        .route(
-            "/v1/sessions/{id}/export",
-            get(snapshots::export_download).post(snapshots::export_to_store),
-        )
-        .route("/v1/sessions/{id}/exports", get(snapshots::list_exports))
-        .route(
-            "/v1/sessions/{id}/exports/{name}",
-            get(snapshots::download_export),
-        )
-        .route("/v1/snapshots/gc", post(snapshots::collect_garbage))
-        .route("/v1/sessions/{id}/git/status", get(git::status))
-        .route("/v1/sessions/{id}/git/log", get(git::log))
-        .route("/v1/sessions/{id}/git/diff", get(git::diff))
-        .route("/v1/sessions/{id}/git/commit", post(git::commit))
-        .route("/v1/sessions/{id}/git/push", post(git::push))
-        .route("/v1/sessions/{id}/git/pull", post(git::pull))
-        .route(
-            "/v1/sessions/{id}/git/merge/continue",
-            post(git::merge_continue),
-        )
-        .route("/v1/sessions/{id}/git/merge/abort", post(git::merge_abort))
-        .route("/v1/sessions/{id}/git/reset", post(git::reset))
-        .route("/v1/sessions/{id}/git/remotes", post(git::set_remote))
+    let (routes, _) = routes().split_for_parts();
+    routes
         .fallback(|| async {
             ApiError::new(
-                StatusCode::NOT_FOUND,
-                "route_not_found",
+                ErrorCode::RouteNotFound,
                 "no such route; see /v1/openapi.json",
             )
         })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 "this route does not take that method; see /v1/openapi.json",
             )
         })

@@ -3,54 +3,63 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use hearth_wire::ErrorCode;
+use hearth_wire::sessions::{
+    CreateSession, CreatedSession, DeleteQuery, Deleted, Mount, SessionInfo, SessionList,
+    SessionToken,
+};
 
+use super::docs::SessionId;
 use super::error::{ApiError, write_failure};
-use super::extract::{blocking, json_body, path_params, query_params};
+use super::extract::{JsonBody, QueryParams, SessionParam, blocking};
 use crate::App;
 use crate::sessions::Session;
 
-fn session_json(app: &App, session: &Session) -> Value {
-    let mounts: Vec<Value> = session
-        .view
-        .mounts()
-        .iter()
-        .map(|m| json!({ "path": m.view_path, "writable": m.writable }))
-        .collect();
-    json!({
-        "id": session.id,
-        "created_at": session.created_at(),
-        "mounts": mounts,
-        "tool_calls": session.tool_calls(),
-        "quota": session.usage().as_ref().map(crate::storage::usage_json),
-        "snapshot": app.snapshots.status_json(session),
-    })
+fn session_info(app: &App, session: &Session) -> SessionInfo {
+    SessionInfo {
+        id: session.id.clone(),
+        created_at: session.created_at(),
+        mounts: session
+            .view
+            .mounts()
+            .iter()
+            .map(|m| Mount {
+                path: m.view_path.clone(),
+                writable: m.writable,
+            })
+            .collect(),
+        tool_calls: session.tool_calls(),
+        quota: session.usage().as_ref().map(crate::storage::quota_usage),
+        snapshot: app.snapshots.state(session),
+    }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct CreateSession {
-    id: Option<String>,
-    from_snapshot: Option<String>,
-    /// Clone this remote into the workspace; without it, an empty repository.
-    git: Option<crate::git::GitSource>,
-    /// This session's limits, within the worker's maximum; without it, the worker's default.
-    quota: Option<crate::storage::QuotaRequest>,
-}
-
+/// Create a session.
+///
+/// A workspace and a scratch directory on this worker, and its git repository: a clone of
+/// `git.url`, a restore of `from_snapshot`, or an empty repository. The answer carries the
+/// session's own token, said once.
+#[utoipa::path(post, path = "/v1/sessions", tag = "sessions",
+    request_body = CreateSession,
+    responses((status = 201, description = "The new session and its token.",
+        body = CreatedSession)),
+    extensions(("x-errors" = json!([
+        ErrorCode::InvalidSessionId, ErrorCode::SessionExists, ErrorCode::SessionLimit,
+        ErrorCode::InvalidQuota, ErrorCode::StorageFull, ErrorCode::QuotaExceeded,
+        ErrorCode::RemoteNotAllowed, ErrorCode::RemoteFailed, ErrorCode::RemoteBranchNotFound,
+        ErrorCode::GitTimeout, ErrorCode::InvalidGitRequest,
+        ErrorCode::InvalidSnapshotReference, ErrorCode::SnapshotNotFound,
+        ErrorCode::SnapshotCorrupt, ErrorCode::StoreUnavailable, ErrorCode::TooDeep
+    ]))))]
 pub(super) async fn create_session(
     State(app): State<Arc<App>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let request: CreateSession = json_body(body)?;
+    JsonBody(request): JsonBody<CreateSession>,
+) -> Result<(StatusCode, Json<CreatedSession>), ApiError> {
     if request.from_snapshot.is_some() && request.git.is_some() {
-        return Err(ApiError::bad_request(
-            "invalid_request",
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
             "give `from_snapshot` or `git`, not both (a snapshot holds the git history)",
         ));
     }
@@ -83,69 +92,88 @@ pub(super) async fn create_session(
     })
     .await??;
     tracing::info!(session = %session.id, "session created");
-    let mut answer = session_json(&app, &session);
-    // Said once, here: the worker keeps only its hash.
-    answer["token"] = token.into();
+    let answer = CreatedSession {
+        session: session_info(&app, &session),
+        // Said once, here: the worker keeps only its hash.
+        token,
+    };
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
-/// Gives a session a new token and revokes the one it had (the operator's verb: a session
-/// token cannot mint another).
+/// Give the session a new token, revoking the one it had.
+///
+/// The operator's token only: a session token cannot mint another.
+#[utoipa::path(post, path = "/v1/sessions/{id}/token", tag = "sessions",
+    params(SessionId),
+    responses((status = 200, description = "The session's new token.", body = SessionToken)))]
 pub(super) async fn replace_token(
     State(app): State<Arc<App>>,
-    id: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let id = path_params(id)?;
+    SessionParam(session): SessionParam,
+) -> Result<Json<SessionToken>, ApiError> {
     let (token, token_sha256) = crate::tokens::mint();
-    let app2 = app.clone();
-    let id2 = id.clone();
-    blocking(move || app2.sessions.replace_token(&id2, token_sha256)).await??;
-    tracing::info!(session = %id, "session token replaced");
-    Ok(Json(json!({ "id": id, "token": token })))
+    let (app2, id) = (app.clone(), session.id.clone());
+    blocking(move || app2.sessions.replace_token(&id, token_sha256)).await??;
+    tracing::info!(session = %session.id, "session token replaced");
+    Ok(Json(SessionToken {
+        id: session.id.clone(),
+        token,
+    }))
 }
 
-pub(super) async fn list_sessions(State(app): State<Arc<App>>) -> Json<Value> {
-    let sessions: Vec<Value> = app
+/// All sessions on this worker, oldest first.
+#[utoipa::path(get, path = "/v1/sessions", tag = "sessions",
+    responses((status = 200, description = "Every session.", body = SessionList)))]
+pub(super) async fn list_sessions(State(app): State<Arc<App>>) -> Json<SessionList> {
+    let sessions = app
         .sessions
         .list()
         .iter()
-        .map(|s| session_json(&app, s))
+        .map(|s| session_info(&app, s))
         .collect();
-    Json(json!({ "sessions": sessions }))
+    Json(SessionList { sessions })
 }
 
-pub(super) async fn session_info(
+/// One session.
+#[utoipa::path(get, path = "/v1/sessions/{id}", tag = "sessions", params(SessionId),
+    responses((status = 200, description = "The session.", body = SessionInfo)))]
+pub(super) async fn get_session(
     State(app): State<Arc<App>>,
-    id: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let session = app.sessions.get(&path_params(id)?)?;
-    Ok(Json(session_json(&app, &session)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct DeleteQuery {
-    /// Take a last snapshot first (default: the worker's `snapshots.snapshot_on_delete`).
-    snapshot: Option<bool>,
+    SessionParam(session): SessionParam,
+) -> Json<SessionInfo> {
+    Json(session_info(&app, &session))
 }
 
 /// Snapshots a delete with `snapshot` takes before giving up on a session that keeps changing.
 const LAST_SNAPSHOT_TRIES: usize = 3;
 
+/// Delete a session and its files, once the calls running in it have finished.
+///
+/// With `snapshot`, a last snapshot is taken first; if the store fails, the session stays.
+#[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "sessions",
+    params(SessionId, DeleteQuery),
+    responses((status = 200, description = "The session is gone.", body = Deleted)),
+    extensions(("x-errors" = json!([
+        ErrorCode::SessionBusy, ErrorCode::StoreUnavailable, ErrorCode::SnapshotTooLarge,
+        ErrorCode::CaptureFailed, ErrorCode::TooDeep
+    ]))))]
 pub(super) async fn delete_session(
     State(app): State<Arc<App>>,
-    id: Result<Path<String>, PathRejection>,
-    query: Result<Query<DeleteQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let id = path_params(id)?;
-    let query = query_params(query)?;
+    SessionParam(session): SessionParam,
+    QueryParams(query): QueryParams<DeleteQuery>,
+) -> Result<Json<Deleted>, ApiError> {
+    let id = session.id.clone();
+    drop(session);
     if !query
         .snapshot
         .unwrap_or(app.config.snapshots.snapshot_on_delete)
     {
         app.sessions.delete(&id).await?;
         tracing::info!(session = %id, "session deleted");
-        return Ok(Json(json!({ "id": id, "deleted": true, "snapshot": null })));
+        return Ok(Json(Deleted {
+            id,
+            deleted: true,
+            snapshot: None,
+        }));
     }
     // If the store fails, the session stays: deleting it would lose what is not stored. A
     // change made while the last snapshot was taken is not lost either: the session goes only
@@ -154,14 +182,18 @@ pub(super) async fn delete_session(
         let session = app.sessions.get(&id)?;
         let last = app.snapshots.take(&session).await?;
         let seen = session.snapshots.snapshotted_changes();
+        drop(session);
         if app.sessions.delete_if_unchanged(&id, seen).await? {
             tracing::info!(session = %id, snapshot = %last.id, "session deleted");
-            return Ok(Json(json!({ "id": id, "deleted": true, "snapshot": last })));
+            return Ok(Json(Deleted {
+                id,
+                deleted: true,
+                snapshot: Some(last),
+            }));
         }
     }
     Err(ApiError::new(
-        StatusCode::CONFLICT,
-        "session_busy",
+        ErrorCode::SessionBusy,
         "the session kept changing while its last snapshot was taken; it is kept: try again",
     ))
 }

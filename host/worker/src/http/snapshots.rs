@@ -6,36 +6,55 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
-
 use hearth_snapshots::SnapshotError;
+use hearth_wire::ErrorCode;
+use hearth_wire::snapshots::{
+    ExportList, ExportStored, GcReport, GcRequest, SnapshotInfo, SnapshotList,
+};
 
+use super::docs::{Binary, ExportName, SessionId};
 use super::error::ApiError;
+use super::extract::{JsonBody, PathParams, SessionParam};
 use crate::App;
 use crate::sessions::Session;
 use crate::snapshots::sources;
 
-pub async fn take(
+/// What taking a snapshot or making an export may also answer.
+const CAPTURE_ERRORS: [ErrorCode; 4] = [
+    ErrorCode::TooDeep,
+    ErrorCode::SnapshotTooLarge,
+    ErrorCode::CaptureFailed,
+    ErrorCode::StoreUnavailable,
+];
+
+/// Take a snapshot of the workspace and the git history.
+///
+/// Answers once it is durable (blobs, then the manifest, then the latest pointer).
+/// Incremental: only content the previous snapshot lacks is uploaded.
+#[utoipa::path(post, path = "/v1/sessions/{id}/snapshots", tag = "snapshots", params(SessionId),
+    responses((status = 201, description = "The snapshot.", body = SnapshotInfo)),
+    extensions(("x-errors" = json!(CAPTURE_ERRORS))))]
+pub(super) async fn take_snapshot(
     State(app): State<Arc<App>>,
-    id: Result<UrlPath<String>, PathRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let session = app.sessions.get(&super::extract::path_params(id)?)?;
+    SessionParam(session): SessionParam,
+) -> Result<(StatusCode, Json<SnapshotInfo>), ApiError> {
     let info = app.snapshots.take(&session).await?;
-    Ok((StatusCode::CREATED, Json(json!(info))))
+    Ok((StatusCode::CREATED, Json(info)))
 }
 
-pub async fn list(
+/// The session's snapshots in the store, oldest first (the last `snapshots.keep` are kept).
+#[utoipa::path(get, path = "/v1/sessions/{id}/snapshots", tag = "snapshots", params(SessionId),
+    responses((status = 200, description = "The snapshots.", body = SnapshotList)),
+    extensions(("x-errors" = json!([ErrorCode::StoreUnavailable, ErrorCode::SnapshotCorrupt]))))]
+pub(super) async fn list_snapshots(
     State(app): State<Arc<App>>,
-    id: Result<UrlPath<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let session = app.sessions.get(&super::extract::path_params(id)?)?;
+    SessionParam(session): SessionParam,
+) -> Result<Json<SnapshotList>, ApiError> {
     let snapshots = app.snapshots.snapshots.list(&session.id).await?;
-    Ok(Json(json!({ "snapshots": snapshots })))
+    Ok(Json(SnapshotList { snapshots }))
 }
 
 /// Chunks of an export in flight: 16 × 256 KiB at most, whatever the session's size.
@@ -97,11 +116,18 @@ async fn archive(
     }
 }
 
-pub async fn export_download(
+/// The whole session — workspace and git directory — as one `.tar.zst`, streamed.
+///
+/// Symlinks are kept as links. A failure after the first bytes cuts the stream (the archive
+/// then lacks zstd's end).
+#[utoipa::path(get, path = "/v1/sessions/{id}/export", tag = "snapshots", params(SessionId),
+    responses((status = 200, description = "The archive.", content_type = "application/zstd",
+        body = Binary)),
+    extensions(("x-errors" = json!([ErrorCode::TooDeep]))))]
+pub(super) async fn export_download(
     State(app): State<Arc<App>>,
-    id: Result<UrlPath<String>, PathRejection>,
+    SessionParam(session): SessionParam,
 ) -> Result<Response, ApiError> {
-    let session = app.sessions.get(&super::extract::path_params(id)?)?;
     let (mut receiver, producer) =
         archive(&session, app.snapshots.snapshots.tuning().max_depth).await?;
     // A failure after the first bytes ends the stream early (the archive lacks zstd's end, so
@@ -128,11 +154,14 @@ pub async fn export_download(
         .into_response())
 }
 
-pub async fn export_to_store(
+/// Put the same archive in the store, under `exports/<session>/`.
+#[utoipa::path(post, path = "/v1/sessions/{id}/export", tag = "snapshots", params(SessionId),
+    responses((status = 201, description = "Where the export is.", body = ExportStored)),
+    extensions(("x-errors" = json!([ErrorCode::TooDeep, ErrorCode::StoreUnavailable]))))]
+pub(super) async fn export_to_store(
     State(app): State<Arc<App>>,
-    id: Result<UrlPath<String>, PathRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let session = app.sessions.get(&super::extract::path_params(id)?)?;
+    SessionParam(session): SessionParam,
+) -> Result<(StatusCode, Json<ExportStored>), ApiError> {
     let (receiver, producer) =
         archive(&session, app.snapshots.snapshots.tuning().max_depth).await?;
     let stored = app
@@ -147,30 +176,34 @@ pub async fn export_to_store(
         let _ = app.snapshots.snapshots.delete_export(&key).await;
         return Err(ApiError::internal(why));
     }
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "key": key, "bytes": size })),
-    ))
+    Ok((StatusCode::CREATED, Json(ExportStored { key, bytes: size })))
 }
 
-/// The exports stored for a session (`POST .../export`), oldest first.
-pub async fn list_exports(
+/// The exports of this session stored by `POST …/export`, oldest first.
+#[utoipa::path(get, path = "/v1/sessions/{id}/exports", tag = "snapshots", params(SessionId),
+    responses((status = 200, description = "The stored exports.", body = ExportList)),
+    extensions(("x-errors" = json!([ErrorCode::StoreUnavailable]))))]
+pub(super) async fn list_exports(
     State(app): State<Arc<App>>,
-    id: Result<UrlPath<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let session = app.sessions.get(&super::extract::path_params(id)?)?;
+    SessionParam(session): SessionParam,
+) -> Result<Json<ExportList>, ApiError> {
     let exports = app.snapshots.snapshots.list_exports(&session.id).await?;
-    Ok(Json(json!({ "exports": exports })))
+    Ok(Json(ExportList { exports }))
 }
 
-/// A stored export, streamed from the store as it comes (no more of it in memory than a chunk).
-pub async fn download_export(
+/// A stored export (`.tar.zst`), streamed from the store.
+///
+/// As it comes: no more of it in memory than a chunk.
+#[utoipa::path(get, path = "/v1/sessions/{id}/exports/{name}", tag = "snapshots",
+    params(SessionId, ExportName),
+    responses((status = 200, description = "The archive.", content_type = "application/zstd",
+        body = Binary)),
+    extensions(("x-errors" = json!([ErrorCode::ExportNotFound, ErrorCode::StoreUnavailable]))))]
+pub(super) async fn download_export(
     State(app): State<Arc<App>>,
-    params: Result<UrlPath<(String, String)>, PathRejection>,
-) -> Result<axum::response::Response, ApiError> {
-    use axum::response::IntoResponse;
-    let (id, name) = super::extract::path_params(params)?;
-    let session = app.sessions.get(&id)?;
+    SessionParam(session): SessionParam,
+    PathParams((_, name)): PathParams<(String, String)>,
+) -> Result<Response, ApiError> {
     let Some((size, stream)) = app
         .snapshots
         .snapshots
@@ -178,8 +211,7 @@ pub async fn download_export(
         .await?
     else {
         return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "export_not_found",
+            ErrorCode::ExportNotFound,
             format!(
                 "session `{}` has no export `{name}`; GET .../exports lists them",
                 session.id
@@ -187,32 +219,29 @@ pub async fn download_export(
         ));
     };
     let headers = [
+        (header::CONTENT_TYPE, "application/zstd".to_owned()),
+        (header::CONTENT_LENGTH, size.to_string()),
         (
-            axum::http::header::CONTENT_TYPE,
-            "application/zstd".to_owned(),
-        ),
-        (axum::http::header::CONTENT_LENGTH, size.to_string()),
-        (
-            axum::http::header::CONTENT_DISPOSITION,
+            header::CONTENT_DISPOSITION,
             format!("attachment; filename=\"{}-{name}\"", session.id),
         ),
     ];
-    Ok((headers, axum::body::Body::from_stream(stream)).into_response())
+    Ok((headers, Body::from_stream(stream)).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GcRequest {
-    grace_s: Option<u64>,
-}
-
-/// Collects blobs no snapshot references (older than the grace period).
-pub async fn collect_garbage(
+/// Delete the blobs no snapshot of any session references and that are older than the grace
+/// period.
+///
+/// `grace_s` defaults to the worker's `snapshots.gc_grace_s`. A snapshot in progress uploads
+/// its blobs before its manifest, and fresh blobs are left alone.
+#[utoipa::path(post, path = "/v1/snapshots/gc", tag = "snapshots", request_body = GcRequest,
+    responses((status = 200, description = "What was collected.", body = GcReport)),
+    extensions(("x-errors" = json!([ErrorCode::StoreUnavailable, ErrorCode::SnapshotCorrupt]))))]
+pub(super) async fn collect_garbage(
     State(app): State<Arc<App>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let request: GcRequest = super::extract::json_body(body)?;
+    JsonBody(request): JsonBody<GcRequest>,
+) -> Result<Json<GcReport>, ApiError> {
     let grace = Duration::from_secs(request.grace_s.unwrap_or(app.snapshots.config.gc_grace_s));
     let report = app.snapshots.snapshots.collect_garbage(grace).await?;
-    Ok(Json(json!(report)))
+    Ok(Json(report))
 }

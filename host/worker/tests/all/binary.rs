@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::support::TOKEN;
+use crate::support::{JsonCalls, TOKEN};
 
 const HEARTH: &str = env!("CARGO_BIN_EXE_hearth");
 
@@ -148,7 +148,7 @@ async fn sigterm_lets_in_flight_calls_finish() {
     std::fs::write(&config, format!("tools_dir = {:?}\n", tools.path())).unwrap();
     let (mut child, url) = serve(data.path(), &["--config", config.to_str().unwrap()]).await;
     let client = hearth_client::Client::new(&url, Some(TOKEN.into()));
-    let session = client.create_session(None).await.unwrap().id;
+    let session = client.create_session(None).await.unwrap().session.id;
 
     // A call that takes ~1.5 s, then SIGTERM while it runs.
     let slow = tokio::spawn({
@@ -214,7 +214,7 @@ async fn a_worker_killed_mid_load_restarts_with_everything_it_acknowledged() {
                     match i % 4 {
                         0 => {
                             let command = format!("echo line{i} >> log.txt");
-                            let ran = client.exec(s, json!({ "command": command })).await;
+                            let ran = client.exec_json(s, json!({ "command": command })).await;
                             if ran.is_ok_and(|answer| answer["exit_code"] == 0) {
                                 lines.push(i);
                             }
@@ -287,7 +287,7 @@ async fn a_worker_killed_mid_load_restarts_with_everything_it_acknowledged() {
         assert_eq!(status["branch"], "main", "{status}");
         if snapshotted {
             let restored = client
-                .create_session_with(json!({ "from_snapshot": s }))
+                .create_session_json(json!({ "from_snapshot": s }))
                 .await;
             assert!(
                 restored.is_ok(),
@@ -311,9 +311,9 @@ async fn the_binary_enforces_quotas_and_keeps_volumes_across_a_kill() {
     let config_arg = ["--config", config.to_str().unwrap()];
     let (mut child, url) = serve(data.path(), &config_arg).await;
     let client = hearth_client::Client::new(&url, Some(TOKEN.into()));
-    let s = client.create_session(Some("q")).await.unwrap().id;
+    let s = client.create_session(Some("q")).await.unwrap().session.id;
     let out = client
-        .exec(
+        .exec_json(
             &s,
             serde_json::json!({ "command": "echo kept > /workspace/kept.txt; head -c 40000000 /dev/zero > /tmp/z" }),
         )
@@ -325,7 +325,7 @@ async fn the_binary_enforces_quotas_and_keeps_volumes_across_a_kill() {
         .await;
     crate::support::assert_client_error(put, 507, "quota_exceeded");
     client
-        .exec(&s, serde_json::json!({ "command": "rm /tmp/z" }))
+        .exec_json(&s, serde_json::json!({ "command": "rm /tmp/z" }))
         .await
         .unwrap();
 

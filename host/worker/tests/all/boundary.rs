@@ -9,7 +9,7 @@ use hearth_client::Client;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Worker, assert_error, write};
+use crate::support::{JsonCalls, Worker, assert_error, write};
 
 /// A worker whose git operations give up after a few seconds.
 async fn worker() -> Worker {
@@ -17,7 +17,7 @@ async fn worker() -> Worker {
 }
 
 async fn run(c: &Client, s: &str, command: &str) -> Value {
-    let answer = c.exec(s, json!({ "command": command })).await.unwrap();
+    let answer = c.exec_json(s, json!({ "command": command })).await.unwrap();
     assert_eq!(answer["exit_code"], 0, "{command}: {answer}");
     answer
 }
@@ -39,9 +39,9 @@ async fn ls_time(c: &Client, s: &str) -> Duration {
 async fn files_api_never_follows_a_link_or_waits_on_a_fifo() {
     let w = worker().await;
     let c = &w.client;
-    let victim = c.create_session(Some("victim")).await.unwrap().id;
+    let victim = c.create_session(Some("victim")).await.unwrap().session.id;
     write(c, &victim, "/workspace/creds.json", "{\"secret\": 1}").await;
-    let s = c.create_session(None).await.unwrap().id;
+    let s = c.create_session(None).await.unwrap().session.id;
     let creds = w.workspace(&victim).join("creds.json");
     run(
         c,
@@ -97,9 +97,14 @@ async fn files_api_never_follows_a_link_or_waits_on_a_fifo() {
 async fn a_fifo_or_link_where_git_reads_costs_one_deadline_and_no_other_session_anything() {
     let w = worker().await;
     let c = &w.client;
-    let other = c.create_session(Some("bystander")).await.unwrap().id;
+    let other = c
+        .create_session(Some("bystander"))
+        .await
+        .unwrap()
+        .session
+        .id;
     let normal = ls_time(c, &other).await;
-    let s = c.create_session(None).await.unwrap().id;
+    let s = c.create_session(None).await.unwrap().session.id;
     run(
         c,
         &s,
@@ -117,7 +122,7 @@ async fn a_fifo_or_link_where_git_reads_costs_one_deadline_and_no_other_session_
         .collect();
     // Every other way in at once, from a third session: FIFOs and links through the files API,
     // and calls whose functions plant links and FIFOs in /tmp before returning.
-    let third = c.create_session(None).await.unwrap().id;
+    let third = c.create_session(None).await.unwrap().session.id;
     run(
         c,
         &third,
@@ -138,7 +143,10 @@ async fn a_fifo_or_link_where_git_reads_costs_one_deadline_and_no_other_session_
                 match i % 3 {
                     0 => c.get_file(&s, "workspace/p").await.map(drop),
                     1 => c.get_file(&s, "workspace/z").await.map(drop),
-                    _ => c.exec(&s, json!({ "call": "evil:go" })).await.map(drop),
+                    _ => c
+                        .exec_json(&s, json!({ "call": "evil:go" }))
+                        .await
+                        .map(drop),
                 }
             })
         })
@@ -179,9 +187,9 @@ async fn a_fifo_or_link_where_git_reads_costs_one_deadline_and_no_other_session_
 async fn git_reads_nothing_outside_the_session_through_a_planted_link() {
     let w = worker().await;
     let c = &w.client;
-    let victim = c.create_session(Some("victim")).await.unwrap().id;
+    let victim = c.create_session(Some("victim")).await.unwrap().session.id;
     write(c, &victim, "/workspace/secret.txt", "hunter2\n").await;
-    let s = c.create_session(None).await.unwrap().id;
+    let s = c.create_session(None).await.unwrap().session.id;
     let secret = w.workspace(&victim).join("secret.txt");
     // If git read the victim's file as ignore rules, `hunter2` would be ignored.
     run(
@@ -217,7 +225,7 @@ async fn a_tree_deeper_than_the_limit_is_too_deep_everywhere_and_still_deletable
     })
     .await;
     let c = &w.client;
-    let s = c.create_session(None).await.unwrap().id;
+    let s = c.create_session(None).await.unwrap().session.id;
     run(
         c,
         &s,
@@ -256,7 +264,7 @@ async fn a_tree_deeper_than_the_limit_is_too_deep_everywhere_and_still_deletable
 async fn a_session_cannot_lock_its_own_runs_out() {
     let w = worker().await;
     let c = &w.client;
-    let s = c.create_session(None).await.unwrap().id;
+    let s = c.create_session(None).await.unwrap().session.id;
     run(c, &s, "chmod 000 /workspace").await;
     run(c, &s, "test -w /workspace && ls /workspace/skills").await;
     // A link through the workspace lets a tool reach the mount point of the read-only area.
@@ -290,7 +298,7 @@ async fn the_data_dir_is_private_to_the_worker() {
 async fn paths_longer_than_the_kernel_takes_are_handled_everywhere() {
     let w = worker().await;
     let c = &w.client;
-    let s = c.create_session(None).await.unwrap().id;
+    let s = c.create_session(None).await.unwrap().session.id;
     run(
         c,
         &s,
@@ -323,7 +331,7 @@ async fn paths_longer_than_the_kernel_takes_are_handled_everywhere() {
 async fn git_works_whatever_modes_a_program_gave_its_files() {
     let w = worker().await;
     let c = &w.client;
-    let s = c.create_session(None).await.unwrap().id;
+    let s = c.create_session(None).await.unwrap().session.id;
     run(
         c,
         &s,

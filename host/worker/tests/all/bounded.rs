@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{TOKEN, Worker};
+use crate::support::{JsonCalls, TOKEN, Worker};
 
 /// This process's resident memory (the worker runs in it), in MiB.
 fn rss_mib() -> u64 {
@@ -22,7 +22,7 @@ fn rss_mib() -> u64 {
 #[tokio::test]
 async fn a_client_that_stops_reading_a_stream_costs_no_memory_and_frees_the_session() {
     let w = Worker::start().await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     let before = rss_mib();
     let mut response = reqwest::Client::new()
         .post(format!("{}/v1/sessions/{s}/exec/stream", w.url))
@@ -47,7 +47,7 @@ async fn a_client_that_stops_reading_a_stream_costs_no_memory_and_frees_the_sess
     let started = Instant::now();
     let answer = w
         .client
-        .exec(&s, json!({ "command": "echo free" }))
+        .exec_json(&s, json!({ "command": "echo free" }))
         .await
         .unwrap();
     assert_eq!(answer["stdout"], "free\n");
@@ -104,10 +104,10 @@ async fn a_store_that_cannot_work_stops_the_start_naming_what_to_fix() {
 #[tokio::test]
 async fn an_export_streams_in_bounded_memory() {
     let w = Worker::start().await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     let made = w
         .client
-        .exec(
+        .exec_json(
             &s,
             json!({ "command": "head -c 400M /dev/urandom > /workspace/big.bin && echo ok" }),
         )
@@ -182,7 +182,7 @@ async fn half_open_idle_and_excess_connections_are_closed() {
     assert!(closed_within(&mut excess, Duration::from_millis(500)).await);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let health = w.client.health().await.unwrap();
-    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health.status, "ok", "{health:?}");
     drop(held);
 }
 
@@ -239,7 +239,7 @@ async fn an_idle_session_expires_into_a_snapshot_and_comes_back() {
     assert!(expired.to_string().contains("from_snapshot"), "{expired}");
     assert!(c.session("busy").await.is_ok(), "a session in use expired");
     assert!(!w.data.path().join("sessions/sleepy").exists());
-    c.create_session_with(json!({ "id": "sleepy", "from_snapshot": "sleepy" }))
+    c.create_session_json(json!({ "id": "sleepy", "from_snapshot": "sleepy" }))
         .await
         .unwrap();
     assert_eq!(
@@ -282,7 +282,7 @@ async fn a_call_longer_than_the_idle_time_is_use_not_idleness() {
     let c = &w.client;
     c.create_session(Some("long")).await.unwrap();
     let answer = c
-        .exec(
+        .exec_json(
             "long",
             json!({ "command": "sleep 3 && echo done > /tmp/mark" }),
         )
@@ -293,7 +293,7 @@ async fn a_call_longer_than_the_idle_time_is_use_not_idleness() {
     let info = c.session("long").await;
     assert!(info.is_ok(), "{info:?}");
     let mark = c
-        .exec("long", json!({ "command": "cat /tmp/mark" }))
+        .exec_json("long", json!({ "command": "cat /tmp/mark" }))
         .await
         .unwrap();
     assert_eq!(mark["stdout"], "done\n");
@@ -335,7 +335,7 @@ async fn a_noisy_token_is_slowed_down_with_429_and_retry_after() {
 async fn a_body_a_route_ignores_leaves_the_connection_usable() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let w = Worker::start().await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     let addr = w.url.trim_start_matches("http://").to_owned();
     let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
     stream.set_nodelay(true).unwrap();

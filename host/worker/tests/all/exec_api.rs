@@ -1,13 +1,15 @@
 //! `/exec` over HTTP: the session's files, the same paths as the tools, and the jail's report.
 
+use hearth_client::wire::exec::ExecRequest;
 use serde_json::json;
 
-use crate::support::{Worker, assert_client_error};
+use crate::support::{JsonCalls, TOKEN, Worker, assert_client_error, assert_error};
+use reqwest::Method;
 
 #[tokio::test]
 async fn a_multi_file_project_runs_by_path() {
     let w = Worker::start().await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     let c = &w.client;
     for (path, content) in [
         ("/workspace/utils.py", "def answer():\n    return 42\n"),
@@ -30,14 +32,14 @@ async fn a_multi_file_project_runs_by_path() {
         .unwrap();
     }
     let out = c
-        .exec(&s, json!({ "script": "main.py", "args": ["a", "b"] }))
+        .exec_json(&s, json!({ "script": "main.py", "args": ["a", "b"] }))
         .await
         .unwrap();
     assert_eq!(out["stdout"], "42 4 ['a', 'b']\n", "{out}");
     assert_eq!(out["exit_code"], 0);
     assert_eq!(out["jail"]["network_namespace"], "enforced");
     let call = c
-        .exec(
+        .exec_json(
             &s,
             json!({ "call": "pkg.calc:double", "kwargs": { "x": 21 } }),
         )
@@ -49,7 +51,7 @@ async fn a_multi_file_project_runs_by_path() {
         "{call}"
     );
     let shell = c
-        .exec(
+        .exec_json(
             &s,
             json!({ "command": "python3 -c 'import utils; print(utils.answer())'" }),
         )
@@ -61,7 +63,7 @@ async fn a_multi_file_project_runs_by_path() {
 #[tokio::test]
 async fn tools_and_programs_share_the_view() {
     let w = Worker::start().await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     let c = &w.client;
     c.call_tool(
         &s,
@@ -71,7 +73,7 @@ async fn tools_and_programs_share_the_view() {
     .await
     .unwrap();
     let out = c
-        .exec(&s, json!({ "command": "cat /tmp/from-tool.txt; echo program > /workspace/from-program.txt; echo scratch > /tmp/p.txt" }))
+        .exec_json(&s, json!({ "command": "cat /tmp/from-tool.txt; echo program > /workspace/from-program.txt; echo scratch > /tmp/p.txt" }))
         .await
         .unwrap();
     assert_eq!(out["stdout"], "tool", "{out}");
@@ -90,7 +92,7 @@ async fn tools_and_programs_share_the_view() {
         .unwrap();
     assert_eq!(read["content"], "scratch\n");
     let skill = c
-        .exec(
+        .exec_json(
             &s,
             json!({ "command": "cat /workspace/skills/SKILL.md; echo x > /workspace/skills/new" }),
         )
@@ -107,15 +109,15 @@ async fn tools_and_programs_share_the_view() {
 #[tokio::test]
 async fn one_sessions_tmp_is_not_anothers() {
     let w = Worker::start().await;
-    let a = w.client.create_session(None).await.unwrap().id;
-    let b = w.client.create_session(None).await.unwrap().id;
+    let a = w.client.create_session(None).await.unwrap().session.id;
+    let b = w.client.create_session(None).await.unwrap().session.id;
     w.client
-        .exec(&a, json!({ "command": "echo mine > /tmp/private" }))
+        .exec_json(&a, json!({ "command": "echo mine > /tmp/private" }))
         .await
         .unwrap();
     let out = w
         .client
-        .exec(&b, json!({ "command": "cat /tmp/private" }))
+        .exec_json(&b, json!({ "command": "cat /tmp/private" }))
         .await
         .unwrap();
     assert_ne!(out["exit_code"], 0, "{out}");
@@ -125,17 +127,20 @@ async fn one_sessions_tmp_is_not_anothers() {
 #[tokio::test]
 async fn stdin_exit_codes_exceptions_timeouts_and_unicode() {
     let w = Worker::start().await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     let c = &w.client;
     let out = c
-        .exec(&s, json!({ "argv": ["cat"], "stdin": "entrée ✓" }))
+        .exec_json(&s, json!({ "argv": ["cat"], "stdin": "entrée ✓" }))
         .await
         .unwrap();
     assert_eq!(out["stdout"], "entrée ✓");
-    let out = c.exec(&s, json!({ "command": "exit 5" })).await.unwrap();
+    let out = c
+        .exec_json(&s, json!({ "command": "exit 5" }))
+        .await
+        .unwrap();
     assert_eq!(out["exit_code"], 5);
     c.call_tool(&s, "write_file", json!({ "file_path": "/workspace/bad.py", "content": "def f():\n    raise KeyError('nope')\n" })).await.unwrap();
-    let out = c.exec(&s, json!({ "call": "bad:f" })).await.unwrap();
+    let out = c.exec_json(&s, json!({ "call": "bad:f" })).await.unwrap();
     assert_eq!(out["exit_code"], 1);
     assert!(
         out["stderr"].as_str().unwrap().contains("KeyError: 'nope'"),
@@ -143,12 +148,12 @@ async fn stdin_exit_codes_exceptions_timeouts_and_unicode() {
     );
     assert!(out["result_error"].is_string(), "{out}");
     let out = c
-        .exec(&s, json!({ "command": "sleep 30", "timeout_s": 0.5 }))
+        .exec_json(&s, json!({ "command": "sleep 30", "timeout_s": 0.5 }))
         .await
         .unwrap();
     assert_eq!(out["timed_out"], true, "{out}");
     let out = c
-        .exec(&s, json!({ "command": "env", "env": { "GREETING": "hi" } }))
+        .exec_json(&s, json!({ "command": "env", "env": { "GREETING": "hi" } }))
         .await
         .unwrap();
     assert!(out["stdout"].as_str().unwrap().contains("GREETING=hi"));
@@ -161,7 +166,7 @@ async fn stdin_exit_codes_exceptions_timeouts_and_unicode() {
 #[tokio::test]
 async fn bad_exec_requests_are_refused() {
     let w = Worker::start().await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     for bad in [
         json!({}),
         json!({ "command": "true", "argv": ["true"] }),
@@ -173,17 +178,23 @@ async fn bad_exec_requests_are_refused() {
         json!({ "command": "true", "timeout_s": 1e9 }),
         json!({ "command": "true", "env": { "BAD=NAME": "x" } }),
     ] {
-        assert_client_error(w.client.exec(&s, bad.clone()).await, 400, "invalid_exec");
+        assert_client_error(
+            w.client.exec_json(&s, bad.clone()).await,
+            400,
+            "invalid_exec",
+        );
     }
+    // A field the request type does not have: the client's types would not send it.
+    let unknown = json!({ "command": "true", "bogus": 1 }).to_string();
+    let url = format!("/v1/sessions/{s}/exec");
+    let answer = w
+        .raw(Method::POST, &url, Some(TOKEN), Some(unknown.into_bytes()))
+        .await;
+    assert_error(&answer, 400, "invalid_request");
     assert_client_error(
         w.client
-            .exec(&s, json!({ "command": "true", "bogus": 1 }))
+            .exec_json("nope", json!({ "command": "true" }))
             .await,
-        400,
-        "invalid_request",
-    );
-    assert_client_error(
-        w.client.exec("nope", json!({ "command": "true" })).await,
         404,
         "session_not_found",
     );
@@ -201,10 +212,11 @@ async fn health_reports_the_jail_layers() {
         "environment",
     ] {
         assert!(
-            health["jail"][layer]
-                .as_str()
+            health
+                .jail
+                .get(layer)
                 .is_some_and(|v| v.starts_with("enforced")),
-            "{layer}: {health}"
+            "{layer}: {health:?}"
         );
     }
 }
@@ -212,20 +224,21 @@ async fn health_reports_the_jail_layers() {
 #[tokio::test]
 async fn output_streams_as_it_comes() {
     let w = Worker::start().await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     let started = std::time::Instant::now();
     let mut seen = Vec::new();
     let last = w
         .client
         .exec_stream(
             &s,
-            json!({ "command": "echo first; echo oops >&2; sleep 1; echo ünïcode second" }),
+            &ExecRequest::command("echo first; echo oops >&2; sleep 1; echo ünïcode second"),
             |line| {
-                seen.push((started.elapsed(), line.clone()));
+                seen.push((started.elapsed(), serde_json::to_value(line).unwrap()));
             },
         )
         .await
         .unwrap();
+    let last = serde_json::to_value(last).unwrap();
     assert_eq!(last["event"], "exit", "{last}");
     assert_eq!(last["exit_code"], 0);
     assert_eq!(last["stdout"], "first\nünïcode second\n");
@@ -258,10 +271,10 @@ async fn filling_tmp_stops_at_the_scratch_cap() {
         c.quota.enabled = false;
     })
     .await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     let out = w
         .client
-        .exec(
+        .exec_json(
             &s,
             json!({ "command": "head -c 50000000 /dev/zero > /tmp/fill" }),
         )
@@ -298,11 +311,11 @@ async fn filling_tmp_stops_at_the_scratch_cap() {
 #[tokio::test]
 async fn a_symlink_where_a_read_only_area_mounts_is_repaired_never_followed() {
     let w = Worker::start().await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     std::os::unix::fs::symlink("/etc", w.workspace(&s).join("skills")).unwrap();
     let out = w
         .client
-        .exec(&s, json!({ "command": "cat /workspace/skills/SKILL.md" }))
+        .exec_json(&s, json!({ "command": "cat /workspace/skills/SKILL.md" }))
         .await
         .unwrap();
     assert_eq!(out["stdout"], "# shared skill\n");
@@ -311,7 +324,7 @@ async fn a_symlink_where_a_read_only_area_mounts_is_repaired_never_followed() {
     assert!(meta.is_dir());
     let missing = w
         .client
-        .exec(&s, json!({ "argv": ["no-such-program"] }))
+        .exec_json(&s, json!({ "argv": ["no-such-program"] }))
         .await
         .unwrap();
     assert_eq!(missing["exit_code"], 127, "{missing}");
@@ -320,11 +333,11 @@ async fn a_symlink_where_a_read_only_area_mounts_is_repaired_never_followed() {
 #[tokio::test]
 async fn a_timeout_of_zero_is_the_longest_run_allowed() {
     let w = Worker::start_with(|c| c.exec.max_timeout_s = 1.0).await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     let started = std::time::Instant::now();
     let out = w
         .client
-        .exec(&s, json!({ "command": "sleep 5", "timeout_s": 0 }))
+        .exec_json(&s, json!({ "command": "sleep 5", "timeout_s": 0 }))
         .await
         .unwrap();
     assert_eq!(out["timed_out"], true, "{out}");
@@ -344,12 +357,12 @@ fn scratch_dir(w: &Worker, session: &str) -> std::path::PathBuf {
 async fn a_calls_result_travels_through_a_pipe_not_a_file() {
     let w = Worker::start().await;
     let c = &w.client;
-    let victim = c.create_session(None).await.unwrap().id;
+    let victim = c.create_session(None).await.unwrap().session.id;
     let secret = "victim-secret-5d1e";
     crate::support::write(c, &victim, "/workspace/secret.txt", secret).await;
     let secret_path = w.workspace(&victim).join("secret.txt");
 
-    let s = c.create_session(None).await.unwrap().id;
+    let s = c.create_session(None).await.unwrap().session.id;
     crate::support::write(
         c,
         &s,
@@ -391,7 +404,7 @@ def leave():
     let target = secret_path.to_string_lossy().into_owned();
     let started = std::time::Instant::now();
     let out = c
-        .exec(
+        .exec_json(
             &s,
             json!({ "call": "attack:plant", "kwargs": { "target": target }, "timeout_s": 20 }),
         )
@@ -407,7 +420,7 @@ def leave():
 
     // The review's attack has nothing left to aim at.
     let out = c
-        .exec(
+        .exec_json(
             &s,
             json!({ "call": "attack:old", "kwargs": { "target": target } }),
         )
@@ -418,7 +431,10 @@ def leave():
         "{out}"
     );
     assert!(!out.to_string().contains(secret), "{out}");
-    let out = c.exec(&s, json!({ "call": "attack:leave" })).await.unwrap();
+    let out = c
+        .exec_json(&s, json!({ "call": "attack:leave" }))
+        .await
+        .unwrap();
     assert_eq!(out["result_error"], "the call wrote no result", "{out}");
 
     // An ordinary call still answers its JSON, with the planted links still there.
@@ -430,7 +446,7 @@ def leave():
     )
     .await;
     let out = c
-        .exec(
+        .exec_json(
             &s,
             json!({ "call": "calc:add", "kwargs": { "a": 2, "b": 3 } }),
         )
@@ -453,7 +469,7 @@ def leave():
 async fn a_flood_on_the_result_channel_is_a_clear_error() {
     let w = Worker::start().await;
     let c = &w.client;
-    let s = c.create_session(None).await.unwrap().id;
+    let s = c.create_session(None).await.unwrap().session.id;
     crate::support::write(
         c,
         &s,
@@ -463,7 +479,7 @@ async fn a_flood_on_the_result_channel_is_a_clear_error() {
     .await;
     let started = std::time::Instant::now();
     let out = c
-        .exec(&s, json!({ "call": "flood:go", "timeout_s": 60 }))
+        .exec_json(&s, json!({ "call": "flood:go", "timeout_s": 60 }))
         .await
         .unwrap();
     assert_eq!(
@@ -477,7 +493,10 @@ async fn a_flood_on_the_result_channel_is_a_clear_error() {
     assert_eq!(out["exit_code"], 0, "the writer was never blocked: {out}");
     assert!(out.get("result").is_none(), "{out}");
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
-    let again = c.exec(&s, json!({ "command": "echo ok" })).await.unwrap();
+    let again = c
+        .exec_json(&s, json!({ "command": "echo ok" }))
+        .await
+        .unwrap();
     assert_eq!(again["stdout"], "ok\n");
 }
 
@@ -485,7 +504,7 @@ async fn a_flood_on_the_result_channel_is_a_clear_error() {
 async fn a_child_holding_the_result_channel_does_not_hold_the_answer() {
     let w = Worker::start().await;
     let c = &w.client;
-    let s = c.create_session(None).await.unwrap().id;
+    let s = c.create_session(None).await.unwrap().session.id;
     crate::support::write(
         c,
         &s,
@@ -511,7 +530,7 @@ def hang():
     .await;
     let started = std::time::Instant::now();
     let out = c
-        .exec(&s, json!({ "call": "linger:go", "timeout_s": 30 }))
+        .exec_json(&s, json!({ "call": "linger:go", "timeout_s": 30 }))
         .await
         .unwrap();
     assert_eq!(out["result"], json!({ "child_saw_fd_3": "no" }), "{out}");
@@ -523,7 +542,7 @@ def hang():
 
     let started = std::time::Instant::now();
     let out = c
-        .exec(&s, json!({ "call": "linger:hang", "timeout_s": 1 }))
+        .exec_json(&s, json!({ "call": "linger:hang", "timeout_s": 1 }))
         .await
         .unwrap();
     assert_eq!(out["timed_out"], true, "{out}");
@@ -541,7 +560,7 @@ async fn setuid_and_world_write_never_reach_the_host() {
 
     let w = Worker::start().await;
     let c = &w.client;
-    let s = c.create_session(None).await.unwrap().id;
+    let s = c.create_session(None).await.unwrap().session.id;
     for command in [
         "cp /usr/bin/id /workspace/x && chmod 4755 /workspace/x",
         "chmod 2755 /workspace/x",
@@ -550,7 +569,10 @@ async fn setuid_and_world_write_never_reach_the_host() {
         "chmod o+w /workspace/x",
         "python3 -c \"import os; os.close(os.open('/workspace/y', os.O_CREAT | os.O_WRONLY, 0o4755))\"",
     ] {
-        let out = c.exec(&s, json!({ "command": command })).await.unwrap();
+        let out = c
+            .exec_json(&s, json!({ "command": command }))
+            .await
+            .unwrap();
         assert_ne!(out["exit_code"], 0, "{command}: {out}");
         assert!(
             out["stderr"]
@@ -577,7 +599,7 @@ async fn setuid_and_world_write_never_reach_the_host() {
     assert_eq!(mode(w.workspace(&s).join("x")) & 0o777, 0o755);
     assert!(!w.workspace(&s).join("y").exists());
     let out = c
-        .exec(
+        .exec_json(
             &s,
             json!({ "command": "chmod +x /workspace/x && chmod 700 /workspace/x && /workspace/x -u" }),
         )

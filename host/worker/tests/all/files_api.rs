@@ -13,15 +13,15 @@ fn b64(bytes: &[u8]) -> String {
 #[tokio::test]
 async fn raw_bytes_round_trip() {
     let w = Worker::start().await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     let bytes: Vec<u8> = (0..=255u8).cycle().take(1 << 20).collect();
     let put = w
         .client
         .put_file(&s, "/workspace/data/blob.bin", bytes.clone())
         .await
         .unwrap();
-    assert_eq!(put["created"], true);
-    assert_eq!(put["size"], 1 << 20);
+    assert!(put.created);
+    assert_eq!(put.size, 1 << 20);
     assert_eq!(
         w.client
             .get_file(&s, "/workspace/data/blob.bin")
@@ -48,7 +48,7 @@ async fn raw_bytes_round_trip() {
         .put_file(&s, "/workspace/data/blob.bin", b"small".to_vec())
         .await
         .unwrap();
-    assert_eq!(again["created"], false);
+    assert!(!again.created);
     assert_eq!(
         w.client
             .get_file(&s, "/tmp/../workspace/data/blob.bin")
@@ -61,7 +61,7 @@ async fn raw_bytes_round_trip() {
 #[tokio::test]
 async fn file_errors() {
     let w = Worker::start().await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     assert_client_error(
         w.client.get_file(&s, "/workspace/missing").await,
         404,
@@ -109,7 +109,7 @@ async fn file_errors() {
 #[tokio::test]
 async fn bulk_upload_and_download_keep_order_and_per_file_errors() {
     let w = Worker::start().await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     let up = w
         .client
         .upload(
@@ -176,7 +176,7 @@ async fn raw_http(url: &str, request_line: &str, body: &[u8]) -> (u16, String) {
 #[tokio::test]
 async fn special_files_and_long_names() {
     let w = Worker::start().await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     let fifo = w.workspace(&s).join("pipe");
     assert!(
         std::process::Command::new("mkfifo")

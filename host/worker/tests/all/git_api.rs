@@ -5,7 +5,7 @@
 use hearth_client::Client;
 use serde_json::{Value, json};
 
-use crate::support::{GitServer, Worker, assert_client_error, read, write};
+use crate::support::{GitServer, JsonCalls, Worker, assert_client_error, read, write};
 
 async fn worker_for(server: &GitServer) -> Worker {
     let prefix = server.prefix();
@@ -20,9 +20,10 @@ async fn commit(c: &Client, s: &str, message: &str) -> Value {
 
 async fn clone_session(w: &Worker, url: &str) -> String {
     w.client
-        .create_session_with(json!({ "git": { "url": url } }))
+        .create_session_json(json!({ "git": { "url": url } }))
         .await
         .unwrap()
+        .session
         .id
 }
 
@@ -30,7 +31,7 @@ async fn clone_session(w: &Worker, url: &str) -> String {
 async fn commit_status_log_diff_and_rollback() {
     let w = Worker::start().await;
     let c = &w.client;
-    let s = c.create_session(None).await.unwrap().id;
+    let s = c.create_session(None).await.unwrap().session.id;
     // A new session starts as a repository with one (empty) commit.
     let status = c.git_view(&s, "status", &[]).await.unwrap();
     assert_eq!(status["branch"], "main", "{status}");
@@ -132,7 +133,7 @@ async fn commit_status_log_diff_and_rollback() {
     );
     // The operator's read-only area is still there for tools and programs.
     let skills = c
-        .exec(&s, json!({ "command": "cat /workspace/skills/SKILL.md" }))
+        .exec_json(&s, json!({ "command": "cat /workspace/skills/SKILL.md" }))
         .await
         .unwrap();
     assert_eq!(skills["stdout"], "# shared skill\n", "{skills}");
@@ -216,9 +217,10 @@ async fn clone_on_create_push_and_pull() {
 
     // Clone of a named branch; of an empty remote; of a missing branch.
     let feature = c
-        .create_session_with(json!({ "git": { "url": url, "branch": "agent/feature-1" } }))
+        .create_session_json(json!({ "git": { "url": url, "branch": "agent/feature-1" } }))
         .await
         .unwrap()
+        .session
         .id;
     assert_eq!(
         c.git_view(&feature, "status", &[]).await.unwrap()["branch"],
@@ -233,7 +235,7 @@ async fn clone_on_create_push_and_pull() {
         "pushed"
     );
     assert_client_error(
-        c.create_session_with(json!({ "id": "nobranch", "git": { "url": url, "branch": "nope" } }))
+        c.create_session_json(json!({ "id": "nobranch", "git": { "url": url, "branch": "nope" } }))
             .await,
         404,
         "remote_branch_not_found",
@@ -381,13 +383,13 @@ async fn remotes_off_the_list_are_refused() {
         format!("{allowed}/../../x"),
     ] {
         assert_client_error(
-            c.create_session_with(json!({ "git": { "url": url } }))
+            c.create_session_json(json!({ "git": { "url": url } }))
                 .await,
             403,
             "remote_not_allowed",
         );
     }
-    let s = c.create_session(None).await.unwrap().id;
+    let s = c.create_session(None).await.unwrap().session.id;
     assert_client_error(
         c.git(
             &s,
@@ -408,7 +410,7 @@ async fn remotes_off_the_list_are_refused() {
     assert_client_error(
         closed
             .client
-            .create_session_with(json!({ "git": { "url": allowed } }))
+            .create_session_json(json!({ "git": { "url": allowed } }))
             .await,
         403,
         "remote_not_allowed",
@@ -419,10 +421,10 @@ async fn remotes_off_the_list_are_refused() {
 async fn exec_commits_on_success_only() {
     let w = Worker::start().await;
     let c = &w.client;
-    let s = c.create_session(None).await.unwrap().id;
+    let s = c.create_session(None).await.unwrap().session.id;
     write(c, &s, "/workspace/test_ok.py", "assert 1 + 1 == 2\n").await;
     let passed = c
-        .exec(
+        .exec_json(
             &s,
             json!({ "script": "test_ok.py", "commit": { "message": "tests pass" } }),
         )
@@ -437,7 +439,7 @@ async fn exec_commits_on_success_only() {
 
     write(c, &s, "/workspace/test_bad.py", "assert 1 + 1 == 3\n").await;
     let failed = c
-        .exec(
+        .exec_json(
             &s,
             json!({ "script": "test_bad.py", "commit": { "message": "never" } }),
         )
@@ -455,7 +457,7 @@ async fn exec_commits_on_success_only() {
 async fn exec_commits_only_when_the_call_result_says_it_passed() {
     let w = Worker::start().await;
     let c = &w.client;
-    let s = c.create_session(None).await.unwrap().id;
+    let s = c.create_session(None).await.unwrap().session.id;
     write(
         c,
         &s,
@@ -465,7 +467,7 @@ async fn exec_commits_only_when_the_call_result_says_it_passed() {
     .await;
     let commit = |message: &str, pointer: &str| json!({ "message": message, "when": { "result_pointer": pointer } });
     let failed = c
-        .exec(
+        .exec_json(
             &s,
             json!({ "call": "sim:run", "kwargs": { "ok": false }, "commit": commit("no", "/success") }),
         )
@@ -481,7 +483,7 @@ async fn exec_commits_only_when_the_call_result_says_it_passed() {
         "{failed}"
     );
     let missing = c
-        .exec(
+        .exec_json(
             &s,
             json!({ "call": "sim:run", "kwargs": { "ok": true }, "commit": commit("no", "/nowhere") }),
         )
@@ -489,7 +491,7 @@ async fn exec_commits_only_when_the_call_result_says_it_passed() {
         .unwrap();
     assert_eq!(missing["commit"]["status"], "skipped", "{missing}");
     let passed = c
-        .exec(
+        .exec_json(
             &s,
             json!({ "call": "sim:run", "kwargs": { "ok": true }, "commit": commit("sim ok", "/checks/all") }),
         )
@@ -519,7 +521,7 @@ async fn exec_commits_only_when_the_call_result_says_it_passed() {
 async fn the_git_directory_is_out_of_every_sessions_reach() {
     let w = Worker::start().await;
     let c = &w.client;
-    let s = c.create_session(None).await.unwrap().id;
+    let s = c.create_session(None).await.unwrap().session.id;
     write(c, &s, "/workspace/a.txt", "a\n").await;
     commit(c, &s, "a").await;
     let git_dir = w.git_dir(&s);
@@ -566,7 +568,7 @@ async fn the_git_directory_is_out_of_every_sessions_reach() {
     // A jailed program finds no git directory and cannot reach the session's state.
     write(c, &s, "/workspace/marker/HEAD", "a marker\n").await;
     let probe = c
-        .exec(
+        .exec_json(
             &s,
             json!({ "command": "find / -path /proc -prune -o -name HEAD -print 2>/dev/null; ls -a /workspace; cat ../state/git/config 2>&1; cat /state/git/config 2>&1; true" }),
         )
@@ -585,7 +587,7 @@ async fn the_git_directory_is_out_of_every_sessions_reach() {
 async fn rolling_back_never_writes_through_a_planted_symlink() {
     let w = Worker::start().await;
     let c = &w.client;
-    let s = c.create_session(None).await.unwrap().id;
+    let s = c.create_session(None).await.unwrap().session.id;
     write(c, &s, "/workspace/link/evil.txt", "pwned\n").await;
     let with_dir = commit(c, &s, "a directory named link").await;
     let with_dir = with_dir["commit"]["id"].as_str().unwrap().to_owned();
@@ -658,7 +660,7 @@ async fn credentials_are_used_by_the_host_and_shown_to_no_one() {
     })
     .await;
     let c = &w.client;
-    let s = c.create_session(None).await.unwrap().id;
+    let s = c.create_session(None).await.unwrap().session.id;
     let url = format!("{prefix}repo.git");
     c.git(&s, "remotes", json!({ "url": url })).await.unwrap();
     write(c, &s, "/workspace/a.txt", "a\n").await;
@@ -680,7 +682,7 @@ async fn credentials_are_used_by_the_host_and_shown_to_no_one() {
 
     // Nothing the session can see or be told holds the secret.
     let env = c
-        .exec(
+        .exec_json(
             &s,
             json!({ "command": "env; cat /proc/self/environ; cat /proc/1/environ; grep -rs . /workspace /tmp; true" }),
         )
@@ -702,7 +704,7 @@ async fn credentials_are_used_by_the_host_and_shown_to_no_one() {
 #[tokio::test]
 async fn a_remote_name_with_a_nul_is_refused_not_a_crash() {
     let w = Worker::start().await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     for name in ["\u{f9}:\u{0}o", "\u{0}", "ok\u{0}"] {
         let body = serde_json::to_vec(&json!({ "name": name, "url": "" })).unwrap();
         let answer = w

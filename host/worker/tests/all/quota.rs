@@ -7,7 +7,7 @@ use hearth::Config;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{TOKEN, Worker, assert_client_error, assert_error};
+use crate::support::{JsonCalls, TOKEN, Worker, assert_client_error, assert_error};
 
 const MIB: u64 = 1 << 20;
 
@@ -27,7 +27,7 @@ async fn small_quota_worker(adjust: impl FnOnce(&mut Config)) -> Worker {
 /// Runs `command` in session `s`; the exec answer.
 async fn run(w: &Worker, s: &str, command: impl Into<String>) -> Value {
     w.client
-        .exec(s, json!({ "command": command.into() }))
+        .exec_json(s, json!({ "command": command.into() }))
         .await
         .unwrap()
 }
@@ -74,7 +74,7 @@ async fn fill_with_files(w: &Worker, s: &str) -> (u16, Value) {
 #[tokio::test]
 async fn session_info_shows_usage_against_the_quota() {
     let w = small_quota_worker(|_| {}).await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     let before = w.client.session(&s).await.unwrap().quota.unwrap();
     assert!(
         before.bytes_limit >= 32 * MIB && before.bytes_limit < 40 * MIB,
@@ -99,8 +99,8 @@ async fn session_info_shows_usage_against_the_quota() {
 #[tokio::test]
 async fn the_files_api_and_upload_answer_quota_exceeded_and_other_sessions_do_not_notice() {
     let w = small_quota_worker(|_| {}).await;
-    let s = w.client.create_session(None).await.unwrap().id;
-    let other = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
+    let other = w.client.create_session(None).await.unwrap().session.id;
     let answer = fill_with_files(&w, &s).await;
     assert_error(&answer, 507, "quota_exceeded");
     let details = &answer.1["error"]["details"];
@@ -129,7 +129,7 @@ async fn the_files_api_and_upload_answer_quota_exceeded_and_other_sessions_do_no
 #[tokio::test]
 async fn a_tool_that_writes_past_the_quota_is_answered_quota_exceeded() {
     let w = small_quota_worker(|_| {}).await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     let big = "y".repeat(20 * MIB as usize);
     for name in ["a", "b"] {
         let path = format!("/workspace/{name}.txt");
@@ -157,7 +157,7 @@ async fn a_tool_that_writes_past_the_quota_is_answered_quota_exceeded() {
 #[tokio::test]
 async fn a_program_past_the_quota_gets_enospc_and_the_answer_says_quota_exceeded() {
     let w = small_quota_worker(|_| {}).await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     let ok = run(&w, &s, "echo small > /workspace/small.txt").await;
     assert_eq!(ok["quota_exceeded"], false, "{ok}");
     // Bytes: /tmp counts with the workspace.
@@ -200,7 +200,7 @@ async fn a_create_names_its_quota_within_the_operators_maximum() {
     let w = small_quota_worker(|_| {}).await;
     let s = w
         .client
-        .create_session_with(json!({ "quota": { "bytes": 64 * MIB, "inodes": 4096 } }))
+        .create_session_json(json!({ "quota": { "bytes": 64 * MIB, "inodes": 4096 } }))
         .await
         .unwrap();
     let usage = s.quota.unwrap();
@@ -235,9 +235,10 @@ async fn a_restore_larger_than_the_quota_is_refused_and_leaves_nothing() {
     let w = small_quota_worker(|_| {}).await;
     let s = w
         .client
-        .create_session_with(json!({ "id": "big", "quota": { "bytes": 64 * MIB } }))
+        .create_session_json(json!({ "id": "big", "quota": { "bytes": 64 * MIB } }))
         .await
         .unwrap()
+        .session
         .id;
     let out = run(
         &w,
@@ -261,7 +262,7 @@ async fn a_restore_larger_than_the_quota_is_refused_and_leaves_nothing() {
     // With room enough it restores.
     let restored = w
         .client
-        .create_session_with(
+        .create_session_json(
             json!({ "id": "roomy", "from_snapshot": "big", "quota": { "bytes": 64 * MIB } }),
         )
         .await
@@ -272,7 +273,7 @@ async fn a_restore_larger_than_the_quota_is_refused_and_leaves_nothing() {
 #[tokio::test]
 async fn a_git_checkout_past_the_quota_is_refused_as_quota_exceeded() {
     let w = small_quota_worker(|_| {}).await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     // 14 MB a file: its blob (on the volume too) and one file fit 32 MiB, a third copy does not.
     let noise = "head -c 14000000 /dev/urandom";
     run(&w, &s, format!("{noise} > /workspace/a.bin")).await;
@@ -296,7 +297,7 @@ async fn a_git_checkout_past_the_quota_is_refused_as_quota_exceeded() {
 #[tokio::test]
 async fn commits_count_against_the_quota() {
     let w = small_quota_worker(|_| {}).await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     let mut refused = None;
     for n in 0..6 {
         let out = run(
@@ -334,7 +335,7 @@ async fn commits_count_against_the_quota() {
 #[tokio::test]
 async fn a_sparse_file_past_the_quota_fails_the_snapshot_loudly() {
     let w = small_quota_worker(|_| {}).await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     let out = run(&w, &s, "truncate -s 900M /workspace/huge.bin").await;
     assert_eq!(out["exit_code"], 0, "{out}");
     let started = std::time::Instant::now();
@@ -399,8 +400,8 @@ async fn the_free_space_floor_stops_writes_before_the_disk_fills() {
         c.quota.warm_volumes = 0;
     })
     .await;
-    let a = w.client.create_session(None).await.unwrap().id;
-    let b = w.client.create_session(None).await.unwrap().id;
+    let a = w.client.create_session(None).await.unwrap().session.id;
+    let b = w.client.create_session(None).await.unwrap().session.id;
     let answer = fill_with_files(&w, &a).await;
     assert_error(&answer, 507, "quota_exceeded");
     std::process::Command::new("sync").status().unwrap();

@@ -158,7 +158,7 @@ async fn the_view_paths_are_configurable() {
     let session = w.client.create_session(None).await.unwrap();
     let paths: Vec<&str> = session.mounts.iter().map(|m| m.path.as_str()).collect();
     assert_eq!(paths, ["/project", "/scratch", "/project/skills"]);
-    let s = session.id;
+    let s = session.id.clone();
     w.client
         .call_tool(
             &s,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{S3Server, Worker, assert_client_error, read, write};
+use crate::support::{JsonCalls, S3Server, Worker, assert_client_error, read, write};
 
 async fn snapshot(w: &Worker, s: &str) -> (u16, Value) {
     w.raw(
@@ -50,7 +50,7 @@ async fn project(w: &Worker, s: &str) {
     c.git(s, "commit", json!({ "message": "project" }))
         .await
         .unwrap();
-    c.exec(s, json!({ "command": "printf '#!/bin/sh\\necho run\\n' > run.sh && chmod +x run.sh && ln -s utils.py link.py" }))
+    c.exec_json(s, json!({ "command": "printf '#!/bin/sh\\necho run\\n' > run.sh && chmod +x run.sh && ln -s utils.py link.py" }))
         .await
         .unwrap();
 }
@@ -63,7 +63,7 @@ async fn assert_project(w: &Worker, s: &str) {
         "def answer():\n    return 42\n"
     );
     let run = c
-        .exec(
+        .exec_json(
             s,
             json!({ "command": "./run.sh && readlink link.py && python3 main.py" }),
         )
@@ -78,7 +78,7 @@ async fn assert_project(w: &Worker, s: &str) {
 async fn snapshot_incremental_and_restore_on_another_worker() {
     let first = Worker::start().await;
     let c = &first.client;
-    let s = c.create_session(Some("agent-1")).await.unwrap().id;
+    let s = c.create_session(Some("agent-1")).await.unwrap().session.id;
     project(&first, &s).await;
     let pending = info(&first, &s).await;
     assert_eq!(pending["snapshot"]["pending"], true, "{pending}");
@@ -114,7 +114,7 @@ async fn snapshot_incremental_and_restore_on_another_worker() {
     .await;
     let restored = second
         .client
-        .create_session_with(json!({ "id": "agent-1", "from_snapshot": "agent-1" }))
+        .create_session_json(json!({ "id": "agent-1", "from_snapshot": "agent-1" }))
         .await
         .unwrap();
     assert_eq!(restored.id, "agent-1");
@@ -124,7 +124,7 @@ async fn snapshot_incremental_and_restore_on_another_worker() {
     );
     let c2 = &second.client;
     let run = c2
-        .exec(
+        .exec_json(
             "agent-1",
             json!({ "command": "./run.sh && readlink link.py && python3 main.py" }),
         )
@@ -135,9 +135,10 @@ async fn snapshot_incremental_and_restore_on_another_worker() {
     assert_eq!(log["commits"][0]["summary"], "project", "{log}");
     // The first snapshot, by its id, into another session.
     let older = c2
-        .create_session_with(json!({ "from_snapshot": full["id"] }))
+        .create_session_json(json!({ "from_snapshot": full["id"] }))
         .await
         .unwrap()
+        .session
         .id;
     assert_project(&second, &older).await;
     // A restore into another session trusts none of the source's blobs for its first snapshot.
@@ -158,13 +159,13 @@ async fn snapshot_incremental_and_restore_on_another_worker() {
         .1;
     assert_eq!(listed["snapshots"].as_array().unwrap().len(), 3, "{listed}");
     assert_client_error(
-        c2.create_session_with(json!({ "from_snapshot": "nobody" }))
+        c2.create_session_json(json!({ "from_snapshot": "nobody" }))
             .await,
         404,
         "snapshot_not_found",
     );
     assert_client_error(
-        c2.create_session_with(json!({ "from_snapshot": "a/../b" }))
+        c2.create_session_json(json!({ "from_snapshot": "a/../b" }))
             .await,
         400,
         "invalid_snapshot_reference",
@@ -174,7 +175,7 @@ async fn snapshot_incremental_and_restore_on_another_worker() {
 #[tokio::test]
 async fn changes_are_snapshotted_in_the_background() {
     let w = Worker::start_with(|c| c.snapshots.auto_delay_s = 0.2).await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     write(&w.client, &s, "/workspace/a.txt", "a\n").await;
     let started = std::time::Instant::now();
     loop {
@@ -194,7 +195,13 @@ async fn changes_are_snapshotted_in_the_background() {
 #[tokio::test]
 async fn a_corrupt_blob_fails_the_restore_and_leaves_no_session() {
     let w = Worker::start().await;
-    let s = w.client.create_session(Some("victim")).await.unwrap().id;
+    let s = w
+        .client
+        .create_session(Some("victim"))
+        .await
+        .unwrap()
+        .session
+        .id;
     write(&w.client, &s, "/workspace/data.txt", "precious\n").await;
     let (status, taken) = snapshot(&w, &s).await;
     assert_eq!(status, 201, "{taken}");
@@ -208,7 +215,7 @@ async fn a_corrupt_blob_fails_the_restore_and_leaves_no_session() {
     std::fs::write(blobs.join(&hash[..2]).join(&hash), "tampered\n").unwrap();
     assert_client_error(
         w.client
-            .create_session_with(json!({ "id": "restored", "from_snapshot": "victim" }))
+            .create_session_json(json!({ "id": "restored", "from_snapshot": "victim" }))
             .await,
         422,
         "snapshot_corrupt",
@@ -223,9 +230,10 @@ async fn a_corrupt_blob_fails_the_restore_and_leaves_no_session() {
     assert_eq!(again["uploaded_blobs"], 2, "{again}");
     let restored = w
         .client
-        .create_session_with(json!({ "id": "restored", "from_snapshot": "victim" }))
+        .create_session_json(json!({ "id": "restored", "from_snapshot": "victim" }))
         .await
         .unwrap()
+        .session
         .id;
     assert_eq!(
         read(&w.client, &restored, "workspace/data.txt").await,
@@ -236,7 +244,13 @@ async fn a_corrupt_blob_fails_the_restore_and_leaves_no_session() {
 #[tokio::test]
 async fn export_and_delete_with_a_last_snapshot() {
     let w = Worker::start().await;
-    let s = w.client.create_session(Some("episode")).await.unwrap().id;
+    let s = w
+        .client
+        .create_session(Some("episode"))
+        .await
+        .unwrap()
+        .session
+        .id;
     project(&w, &s).await;
     let response = reqwest::Client::new()
         .get(format!("{}/v1/sessions/{s}/export", w.url))
@@ -310,7 +324,13 @@ async fn export_and_delete_with_a_last_snapshot() {
         crate::support::assert_error(&missing, 404, "export_not_found");
     }
     // Another session's exports are its own.
-    let other = w.client.create_session(Some("episode-2")).await.unwrap().id;
+    let other = w
+        .client
+        .create_session(Some("episode-2"))
+        .await
+        .unwrap()
+        .session
+        .id;
     let (_, none) = w
         .raw(
             reqwest::Method::GET,
@@ -333,7 +353,7 @@ async fn export_and_delete_with_a_last_snapshot() {
     assert_eq!(deleted.1["snapshot"]["session"], "episode");
     let back = w
         .client
-        .create_session_with(json!({ "id": "episode", "from_snapshot": "episode" }))
+        .create_session_json(json!({ "id": "episode", "from_snapshot": "episode" }))
         .await
         .unwrap();
     assert_project(&w, &back.id).await;
@@ -349,10 +369,10 @@ async fn on_s3_snapshots_restore_multipart_and_survive_the_store_going_down() {
     })
     .await;
     let c = &w.client;
-    let s = c.create_session(Some("cloud")).await.unwrap().id;
+    let s = c.create_session(Some("cloud")).await.unwrap().session.id;
     project(&w, &s).await;
     // 3 MiB of distinct content: a multipart upload in 1 MiB parts.
-    c.exec(&s, json!({ "command": "python3 -c \"import os; open('big.bin','wb').write(os.urandom(3*1024*1024))\"" }))
+    c.exec_json(&s, json!({ "command": "python3 -c \"import os; open('big.bin','wb').write(os.urandom(3*1024*1024))\"" }))
         .await
         .unwrap();
     let (status, full) = snapshot(&w, &s).await;
@@ -407,9 +427,10 @@ async fn on_s3_snapshots_restore_multipart_and_survive_the_store_going_down() {
     let second = Worker::start_with(|config| s3.configure(config)).await;
     let restored = second
         .client
-        .create_session_with(json!({ "from_snapshot": "cloud" }))
+        .create_session_json(json!({ "from_snapshot": "cloud" }))
         .await
         .unwrap()
+        .session
         .id;
     assert_eq!(
         read(&second.client, &restored, "workspace/later.txt").await,
@@ -417,7 +438,7 @@ async fn on_s3_snapshots_restore_multipart_and_survive_the_store_going_down() {
     );
     let sums = second
         .client
-        .exec(
+        .exec_json(
             &restored,
             json!({ "command": "python3 main.py; wc -c < big.bin" }),
         )
@@ -432,13 +453,19 @@ async fn on_s3_snapshots_restore_multipart_and_survive_the_store_going_down() {
 async fn two_workers_racing_on_one_sessions_latest_pointer_on_s3() {
     let s3 = S3Server::start().await;
     let a = Worker::start_with(|c| s3.configure(c)).await;
-    let s = a.client.create_session(Some("shared")).await.unwrap().id;
+    let s = a
+        .client
+        .create_session(Some("shared"))
+        .await
+        .unwrap()
+        .session
+        .id;
     write(&a.client, &s, "/workspace/x.txt", "x\n").await;
     let (status, _) = snapshot(&a, &s).await;
     assert_eq!(status, 201);
     let b = Worker::start_with(|c| s3.configure(c)).await;
     b.client
-        .create_session_with(json!({ "id": "shared", "from_snapshot": "shared" }))
+        .create_session_json(json!({ "id": "shared", "from_snapshot": "shared" }))
         .await
         .unwrap();
     write(&a.client, &s, "/workspace/x.txt", "from a\n").await;
@@ -470,9 +497,10 @@ async fn two_workers_racing_on_one_sessions_latest_pointer_on_s3() {
     );
     let restored = third
         .client
-        .create_session_with(json!({ "from_snapshot": "shared" }))
+        .create_session_json(json!({ "from_snapshot": "shared" }))
         .await
         .unwrap()
+        .session
         .id;
     let expected = if newer["id"] == ra.1["id"] {
         "from a\n"
@@ -487,7 +515,7 @@ async fn two_workers_racing_on_one_sessions_latest_pointer_on_s3() {
     for taken in [&ra.1, &rb.1] {
         third
             .client
-            .create_session_with(json!({ "from_snapshot": taken["id"] }))
+            .create_session_json(json!({ "from_snapshot": taken["id"] }))
             .await
             .unwrap();
     }

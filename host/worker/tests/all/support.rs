@@ -475,3 +475,104 @@ pub async fn write(c: &Client, s: &str, path: &str, content: &str) {
 pub async fn read(c: &Client, s: &str, path: &str) -> String {
     String::from_utf8(c.get_file(s, path).await.unwrap()).unwrap()
 }
+
+/// The client's typed calls with JSON in and out, for tests that read the wire format itself.
+/// Each request goes through the wire type and each answer comes back through it, so a test
+/// also proves that the types carry exactly what the worker says.
+pub trait JsonCalls {
+    async fn exec_json(&self, session: &str, request: Value)
+    -> Result<Value, hearth_client::Error>;
+    /// `operation`: `commit`, `push`, `pull`, `merge/continue`, `merge/abort`, `reset`,
+    /// `remotes`.
+    async fn git(
+        &self,
+        session: &str,
+        operation: &str,
+        request: Value,
+    ) -> Result<Value, hearth_client::Error>;
+    /// `view`: `status`, `log` or `diff`, with its query.
+    async fn git_view(
+        &self,
+        session: &str,
+        view: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Value, hearth_client::Error>;
+    async fn create_session_json(
+        &self,
+        request: Value,
+    ) -> Result<hearth_client::wire::sessions::CreatedSession, hearth_client::Error>;
+}
+
+fn typed<T: serde::de::DeserializeOwned>(request: Value) -> T {
+    serde_json::from_value(request).unwrap()
+}
+
+fn json<T: serde::Serialize>(
+    answer: Result<T, hearth_client::Error>,
+) -> Result<Value, hearth_client::Error> {
+    answer.map(|a| serde_json::to_value(a).unwrap())
+}
+
+impl JsonCalls for Client {
+    async fn exec_json(
+        &self,
+        session: &str,
+        request: Value,
+    ) -> Result<Value, hearth_client::Error> {
+        json(self.exec(session, &typed(request)).await)
+    }
+
+    async fn git(
+        &self,
+        session: &str,
+        operation: &str,
+        request: Value,
+    ) -> Result<Value, hearth_client::Error> {
+        match operation {
+            "commit" => json(self.git_commit(session, &typed(request)).await),
+            "push" => json(self.git_push(session, &typed(request)).await),
+            "pull" => json(self.git_pull(session, &typed(request)).await),
+            "merge/continue" => json(self.git_merge_continue(session, &typed(request)).await),
+            "merge/abort" => json(self.git_merge_abort(session).await),
+            "reset" => json(self.git_reset(session, &typed(request)).await),
+            "remotes" => json(self.git_set_remote(session, &typed(request)).await),
+            other => panic!("no git operation `{other}`"),
+        }
+    }
+
+    async fn git_view(
+        &self,
+        session: &str,
+        view: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Value, hearth_client::Error> {
+        let get = |key: &str| query.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+        let number = |key: &str| get(key).map(|v| v.parse().unwrap());
+        match view {
+            "status" => json(self.git_status(session).await),
+            "log" => {
+                let query = hearth_client::wire::git::LogQuery {
+                    revision: get("revision").map(str::to_owned),
+                    skip: number("skip"),
+                    limit: number("limit"),
+                };
+                json(self.git_log(session, &query).await)
+            }
+            "diff" => {
+                let query = hearth_client::wire::git::DiffQuery {
+                    from: get("from").map(str::to_owned),
+                    to: get("to").map(str::to_owned),
+                };
+                json(self.git_diff(session, &query).await)
+            }
+            other => panic!("no git view `{other}`"),
+        }
+    }
+
+    async fn create_session_json(
+        &self,
+        request: Value,
+    ) -> Result<hearth_client::wire::sessions::CreatedSession, hearth_client::Error> {
+        self.create_session_with(&typed(request)).await
+    }
+}

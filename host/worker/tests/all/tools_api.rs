@@ -29,7 +29,7 @@ async fn tools_are_listed_from_the_components() {
 #[tokio::test]
 async fn write_read_edit_over_http() {
     let w = Worker::start().await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     let c = &w.client;
     c.call_tool(
         &s,
@@ -74,7 +74,7 @@ async fn write_read_edit_over_http() {
 #[tokio::test]
 async fn bad_inputs_get_json_errors() {
     let w = Worker::start().await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     let tool = |name: &str| format!("/v1/sessions/{s}/tools/{name}");
     let post = |path: String, body: &str| {
         let body = body.as_bytes().to_vec();
@@ -187,7 +187,7 @@ async fn bad_inputs_get_json_errors() {
 #[tokio::test]
 async fn oversize_bodies_are_refused() {
     let w = Worker::start_with(|c| c.max_body_bytes = 64 * 1024).await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     let big =
         json!({ "file_path": "/workspace/big.txt", "content": "x".repeat(100 * 1024) }).to_string();
     let answer = w
@@ -205,7 +205,7 @@ async fn oversize_bodies_are_refused() {
 #[tokio::test]
 async fn path_escapes_write_nothing_outside() {
     let w = Worker::start().await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     let before = hearth_tests::snapshot_tree(w.data.path());
     for path in [
         "/workspace/../../escape.txt",
@@ -245,8 +245,8 @@ async fn path_escapes_write_nothing_outside() {
 #[tokio::test]
 async fn sessions_are_isolated() {
     let w = Worker::start().await;
-    let a = w.client.create_session(Some("a")).await.unwrap().id;
-    let b = w.client.create_session(Some("b")).await.unwrap().id;
+    let a = w.client.create_session(Some("a")).await.unwrap().session.id;
+    let b = w.client.create_session(Some("b")).await.unwrap().session.id;
     w.client
         .call_tool(
             &a,
@@ -291,7 +291,7 @@ async fn sessions_are_isolated() {
 #[tokio::test]
 async fn concurrent_edits_in_one_session_are_never_lost() {
     let w = Worker::start().await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     let lines: String = (0..32).map(|i| format!("line-{i}: todo\n")).collect();
     w.client
         .call_tool(
@@ -328,7 +328,7 @@ async fn concurrent_edits_in_one_session_are_never_lost() {
 #[tokio::test]
 async fn metrics_count_calls_errors_and_sessions() {
     let w = Worker::start().await;
-    let s = w.client.create_session(None).await.unwrap().id;
+    let s = w.client.create_session(None).await.unwrap().session.id;
     w.client.call_tool(&s, "ls", json!({})).await.unwrap();
     let _ = w
         .client

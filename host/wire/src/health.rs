@@ -1,0 +1,21 @@
+//! What a worker is: its health and the tools it offers.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /v1/health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+    pub version: String,
+    /// How many tools the worker offers.
+    pub tools: usize,
+    /// How many sessions it holds.
+    pub sessions: usize,
+    /// Each confinement layer and its state (`enforced…`, or why not); `exec` says
+    /// `unavailable: <why>` when programs cannot run here.
+    pub jail: BTreeMap<String, String>,
+}
