@@ -25,16 +25,6 @@ from harness import TOKEN, WorkerProcess  # noqa: E402
 from hearth_client import Client  # noqa: E402
 
 ROOT = HERE.parent.parent.parent
-CHECKS = ",".join(
-    [
-        "not_a_server_error",
-        "status_code_conformance",
-        "content_type_conformance",
-        "response_schema_conformance",
-        "positive_data_acceptance",
-        "negative_data_rejection",
-    ]
-)
 
 
 def main() -> int:
@@ -58,8 +48,6 @@ def main() -> int:
                 worker.url,
                 "--header",
                 f"Authorization: Bearer {TOKEN}",
-                "--checks",
-                CHECKS,
                 "--max-examples",
                 "20",
                 "--seed",

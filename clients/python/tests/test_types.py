@@ -75,9 +75,9 @@ def variants(schema: dict[str, Any]) -> list[dict[str, Any]]:
 
 def literals(annotation: Any) -> set[str] | None:
     """The strings a `Literal[...]` annotation (possibly `NotRequired`) allows."""
-    while get_origin(annotation) in (typing.Union, builtin_types.UnionType) or str(
-        get_origin(annotation)
-    ).endswith("NotRequired"):
+    while get_origin(annotation) in (typing.Union, builtin_types.UnionType) or str(get_origin(annotation)).endswith(
+        "NotRequired"
+    ):
         annotation = get_args(annotation)[0]
     if get_origin(annotation) is Literal:
         return {a for a in get_args(annotation) if isinstance(a, str)}

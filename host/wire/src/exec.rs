@@ -71,6 +71,8 @@ impl ExecRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExecCommit {
+    /// Not blank.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S"))]
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<Author>,

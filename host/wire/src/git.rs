@@ -9,9 +9,17 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Author {
-    /// Not empty; no `<`, `>` or line breaks.
+    /// Not blank; no `<`, `>` or line breaks.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[^<>\n\r\x00]*[^<>\s\x00][^<>\n\r\x00]*$")
+    )]
     pub name: String,
-    /// Not empty; no `<`, `>` or line breaks.
+    /// Not blank; no `<`, `>` or line breaks.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[^<>\n\r\x00]*[^<>\s\x00][^<>\n\r\x00]*$")
+    )]
     pub email: String,
 }
 
@@ -101,7 +109,7 @@ pub enum CommitOutcome {
 pub struct LogPage {
     pub commits: Vec<CommitInfo>,
     /// The `skip` of the next page, if there is one.
-    pub next_skip: Option<usize>,
+    pub next_skip: Option<u32>,
 }
 
 /// A file in a diff.
@@ -205,6 +213,8 @@ pub struct Remotes {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CommitRequest {
+    /// Not blank.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S"))]
     pub message: String,
     /// Without it, the worker's `git.author`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -275,6 +285,8 @@ pub struct SetRemoteRequest {
 
 /// Most commits one `git/log` page holds.
 pub const MAX_LOG_LIMIT: usize = 1_000;
+/// The largest `skip` of `git/log` (a signed 32-bit integer's, as the document's `int32` says).
+pub const MAX_LOG_SKIP: u32 = i32::MAX as u32;
 
 /// `git/log`'s query.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -285,14 +297,15 @@ pub struct LogQuery {
     /// Where the log starts (default `HEAD`).
     pub revision: Option<String>,
     /// Commits to skip (a page's `next_skip`).
-    pub skip: Option<usize>,
+    #[cfg_attr(feature = "openapi", param(maximum = 2147483647))]
+    pub skip: Option<u32>,
     /// Commits in the page: 1 to 1000 (default 50).
     #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 1000))]
     pub limit: Option<usize>,
 }
 
-/// `git/diff`'s query: without `from`, the workspace against `HEAD`; with `from` only, the
-/// workspace against `from`; with both, `from` against `to`.
+/// `git/diff`'s query: without either, the workspace against `HEAD`; with `from` only, the
+/// workspace against `from`; with `to`, `from` (default `HEAD`) against `to`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]

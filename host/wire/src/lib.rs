@@ -9,6 +9,8 @@
 //!
 //! Field docs are the schema's descriptions: write them for a client's author.
 
+mod numbers;
+
 pub mod error;
 pub mod exec;
 pub mod files;

@@ -46,10 +46,20 @@ pub struct GitSource {
 #[serde(deny_unknown_fields)]
 pub struct QuotaRequest {
     /// Bytes the session's files (workspace, /tmp, git history) may take.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::numbers::whole"
+    )]
+    #[cfg_attr(feature = "openapi", schema(maximum = 9223372036854775807_u64))]
     pub bytes: Option<u64>,
     /// Files and directories the session may hold.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::numbers::whole"
+    )]
+    #[cfg_attr(feature = "openapi", schema(maximum = 9223372036854775807_u64))]
     pub inodes: Option<u64>,
 }
 

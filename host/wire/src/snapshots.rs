@@ -64,7 +64,12 @@ pub struct ExportStored {
 pub struct GcRequest {
     /// Unreferenced blobs younger than this are kept (default: the worker's
     /// `snapshots.gc_grace_s`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::numbers::whole"
+    )]
+    #[cfg_attr(feature = "openapi", schema(maximum = 9223372036854775807_u64))]
     pub grace_s: Option<u64>,
 }
 

@@ -77,7 +77,7 @@ impl Exec {
         let helper = match config
             .helper
             .clone()
-            .or_else(|| crate::beside_binary(HELPER_NAME))
+            .or_else(|| crate::binaries::beside_binary(HELPER_NAME))
         {
             Some(helper) if helper.is_file() => helper,
             Some(helper) => {
@@ -329,7 +329,7 @@ pub fn exec_result(outcome: &Outcome, result: Option<Result<Value, String>>) -> 
 /// run succeeded and one was asked for. The caller still holds the session exclusively, so the
 /// commit takes exactly what the program left.
 pub fn finish(
-    app: &crate::App,
+    git: &crate::git::Git,
     session: &Session,
     prepared: &PreparedJob,
     outcome: &Outcome,
@@ -350,7 +350,7 @@ pub fn finish(
             message: commit.message.clone(),
             author: commit.author.clone(),
         };
-        match app.git.commit(session, &request) {
+        match git.commit(session, &request) {
             Ok(made) => ExecCommitOutcome::Made(made),
             // The run's answer stands; the commit's failure is said beside it.
             Err(e) => ExecCommitOutcome::NotMade(CommitNotMade::Failed {

@@ -5,15 +5,13 @@
 //! naming the snapshot, which `POST /v1/sessions {"id", "from_snapshot"}` brings back, here or
 //! on any worker sharing the store.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::App;
-use crate::sessions::now_ms;
+use crate::sessions::{Sessions, now_ms};
+use crate::snapshots::SnapshotService;
 
-/// Checks sessions for idleness until the worker stops (off when `idle_expire_s` is 0).
-pub async fn run(app: Arc<App>) {
-    let idle = app.config.idle_expire_s;
+/// Checks sessions for idleness until the worker stops (off when `idle` is 0 s).
+pub async fn run(sessions: &Sessions, snapshots: &SnapshotService, idle: f64) {
     if idle <= 0.0 {
         return;
     }
@@ -21,15 +19,15 @@ pub async fn run(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs_f64((idle / 4.0).clamp(0.25, 30.0)));
     loop {
         tick.tick().await;
-        for session in app.sessions.list() {
+        for session in sessions.list() {
             // In use, or a snapshot that failed is waiting for its retry: not now.
             if now_ms().saturating_sub(session.last_used_ms()) < idle_ms
                 || session.is_busy()
-                || !app.snapshots.may_try(&session)
+                || !snapshots.may_try(&session)
             {
                 continue;
             }
-            let snapshot = match app.snapshots.take(&session).await {
+            let snapshot = match snapshots.take(&session).await {
                 Ok(info) => info.id,
                 Err(e) => {
                     tracing::warn!(session = %session.id, error = %e, "an idle session could not be snapshotted; it stays");
@@ -37,9 +35,9 @@ pub async fn run(app: Arc<App>) {
                 }
             };
             let seen = session.snapshots.snapshotted_changes();
-            match app.sessions.delete_if_unchanged(&session.id, seen).await {
+            match sessions.delete_if_unchanged(&session.id, seen).await {
                 Ok(true) => {
-                    app.sessions.mark_expired(&session.id, &snapshot);
+                    sessions.mark_expired(&session.id, &snapshot);
                     tracing::info!(session = %session.id, %snapshot, "idle session expired");
                 }
                 // Used again since the snapshot: it stays.

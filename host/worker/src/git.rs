@@ -44,7 +44,7 @@ impl Git {
         let helper = config
             .helper
             .clone()
-            .or_else(|| crate::beside_binary(HELPER_NAME))
+            .or_else(|| crate::binaries::beside_binary(HELPER_NAME))
             .filter(|helper| helper.is_file())
             .ok_or_else(|| {
                 ConfigError::Invalid(format!(

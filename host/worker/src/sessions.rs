@@ -103,7 +103,7 @@ pub struct Session {
     /// When the session's lock was last taken or released, shared or exclusive: its last use.
     last_used_ms: Arc<AtomicU64>,
     /// The snapshot bookkeeping of this session.
-    pub snapshots: crate::snapshots::SessionSnapshots,
+    pub snapshots: crate::session_snapshots::SessionSnapshots,
     /// The mount point of the session's volume, when it has one.
     volume: Option<PathBuf>,
     floor: Floor,
@@ -403,7 +403,7 @@ impl Sessions {
             changes: AtomicU64::new(0),
             last_change_ms: AtomicU64::new(0),
             last_used_ms: Arc::new(AtomicU64::new(now_ms())),
-            snapshots: crate::snapshots::SessionSnapshots::default(),
+            snapshots: crate::session_snapshots::SessionSnapshots::default(),
             volume: record.quota.is_some().then_some(base),
             floor: self.storage.floor(),
         })

@@ -8,16 +8,16 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use hearth_snapshots::{FileCache, SnapshotError, SnapshotInfo, Snapshots, Source, StoreConfig};
 use hearth_wire::sessions::SnapshotState;
 use serde::{Deserialize, Serialize};
 
-use crate::App;
 use crate::config::{ConfigError, SnapshotConfig};
-use crate::sessions::{Session, now_ms};
+use crate::session_snapshots::Status;
+use crate::sessions::{Session, Sessions, now_ms};
 
 /// The cache file, in a session's state directory.
 const CACHE_FILE: &str = "snapshot-cache.json";
@@ -33,33 +33,6 @@ pub struct SnapshotService {
     /// Sessions one of whose snapshots was found missing a blob: their next snapshot trusts
     /// none of the blobs its cache remembers and uploads every one again.
     distrusted: std::sync::Mutex<std::collections::HashSet<String>>,
-}
-
-/// One session's snapshot bookkeeping.
-#[derive(Default)]
-pub struct SessionSnapshots {
-    /// The change count the last durable snapshot holds.
-    snapshotted_changes: AtomicU64,
-    running: tokio::sync::Mutex<()>,
-    status: std::sync::Mutex<Status>,
-    /// Set once the persisted status has been read back (after a restart).
-    loaded: AtomicBool,
-}
-
-impl SessionSnapshots {
-    /// The change count the last durable snapshot holds.
-    pub fn snapshotted_changes(&self) -> u64 {
-        self.snapshotted_changes.load(Ordering::Acquire)
-    }
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Status {
-    last: Option<SnapshotInfo>,
-    error: Option<String>,
-    failures: u32,
-    #[serde(skip)]
-    next_attempt_ms: u64,
 }
 
 /// What `state/snapshot-cache.json` holds.
@@ -266,8 +239,8 @@ impl SnapshotService {
 
     /// Runs forever: snapshots every session whose last change is `auto_delay_s` old and not
     /// yet in a snapshot. Failures back off, and the next attempt catches up.
-    pub async fn run_background(app: Arc<App>) {
-        let delay_ms = (app.snapshots.config.auto_delay_s * 1000.0) as u64;
+    pub async fn run_background(self: Arc<Self>, sessions: &Sessions) {
+        let delay_ms = (self.config.auto_delay_s * 1000.0) as u64;
         if delay_ms == 0 {
             return;
         }
@@ -275,19 +248,15 @@ impl SnapshotService {
         loop {
             tick.tick().await;
             let now = now_ms();
-            for session in app.sessions.list() {
+            for session in sessions.list() {
                 let state = &session.snapshots;
                 let pending =
                     session.changes() != state.snapshotted_changes.load(Ordering::Acquire);
                 let due = now.saturating_sub(session.last_change_ms()) >= delay_ms;
-                if pending
-                    && due
-                    && app.snapshots.may_try(&session)
-                    && state.running.try_lock().is_ok()
-                {
-                    let app = app.clone();
+                if pending && due && self.may_try(&session) && state.running.try_lock().is_ok() {
+                    let service = self.clone();
                     tokio::spawn(async move {
-                        match app.snapshots.take(&session).await {
+                        match service.take(&session).await {
                             Ok(info) => {
                                 tracing::info!(snapshot = %info.id, uploaded = info.uploaded_blobs, "background snapshot")
                             }

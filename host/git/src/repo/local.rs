@@ -113,6 +113,8 @@ impl SessionRepo {
         if message.trim().is_empty() {
             return Err(GitError::InvalidInput("a commit needs a message".into()));
         }
+        // A bad author is refused whether or not there is something to commit.
+        answers::signature(author)?;
         self.require_no_merge()?;
         let tree = self.stage_all()?;
         let parent = self.head_commit()?;
@@ -258,7 +260,9 @@ impl SessionRepo {
         for id in walk.skip(skip).take(limit.saturating_add(1)) {
             commits.push(answers::commit_info(&self.repo.find_commit(id?)?));
         }
-        let next_skip = (commits.len() > limit).then(|| skip + limit);
+        let next_skip = (commits.len() > limit)
+            .then(|| u32::try_from(skip + limit).ok())
+            .flatten();
         commits.truncate(limit);
         Ok(LogPage { commits, next_skip })
     }

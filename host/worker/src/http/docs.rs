@@ -138,7 +138,41 @@ pub fn finish(api: utoipa::openapi::OpenApi) -> Value {
         renamed.insert(path.replace("{*", "{"), item);
     }
     *paths = renamed;
+    let schemas = doc
+        .pointer("/components/schemas")
+        .cloned()
+        .unwrap_or(Value::Null);
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for operation in paths.values_mut().filter_map(Value::as_object_mut) {
+            for operation in operation.values_mut() {
+                optional_when_empty_is_valid(operation, &schemas);
+            }
+        }
+    }
     doc
+}
+
+/// A JSON body may be left out when `{}` is valid: no body is `{}` (see `extract::JsonBody`).
+/// A raw body may always be left out: it is an empty file.
+fn optional_when_empty_is_valid(operation: &mut Value, schemas: &Value) {
+    let Some(body) = operation.get_mut("requestBody") else {
+        return;
+    };
+    if body.pointer("/content/application~1octet-stream").is_some() {
+        body["required"] = Value::Bool(false);
+        return;
+    }
+    let schema = body.pointer("/content/application~1json/schema/$ref");
+    let Some(name) = schema
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+    else {
+        return;
+    };
+    let required = schemas[name]["required"]
+        .as_array()
+        .is_some_and(|r| !r.is_empty());
+    body["required"] = Value::Bool(required);
 }
 
 /// Adds to `operation` (at `path`) an answer per error status it may have.

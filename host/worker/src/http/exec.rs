@@ -13,7 +13,7 @@ use hearth_wire::{ErrorCode, ErrorInfo};
 use super::docs::SessionId;
 use super::error::ApiError;
 use super::extract::{JsonBody, SessionParam, blocking};
-use crate::App;
+use crate::app::App;
 use crate::exec::{PreparedJob, ndjson_line};
 use crate::sessions::{Session, SessionGuard};
 
@@ -81,7 +81,7 @@ pub(super) async fn exec(
             return Err(ApiError::new(ErrorCode::JailRefused, why));
         }
         Ok(Json(crate::exec::finish(
-            &app2, &session, &prepared, &outcome,
+            &app2.git, &session, &prepared, &outcome,
         )))
     })
     .await?
@@ -129,7 +129,7 @@ pub(super) async fn exec_stream(
             Some(Ok(outcome)) => match &outcome.jail_error {
                 Some(why) => error(ErrorCode::JailRefused, why.clone()),
                 None => RunEnd::Exit(Box::new(crate::exec::finish(
-                    &app2, &session, &prepared, &outcome,
+                    &app2.git, &session, &prepared, &outcome,
                 ))),
             },
             Some(Err(e)) => {

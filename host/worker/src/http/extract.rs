@@ -13,11 +13,12 @@ use hearth_wire::ErrorCode;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::App;
+use crate::app::App;
 use crate::sessions::Session;
 
-/// A JSON body read as `T`. No body is `{}` (no arguments); a body of only whitespace is not
-/// JSON, and says so.
+/// A JSON body read as `T`: always an object. No body is `{}` (no arguments); a body of only
+/// whitespace is not JSON, and says so; an array is not an object (serde would read a struct
+/// from one).
 pub struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
@@ -30,6 +31,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
         } else {
             bytes
         };
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first.is_some_and(|b| *b != b'{')
+            && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok()
+        {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "request body: a JSON object is expected",
+            ));
+        }
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
             let code = if e.is_syntax() || e.is_eof() {
                 ErrorCode::InvalidJson

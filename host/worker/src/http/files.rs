@@ -18,7 +18,7 @@ use super::MAX_BULK_FILES;
 use super::docs::{Binary, FilePath, SessionId};
 use super::error::ApiError;
 use super::extract::{Access, JsonBody, PathParams, RawBody, SessionParam, with_session};
-use crate::App;
+use crate::app::App;
 use crate::files::{self, FileError};
 
 /// `files/{*path}` carries a view path without its leading `/`.

@@ -10,8 +10,8 @@ use hearth_git::Operation;
 use hearth_wire::ErrorCode;
 use hearth_wire::git::{
     CommitInfo, CommitOutcome, CommitRequest, ContinueRequest, Diff, DiffQuery, HeadMoved, LogPage,
-    LogQuery, MAX_LOG_LIMIT, MergeContinued, MergeOutcome, PushOutcome, RemoteInfo, RemoteRequest,
-    Remotes, ResetRequest, SetRemoteRequest, Status,
+    LogQuery, MAX_LOG_LIMIT, MAX_LOG_SKIP, MergeContinued, MergeOutcome, PushOutcome, RemoteInfo,
+    RemoteRequest, Remotes, ResetRequest, SetRemoteRequest, Status,
 };
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -19,7 +19,7 @@ use serde_json::json;
 use super::docs::SessionId;
 use super::error::{ApiError, write_failure};
 use super::extract::{Access, JsonBody, QueryParams, SessionParam};
-use crate::App;
+use crate::app::App;
 use crate::sessions::Session;
 
 const DEFAULT_LOG_LIMIT: usize = 50;
@@ -94,9 +94,15 @@ pub(super) async fn git_log(
             format!("`limit` must be 1..={MAX_LOG_LIMIT}"),
         ));
     }
+    if q.skip.is_some_and(|s| s > MAX_LOG_SKIP) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("`skip` must be 0..={MAX_LOG_SKIP}"),
+        ));
+    }
     let operation = Operation::Log {
         revision: q.revision,
-        skip: q.skip.unwrap_or(0),
+        skip: q.skip.map_or(0, |s| s as usize),
         limit,
     };
     Ok(Json(
@@ -105,7 +111,7 @@ pub(super) async fn git_log(
 }
 
 /// The workspace against `HEAD` (or `from`), untracked files included; or commit `from`
-/// against commit `to`.
+/// (default `HEAD`) against commit `to`.
 #[utoipa::path(get, path = "/v1/sessions/{id}/git/diff", tag = "git",
     params(SessionId, DiffQuery),
     responses((status = 200, description = "The files and the patch.", body = Diff)),
@@ -118,14 +124,13 @@ pub(super) async fn git_diff(
     SessionParam(session): SessionParam,
     QueryParams(q): QueryParams<DiffQuery>,
 ) -> Result<Json<Diff>, ApiError> {
-    if q.to.is_some() && q.from.is_none() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidQuery,
-            "`to` needs `from` (without both, the diff is the workspace against HEAD)",
-        ));
-    }
+    // `to` alone is `HEAD` against `to`.
+    let from = match (&q.from, &q.to) {
+        (None, Some(_)) => Some("HEAD".to_owned()),
+        _ => q.from,
+    };
     let operation = Operation::Diff {
-        from: q.from,
+        from,
         to: q.to,
         max_bytes: app.git.max_diff_bytes,
     };

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use hearth_wire::health::Health;
 use hearth_wire::tools::ToolInfo;
 
-use crate::App;
+use crate::app::App;
 
 /// Liveness, version and the state of each confinement layer.
 ///

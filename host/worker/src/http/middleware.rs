@@ -15,7 +15,7 @@ use tracing::Instrument;
 use hearth_wire::ErrorCode;
 
 use super::error::ApiError;
-use crate::App;
+use crate::app::App;
 
 // ---------------------------------------------------------------------------------------------
 // Middleware

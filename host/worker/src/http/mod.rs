@@ -26,7 +26,7 @@ use hearth_wire::ErrorCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::App;
+use crate::app::App;
 use error::ApiError;
 
 /// Most files one bulk upload or download may name.

@@ -14,7 +14,7 @@ use hearth_wire::sessions::{
 use super::docs::SessionId;
 use super::error::{ApiError, write_failure};
 use super::extract::{JsonBody, QueryParams, SessionParam, blocking};
-use crate::App;
+use crate::app::App;
 use crate::sessions::Session;
 
 fn session_info(app: &App, session: &Session) -> SessionInfo {

@@ -18,7 +18,7 @@ use hearth_wire::snapshots::{
 use super::docs::{Binary, ExportName, SessionId};
 use super::error::ApiError;
 use super::extract::{JsonBody, PathParams, SessionParam};
-use crate::App;
+use crate::app::App;
 use crate::sessions::Session;
 use crate::snapshots::sources;
 

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::docs::{SessionId, ToolName};
 use super::error::{ApiError, write_failure};
 use super::extract::{Access, JsonBody, PathParams, SessionParam, with_session};
-use crate::App;
+use crate::app::App;
 
 /// Call a tool.
 ///

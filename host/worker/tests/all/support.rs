@@ -547,14 +547,14 @@ impl JsonCalls for Client {
         query: &[(&str, &str)],
     ) -> Result<Value, hearth_client::Error> {
         let get = |key: &str| query.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
-        let number = |key: &str| get(key).map(|v| v.parse().unwrap());
+
         match view {
             "status" => json(self.git_status(session).await),
             "log" => {
                 let query = hearth_client::wire::git::LogQuery {
                     revision: get("revision").map(str::to_owned),
-                    skip: number("skip"),
-                    limit: number("limit"),
+                    skip: get("skip").map(|v| v.parse().unwrap()),
+                    limit: get("limit").map(|v| v.parse().unwrap()),
                 };
                 json(self.git_log(session, &query).await)
             }
