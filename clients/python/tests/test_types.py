@@ -30,6 +30,7 @@ CHECKED: dict[type, tuple[str, ...]] = {
     types.Session: ("SessionInfo", "CreatedSession"),
     types.SessionToken: ("SessionToken",),
     types.Health: ("Health",),
+    types.FailedTool: ("FailedTool",),
     types.Tool: ("ToolInfo",),
     types.FileWritten: ("FileWritten",),
     types.FileOutcome: ("UploadOutcome", "DownloadOutcome"),

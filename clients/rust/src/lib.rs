@@ -83,7 +83,7 @@ use hearth_wire::sessions::{
 use hearth_wire::snapshots::{
     ExportInfo, ExportList, ExportStored, GcReport, GcRequest, SnapshotInfo, SnapshotList,
 };
-use hearth_wire::tools::{ToolAnswer, ToolInfo};
+use hearth_wire::tools::{ToolAnswer, ToolDetail, ToolInfo, ToolInstalled, ToolRemoved};
 
 /// A connection to one worker. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -139,6 +139,42 @@ impl Client {
     /// `GET /v1/tools`.
     pub async fn tools(&self) -> Result<Vec<ToolInfo>, Error> {
         self.get("/v1/tools").await
+    }
+
+    /// `GET /v1/tools/{name}`: a tool's version, origin, policy and limits.
+    pub async fn tool(&self, name: &str) -> Result<ToolDetail, Error> {
+        self.get(&format!("/v1/tools/{name}")).await
+    }
+
+    /// `PUT /v1/tools/{name}` (the operator's token): installs `component` as tool `name`, or
+    /// upgrades it, with `manifest` (`tool.toml`'s text) when given.
+    pub async fn install_tool(
+        &self,
+        name: &str,
+        component: Vec<u8>,
+        manifest: Option<String>,
+    ) -> Result<ToolInstalled, Error> {
+        let request = self.request(Method::PUT, &format!("/v1/tools/{name}"));
+        let request = match manifest {
+            None => request
+                .header(reqwest::header::CONTENT_TYPE, "application/wasm")
+                .body(component),
+            Some(manifest) => {
+                let component =
+                    reqwest::multipart::Part::bytes(component).mime_str("application/wasm")?;
+                let form = reqwest::multipart::Form::new()
+                    .part("component", component)
+                    .text("manifest", manifest);
+                request.multipart(form)
+            }
+        };
+        answer(request.send().await?).await
+    }
+
+    /// `DELETE /v1/tools/{name}` (the operator's token): removes an installed tool.
+    pub async fn remove_tool(&self, name: &str) -> Result<ToolRemoved, Error> {
+        let path = format!("/v1/tools/{name}");
+        answer(self.request(Method::DELETE, &path).send().await?).await
     }
 
     /// `POST /v1/sessions`, with a caller-chosen id or a generated one. The answer holds the

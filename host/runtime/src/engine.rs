@@ -12,9 +12,11 @@ use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::limits::CallLimits;
 
-/// Core instances a Rust `wasm32-wasip2` component needs (its module plus the shims
-/// `wasm-component-ld` adds), with room to spare.
-const CORE_INSTANCES_PER_CALL: u32 = 8;
+/// Core module instances one call may make: a Rust `wasm32-wasip2` component needs 3 or 4 (its
+/// module plus the shims `wasm-component-ld` adds); a componentize-py one needs 14 (libc,
+/// libpython, the WASI adapter, its runtime and bindings, …). Each costs only address space
+/// until used.
+const CORE_INSTANCES_PER_CALL: u32 = 16;
 /// Bytes of each memory slot kept resident between calls (reset with `memset`, not re-faulted).
 const MEMORY_KEEP_RESIDENT_BYTES: usize = 2 * 1024 * 1024;
 

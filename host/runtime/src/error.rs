@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::limits::ManifestError;
+use crate::manifest::ManifestError;
 use crate::schema::{SchemaError, ValidationError};
 
 /// The kinds of refusal a tool itself can answer with (the WIT `tool-error` cases).

@@ -5,7 +5,9 @@
 //! see [`cache`]), pre-links it, and runs every call in a fresh instance whose only filesystem is
 //! one session's [`SessionView`]: the tool can touch the session's directories at their view
 //! paths and nothing else — no other path, no network, no environment — for a bounded time and
-//! memory. The host decides those grants; a tool's manifest can only narrow them.
+//! memory. The host decides those grants: a tool's manifest can only narrow them, and what it
+//! needs beyond them (an environment variable) it gets only if the operator grants it
+//! ([`manifest`]). Tools can be installed, upgraded and removed while the runtime serves.
 //!
 //! ```no_run
 //! use hearth_runtime::{Mount, Runtime, RuntimeConfig, SessionView};
@@ -29,13 +31,18 @@ mod clock;
 mod engine;
 pub mod error;
 pub mod limits;
+pub mod manifest;
 mod runtime;
 pub mod schema;
 pub mod view;
 
 pub use error::{CallError, LoadError, ToolErrorKind};
-pub use limits::{CallLimits, Manifest};
-pub use runtime::{DEFAULT_MAX_CONCURRENT_CALLS, LoadStats, Runtime, RuntimeConfig, ToolInfo};
+pub use limits::CallLimits;
+pub use manifest::{Grant, Manifest, MountAccess};
+pub use runtime::{
+    DEFAULT_MAX_CONCURRENT_CALLS, FailedTool, InstallError, Installed, LoadStats, Runtime,
+    RuntimeConfig, ToolInfo, ToolSource,
+};
 pub use view::{Mount, ResolveError, Resolved, SessionView};
 
 include!(concat!(env!("OUT_DIR"), "/builtin_tools.rs"));

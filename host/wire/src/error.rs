@@ -138,6 +138,17 @@ error_codes! {
     ResultTooLarge = 413, "result_too_large";
     /// The tool's result is not what its contract says.
     InvalidResult = 502, "invalid_result";
+    // ---- The tool registry
+    /// The route needs the operator's token (`tools.operator_token`); without one configured,
+    /// installs are off.
+    OperatorOnly = 403, "operator_only";
+    /// The component or its manifest cannot be loaded (not a `hearth:tool` component, a schema
+    /// outside the subset, a manifest asking beyond the operator's grant); the old version
+    /// keeps serving.
+    InvalidTool = 400, "invalid_tool";
+    /// A built-in tool, or one from the operator's tools directory: not replaced or removed
+    /// through the API.
+    ToolProtected = 409, "tool_protected";
     // ---- Files
     /// More files in one bulk upload or download than allowed.
     TooManyFiles = 413, "too_many_files";

@@ -18,4 +18,6 @@ pub struct Health {
     /// Each confinement layer and its state (`enforced…`, or why not); `exec` says
     /// `unavailable: <why>` when programs cannot run here.
     pub jail: BTreeMap<String, String>,
+    /// Tools that failed to load at start (the worker serves without them).
+    pub tools_failed: Vec<crate::tools::FailedTool>,
 }

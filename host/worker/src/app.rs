@@ -51,6 +51,8 @@ pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
     let runtime_config = RuntimeConfig {
         builtins: true,
         tools_dir: config.tools_dir.clone(),
+        installed_dir: Some(installed_tools_dir(&config.data_dir)),
+        grants: config.tools.grants.clone(),
         cache_dir: Some(
             config
                 .cache_dir
@@ -66,7 +68,8 @@ pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
         .map_err(|e| StartError::Join(e.to_string()))??;
     let stats = runtime.load_stats();
     tracing::info!(
-        tools = runtime.tools().count(),
+        tools = runtime.tools().len(),
+        failed = runtime.failed().len(),
         compiled = stats.compiled,
         from_cache = stats.from_cache,
         "tools loaded"
@@ -123,4 +126,10 @@ fn secure_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
+}
+
+/// Where tools installed through the API are kept: under the data dir, so a restart loads them
+/// again.
+pub fn installed_tools_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("tools").join("installed")
 }

@@ -60,6 +60,36 @@ pub struct Config {
     pub http: HttpConfig,
     pub snapshots: SnapshotConfig,
     pub quota: QuotaConfig,
+    pub tools: ToolsConfig,
+}
+
+/// Tools installed on the running worker, and what the operator grants tools.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolsConfig {
+    /// The token `PUT` and `DELETE /v1/tools/{name}` need (or HEARTH_OPERATOR_TOKEN); without
+    /// one, installs are off. Distinct from `token`: a controller, and the agents it hands
+    /// tokens to, must not be able to install code on the worker.
+    pub operator_token: Option<String>,
+    /// Let an install replace a built-in tool.
+    pub replace_builtins: bool,
+    /// What each tool may be granted beyond the defaults (`[tools.grants.<name>]`, e.g.
+    /// `env = { API_KEY = "…" }`); a tool gets only what its manifest asks for, and a manifest
+    /// asking for more than this is refused.
+    pub grants: std::collections::BTreeMap<String, hearth_runtime::Grant>,
+}
+
+impl std::fmt::Debug for ToolsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolsConfig")
+            .field(
+                "operator_token",
+                &self.operator_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("replace_builtins", &self.replace_builtins)
+            .field("grants", &self.grants.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// Snapshots of sessions in object storage.
@@ -441,6 +471,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             snapshots: SnapshotConfig::default(),
             quota: QuotaConfig::default(),
+            tools: ToolsConfig::default(),
         }
     }
 }
@@ -503,6 +534,20 @@ impl Config {
         }
         if self.token.is_none() && !self.listen.ip().is_loopback() {
             return Err(ConfigError::NoTokenOffLoopback(self.listen));
+        }
+        if let Some(operator) = &self.tools.operator_token {
+            if operator.trim().len() < 16 {
+                return Err(ConfigError::Invalid(
+                    "tools.operator_token must be at least 16 characters".into(),
+                ));
+            }
+            if self.token.as_deref() == Some(operator.as_str()) {
+                return Err(ConfigError::Invalid(
+                    "tools.operator_token must differ from `token`: whoever holds the worker's \
+                     token must not be able to install code"
+                        .into(),
+                ));
+            }
         }
         for path in [&self.workspace_path, &self.scratch_path] {
             if !hearth_view_path::is_normalized(path) {

@@ -9,6 +9,9 @@ use hearth::Config;
 use hearth::config::LogFormat;
 use serde_json::Value;
 
+#[path = "cli/mod.rs"]
+mod cli;
+
 #[derive(Parser)]
 #[command(
     name = "hearth",
@@ -44,8 +47,13 @@ enum Command {
         #[command(subcommand)]
         action: SessionAction,
     },
-    /// List the tools a running worker offers.
+    /// List the tools a running worker offers (`hearth tool list`).
     Tools,
+    /// Write, check and try a tool; install, remove and list tools on a running worker.
+    Tool {
+        #[command(subcommand)]
+        action: cli::tool::ToolAction,
+    },
     /// Print the API's OpenAPI document (what `docs/openapi.json` holds).
     Openapi,
     /// Call a tool in a session: `hearth call SESSION write_file '{"file_path": …}'`.
@@ -140,6 +148,11 @@ async fn run(cli: Cli) -> Result<()> {
             {
                 config.token = Some(token);
             }
+            if let Ok(token) = std::env::var("HEARTH_OPERATOR_TOKEN")
+                && !token.is_empty()
+            {
+                config.tools.operator_token = Some(token);
+            }
             serve(config).await
         }
         Command::Session { action } => {
@@ -164,24 +177,14 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Tool { action } => cli::tool::run(action, &remote.url, remote.token).await,
         Command::Openapi => {
             print!("{}", hearth::http::openapi_json());
             Ok(())
         }
         Command::Tools => {
-            for tool in remote.client().tools().await? {
-                let access = if tool.read_only {
-                    "read-only"
-                } else {
-                    "read-write"
-                };
-                println!(
-                    "{:<12} {access:<10} {}",
-                    tool.name,
-                    tool.description.lines().next().unwrap_or("")
-                );
-            }
-            Ok(())
+            let list = cli::tool::ToolAction::List;
+            cli::tool::run(list, &remote.url, remote.token).await
         }
         Command::Call {
             session,
@@ -262,6 +265,5 @@ async fn shutdown_signal() {
 }
 
 fn print_json(value: &Value) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
+    cli::tool::print_json(value)
 }

@@ -63,12 +63,20 @@ class SessionToken(TypedDict):
     token: str
 
 
+class FailedTool(TypedDict):
+    """A tool that could not be loaded when the worker started (it serves without it)."""
+
+    source: str
+    error: str
+
+
 class Health(TypedDict):
     status: Literal["ok"]
     version: str
     jail: dict[str, str]
     tools: int
     sessions: int
+    tools_failed: list[FailedTool]
 
 
 class Tool(TypedDict):

@@ -14,19 +14,24 @@ use crate::capture::CapturedOutput;
 use crate::clock::CallClock;
 use crate::error::{CallError, ToolErrorKind};
 use crate::limits::MAX_CAPTURED_OUTPUT_BYTES;
+use crate::manifest::MountAccess;
 use crate::view::SessionView;
 
 impl Runtime {
     /// Runs tool `name` with `args` against `view`.
     ///
     /// The arguments are validated first; then a fresh instance runs with exactly the view's
-    /// directories as preopens (all read-only for a read-only tool), no environment, no
-    /// arguments, no network, stdin closed, stdout and stderr captured with a cap, an epoch
-    /// deadline and a memory cap. Whatever the guest does, the store is dropped afterwards.
+    /// directories its policy grants as preopens (the whole view unless its manifest names
+    /// fewer; read-only where the view, the tool or its manifest says so), only the environment
+    /// variables the operator granted it, no arguments, no network, stdin closed, stdout and
+    /// stderr captured with a cap, an epoch deadline and a memory cap. Whatever the guest does,
+    /// the store is dropped afterwards. The call runs on the version of the tool installed when
+    /// it began, whatever is installed meanwhile.
     pub fn call(&self, view: &SessionView, name: &str, args: &Value) -> Result<Value, CallError> {
         let tool = self
-            .tools
+            .registry()
             .get(name)
+            .cloned()
             .ok_or_else(|| CallError::UnknownTool(name.to_owned()))?;
         tool.schema
             .validate(args)
@@ -37,7 +42,7 @@ impl Runtime {
         let started = Instant::now();
         let _slot = self.slots.acquire();
         let _context = self.enter_wasi_context();
-        let result = self.run(tool, view, args);
+        let result = self.run(&tool, view, args);
         let elapsed = started.elapsed();
         match &result {
             Ok(_) => tracing::debug!(tool = name, ?elapsed, "tool call succeeded"),
@@ -77,9 +82,15 @@ impl Runtime {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
+        for (name, value) in &tool.policy.env {
+            wasi.env(name, value);
+        }
         let mut mounts = Vec::with_capacity(view.mounts().len());
         for mount in view.mounts() {
-            let writable = mount.writable && !info.read_only;
+            let Some(access) = tool.policy.mount(&mount.view_path, mount.writable) else {
+                continue;
+            };
+            let writable = access == MountAccess::ReadWrite;
             let perms = if writable {
                 FsPerms::ReadWrite
             } else {

@@ -153,25 +153,32 @@ pub fn finish(api: utoipa::openapi::OpenApi) -> Value {
 }
 
 /// A JSON body may be left out when `{}` is valid: no body is `{}` (see `extract::JsonBody`).
-/// A raw body may always be left out: it is an empty file.
+/// A file's raw body may be left out: it is an empty file.
 fn optional_when_empty_is_valid(operation: &mut Value, schemas: &Value) {
     let Some(body) = operation.get_mut("requestBody") else {
         return;
     };
-    if body.pointer("/content/application~1octet-stream").is_some() {
+    let only_raw = body["content"]
+        .as_object()
+        .is_some_and(|c| c.len() == 1 && c.contains_key("application/octet-stream"));
+    if only_raw {
         body["required"] = Value::Bool(false);
         return;
     }
-    let schema = body.pointer("/content/application~1json/schema/$ref");
-    let Some(name) = schema
-        .and_then(Value::as_str)
-        .and_then(|r| r.strip_prefix("#/components/schemas/"))
-    else {
+    let Some(schema) = body.pointer("/content/application~1json/schema") else {
         return;
     };
-    let required = schemas[name]["required"]
-        .as_array()
-        .is_some_and(|r| !r.is_empty());
+    // A body of any JSON (a tool's arguments) is checked by its receiver: `{}` may do.
+    let required = match schema
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+    {
+        Some(name) => schemas[name]["required"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty()),
+        None => false,
+    };
     body["required"] = Value::Bool(required);
 }
 

@@ -26,29 +26,47 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = body_bytes(Bytes::from_request(request, state).await)?;
-        let bytes = if bytes.is_empty() {
-            Bytes::from_static(b"{}")
-        } else {
-            bytes
-        };
-        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-        if first.is_some_and(|b| *b != b'{')
-            && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok()
-        {
-            return Err(ApiError::new(
-                ErrorCode::InvalidRequest,
-                "request body: a JSON object is expected",
-            ));
-        }
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            let code = if e.is_syntax() || e.is_eof() {
-                ErrorCode::InvalidJson
-            } else {
-                ErrorCode::InvalidRequest
-            };
-            ApiError::new(code, format!("request body: {e}"))
-        })
+        parse_json(bytes, true).map(JsonBody)
     }
+}
+
+/// Any JSON value, for a body whose shape is checked elsewhere (a tool's arguments, against the
+/// tool's own schema). No body is `{}`, as for [`JsonBody`].
+pub struct AnyJson(pub serde_json::Value);
+
+impl<S: Send + Sync> FromRequest<S> for AnyJson {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = body_bytes(Bytes::from_request(request, state).await)?;
+        parse_json(bytes, false).map(AnyJson)
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: Bytes, object_only: bool) -> Result<T, ApiError> {
+    let bytes = if bytes.is_empty() {
+        Bytes::from_static(b"{}")
+    } else {
+        bytes
+    };
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if object_only
+        && first.is_some_and(|b| *b != b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok()
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "request body: a JSON object is expected",
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        let code = if e.is_syntax() || e.is_eof() {
+            ErrorCode::InvalidJson
+        } else {
+            ErrorCode::InvalidRequest
+        };
+        ApiError::new(code, format!("request body: {e}"))
+    })
 }
 
 /// A raw body (a file's bytes).

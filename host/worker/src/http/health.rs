@@ -1,4 +1,4 @@
-//! What the worker is: health, the contract, metrics, the tools it offers.
+//! What the worker is: health, the contract, metrics.
 
 use std::sync::Arc;
 
@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use hearth_wire::health::Health;
-use hearth_wire::tools::ToolInfo;
+use hearth_wire::tools::FailedTool;
 
 use crate::app::App;
 
@@ -28,9 +28,18 @@ pub(super) async fn health(State(app): State<Arc<App>>) -> Json<Health> {
     Json(Health {
         status: "ok".to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        tools: app.runtime.tools().count(),
+        tools: app.runtime.tools().len(),
         sessions: app.sessions.len(),
         jail,
+        tools_failed: app
+            .runtime
+            .failed()
+            .iter()
+            .map(|f| FailedTool {
+                source: f.source.clone(),
+                error: f.error.clone(),
+            })
+            .collect(),
     })
 }
 
@@ -54,21 +63,4 @@ pub(super) async fn openapi() -> Response {
 pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
     let text = app.metrics.render(app.sessions.len());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
-}
-
-/// The tools this worker runs, described by the components themselves.
-#[utoipa::path(get, path = "/v1/tools", tag = "tools",
-    responses((status = 200, description = "Every tool.", body = Vec<ToolInfo>)))]
-pub(super) async fn list_tools(State(app): State<Arc<App>>) -> Json<Vec<ToolInfo>> {
-    let tools = app
-        .runtime
-        .tools()
-        .map(|t| ToolInfo {
-            name: t.name.clone(),
-            description: t.description.clone(),
-            input_schema: t.input_schema.clone(),
-            read_only: t.read_only,
-        })
-        .collect();
-    Json(tools)
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
@@ -67,8 +67,9 @@ pub(super) async fn observe(State(app): State<Arc<App>>, request: Request, next:
     response
 }
 
-/// Every route but `/v1/health` needs the bearer token, when one is configured. The comparison
-/// takes the same time wherever the first differing byte is.
+/// Every route but `/v1/health` needs the bearer token, when one is configured; installing and
+/// removing tools need the operator's token, always. The comparisons take the same time
+/// wherever the first differing byte is.
 pub(super) async fn authenticate(
     State(app): State<Arc<App>>,
     request: Request,
@@ -77,31 +78,53 @@ pub(super) async fn authenticate(
     if request.uri().path() == "/v1/health" {
         return next.run(request).await;
     }
+    let presented = presented_token(&request).unwrap_or("").to_owned();
+    let operator = app.config.tools.operator_token.as_deref();
+    let is_operator =
+        operator.is_some_and(|t| constant_time_eq(presented.as_bytes(), t.as_bytes()));
+    if changes_tools(&request) {
+        if is_operator {
+            return admit(&app, "tools-operator", request, next).await;
+        }
+        // Who is not known at all is told to authenticate; who is known, that this is not theirs.
+        let known = match &app.config.token {
+            None => true,
+            Some(token) => {
+                constant_time_eq(presented.as_bytes(), token.as_bytes())
+                    || (!presented.is_empty()
+                        && app
+                            .sessions
+                            .opened_by(&crate::tokens::hash(&presented))
+                            .is_some())
+            }
+        };
+        if !known {
+            return refuse(ApiError::unauthorized(), &request);
+        }
+        let why = match operator {
+            Some(_) => {
+                "installing and removing tools needs the operator's token (tools.operator_token)"
+            }
+            None => {
+                "installing and removing tools is off: this worker has no operator token (tools.operator_token / HEARTH_OPERATOR_TOKEN)"
+            }
+        };
+        return refuse(ApiError::new(ErrorCode::OperatorOnly, why), &request);
+    }
+    if is_operator {
+        return admit(&app, "tools-operator", request, next).await;
+    }
     let Some(token) = &app.config.token else {
         return admit(&app, "local", request, next).await;
     };
-    let bearer = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    // Clients that cannot set Authorization (some MCP and webhook clients) use the API-key
-    // header instead.
-    let api_key = request
-        .headers()
-        .get(API_KEY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim);
-    let presented = bearer.or(api_key).unwrap_or("");
+    let presented = presented.as_str();
     if constant_time_eq(presented.as_bytes(), token.as_bytes()) {
         return admit(&app, "operator", request, next).await;
     }
     let session = (!presented.is_empty())
         .then(|| app.sessions.opened_by(&crate::tokens::hash(presented)))
         .flatten();
-    let mut refused = match session {
+    let refused = match session {
         Some(id) if crate::tokens::opens(&id, request.uri().path()) => {
             return admit(&app, &format!("session:{id}"), request, next).await;
         }
@@ -110,11 +133,43 @@ pub(super) async fn authenticate(
             format!("this token opens session `{id}`'s routes only"),
         ),
         None => ApiError::unauthorized(),
-    }
-    .into_response();
-    // The body is not read: the connection cannot carry another request, and says so, or a
-    // pooled client would send its next request on a connection about to close.
-    if has_body(&request) {
+    };
+    refuse(refused, &request)
+}
+
+/// The token a request presents: `Authorization: Bearer`, or the API-key header for clients
+/// that cannot set Authorization (some MCP and webhook clients).
+fn presented_token(request: &Request) -> Option<&str> {
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    let api_key = request
+        .headers()
+        .get(API_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    bearer.or(api_key)
+}
+
+/// Installing or removing a tool: `PUT` or `DELETE /v1/tools/{name}`.
+fn changes_tools(request: &Request) -> bool {
+    let path = request.uri().path();
+    matches!(*request.method(), Method::PUT | Method::DELETE)
+        && path
+            .strip_prefix("/v1/tools/")
+            .is_some_and(|name| !name.is_empty())
+}
+
+/// An answer that refuses a request before its body was read: the connection cannot carry
+/// another request, and says so, or a pooled client would send its next request on a
+/// connection about to close.
+fn refuse(refused: ApiError, request: &Request) -> Response {
+    let mut refused = refused.into_response();
+    if has_body(request) {
         refused.headers_mut().insert(
             header::CONNECTION,
             header::HeaderValue::from_static("close"),

@@ -38,7 +38,12 @@ fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(health::health))
         .routes(routes!(health::openapi))
         .routes(routes!(health::metrics))
-        .routes(routes!(health::list_tools))
+        .routes(routes!(tools::list_tools))
+        .routes(routes!(
+            tools::get_tool,
+            tools::install_tool,
+            tools::remove_tool
+        ))
         .routes(routes!(sessions::list_sessions, sessions::create_session))
         .routes(routes!(sessions::get_session, sessions::delete_session))
         .routes(routes!(sessions::replace_token))

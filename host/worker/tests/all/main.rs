@@ -20,3 +20,4 @@ mod sessions_api;
 mod snapshots_api;
 mod tokens_api;
 mod tools_api;
+mod tools_registry;

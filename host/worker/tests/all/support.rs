@@ -75,9 +75,19 @@ impl Worker {
     }
 
     /// Stops the worker gracefully and starts a new one on the same data dir.
-    pub async fn restart(mut self) -> Self {
+    pub async fn restart(self) -> Self {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Like `restart`, the new worker with the operator's token (installed tools load again).
+    pub async fn restart_keeping_tools(self, operator_token: &str) -> Self {
+        self.restart_with(|c| c.tools.operator_token = Some(operator_token.into()))
+            .await
+    }
+
+    async fn restart_with(mut self, adjust: impl FnOnce(&mut Config)) -> Self {
         self.stop().await;
-        let config = Config {
+        let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: self.data.path().to_path_buf(),
             token: Some(TOKEN.into()),
@@ -88,6 +98,7 @@ impl Worker {
             }],
             ..Config::default()
         };
+        adjust(&mut config);
         let tools = tempfile::tempdir().unwrap();
         let data = std::mem::replace(&mut self.data, tempfile::tempdir().unwrap());
         let skills = std::mem::replace(&mut self.skills, tempfile::tempdir().unwrap());
