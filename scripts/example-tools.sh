@@ -5,6 +5,7 @@
 #   json_query_rust.wasm   its Rust twin (examples/tools/json_query_rust)
 #   probe.wasm             a Python test guest that reports its grants
 #   probe_bad_schema.wasm  the probe with a schema outside the subset the host accepts
+#   http_get.wasm          a Rust tool with network access (examples/tools/http_get)
 # Usage: scripts/example-tools.sh HEARTH_BINARY
 set -euo pipefail
 hearth="$(realpath "$1")"
@@ -30,7 +31,9 @@ for variant in probe probe_bad_schema; do
   (cd "$out/$variant" && "$componentize" -d wit -w tool componentize app -o "../$variant.wasm" >/dev/null)
 done
 
-cargo build --quiet --release --target wasm32-wasip2 \
-  --manifest-path examples/tools/json_query_rust/Cargo.toml
-cp examples/tools/json_query_rust/target/wasm32-wasip2/release/json_query_rust.wasm "$out/"
+for example in json_query_rust http_get; do
+  cargo build --quiet --release --target wasm32-wasip2 \
+    --manifest-path "examples/tools/$example/Cargo.toml"
+  cp "examples/tools/$example/target/wasm32-wasip2/release/$example.wasm" "$out/"
+done
 ls -l "$out"/*.wasm >&2

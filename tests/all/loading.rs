@@ -85,7 +85,7 @@ fn a_manifest_cannot_widen() {
     assert!(too_long.contains("deadline_ms"), "{too_long}");
     let too_big = refused("memory_mib = 1024").unwrap_or_default();
     assert!(too_big.contains("memory_mib"), "{too_big}");
-    let unknown = refused("network = true").unwrap_or_default();
+    let unknown = refused("bogus = true").unwrap_or_default();
     assert!(unknown.contains("unknown field"), "{unknown}");
     let ungranted = refused("env = [\"API_KEY\"]").unwrap_or_default();
     assert!(ungranted.contains("does not grant"), "{ungranted}");

@@ -32,6 +32,7 @@ mod engine;
 pub mod error;
 pub mod limits;
 pub mod manifest;
+pub mod network;
 mod runtime;
 pub mod schema;
 pub mod view;

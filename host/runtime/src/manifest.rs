@@ -2,7 +2,7 @@
 //! what it gets — the intersection, or no load at all.
 //!
 //! Deny by default: a tool gets no environment and no network unless its manifest asks for them
-//! *and* the operator's grant for that tool allows them. Mounts and limits start from what the
+//! *and* the operator's grant for that tool allows them (`crate::network` enforces the hosts). Mounts and limits start from what the
 //! host gives every tool (the session's view; the host's deadline and memory) and a manifest can
 //! only narrow them. Asking for more than allowed is a load error that says what was asked,
 //! never a silent clamp: a manifest never says something that is not true.
@@ -12,6 +12,7 @@
 //! deadline_ms = 2000    # at most the host's deadline
 //! memory_mib = 16       # at most the host's memory cap
 //! env = ["API_KEY"]     # variables the operator grants this tool by name
+//! network = ["api.example.com:443"]  # hosts within the operator's grant (`network`)
 //!
 //! [mounts]              # only these view areas, each at most as the view allows
 //! "/workspace" = "read-only"
@@ -24,6 +25,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::limits::CallLimits;
+use crate::network::HostPattern;
 
 /// `tool.toml`: what a tool asks for. Every field is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -37,6 +39,10 @@ pub struct Manifest {
     /// Environment variables the tool needs, by name.
     #[serde(default)]
     pub env: Vec<String>,
+    /// Hosts the tool may send HTTP(S) requests to: `host:port`, `*.example.com:443`, or an
+    /// address (`127.0.0.1:8080`, the only way to reach a non-public one).
+    #[serde(default)]
+    pub network: Vec<String>,
 }
 
 /// How a tool may use a view area.
@@ -49,12 +55,29 @@ pub enum MountAccess {
 
 /// What the operator allows one tool beyond the defaults (`[tools.grants.<name>]` in the
 /// worker's configuration).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grant {
     /// Variables the tool may be given, with their values (secrets: never shown by any route).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Hosts the tool may be let out to (same forms as the manifest's `network`); a manifest
+    /// entry must fall within one of these.
+    #[serde(default)]
+    pub network: Vec<String>,
+    /// Let `Authorization`, `Proxy-Authorization` and `Cookie` headers out (dropped otherwise).
+    #[serde(default)]
+    pub network_credentials: bool,
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant")
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("network", &self.network)
+            .field("network_credentials", &self.network_credentials)
+            .finish()
+    }
 }
 
 /// What a loaded tool gets.
@@ -66,6 +89,9 @@ pub struct Policy {
     pub mounts: Option<BTreeMap<String, MountAccess>>,
     /// Names and values; the values never leave the host but into the tool's environment.
     pub env: BTreeMap<String, String>,
+    /// Where its HTTP requests may go (empty: nowhere).
+    pub network: std::sync::Arc<Vec<HostPattern>>,
+    pub network_credentials: bool,
 }
 
 impl std::fmt::Debug for Policy {
@@ -75,6 +101,14 @@ impl std::fmt::Debug for Policy {
             .field("limits", &self.limits)
             .field("mounts", &self.mounts)
             .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field(
+                "network",
+                &self
+                    .network
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -104,6 +138,12 @@ pub enum ManifestError {
     EnvNotGranted(String),
     #[error("manifest names the mount `{0}`, which is not an absolute view path")]
     BadMount(String),
+    #[error("network: {0}")]
+    BadHost(String),
+    #[error(
+        "manifest asks to reach `{0}`, which the operator does not grant this tool ([tools.grants.<name>] network)"
+    )]
+    NetworkNotGranted(String),
 }
 
 impl Manifest {
@@ -149,11 +189,26 @@ impl Manifest {
         {
             return Err(ManifestError::BadMount(bad.clone()));
         }
+        let granted = grant
+            .network
+            .iter()
+            .map(|p| HostPattern::parse(p).map_err(ManifestError::BadHost))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut network = Vec::new();
+        for asked in &self.network {
+            let pattern = HostPattern::parse(asked).map_err(ManifestError::BadHost)?;
+            if !granted.iter().any(|g| g.covers(&pattern)) {
+                return Err(ManifestError::NetworkNotGranted(asked.clone()));
+            }
+            network.push(pattern);
+        }
         Ok(Policy {
             read_only,
             limits,
             mounts: self.mounts.clone(),
             env,
+            network: std::sync::Arc::new(network),
+            network_credentials: grant.network_credentials,
         })
     }
 
@@ -258,7 +313,7 @@ mod tests {
             Err(ManifestError::Zero { .. })
         ));
         assert!(
-            toml::from_str::<Manifest>("network = true").is_err(),
+            toml::from_str::<Manifest>("bogus = true").is_err(),
             "unknown keys are refused"
         );
     }
@@ -284,6 +339,7 @@ mod tests {
                 ("OTHER".into(), "x".into()),
             ]
             .into(),
+            ..Grant::default()
         };
         let policy = asks.grant(false, host, &grant).unwrap();
         assert_eq!(policy.env, [("API_KEY".into(), "s3cret".into())].into());
@@ -293,6 +349,30 @@ mod tests {
         );
         let none = Manifest::default().grant(false, host, &grant).unwrap();
         assert!(none.env.is_empty(), "a grant alone gives nothing");
+    }
+
+    #[test]
+    fn network_only_within_the_grant() {
+        let host = CallLimits::default();
+        let asks = manifest(r#"network = ["api.example.com:443"]"#);
+        assert_eq!(
+            asks.grant(false, host, &Grant::default()),
+            Err(ManifestError::NetworkNotGranted(
+                "api.example.com:443".into()
+            ))
+        );
+        let grant = Grant {
+            network: vec!["*.example.com:443".into()],
+            ..Grant::default()
+        };
+        let policy = asks.grant(false, host, &grant).unwrap();
+        assert_eq!(policy.network.len(), 1);
+        assert!(matches!(
+            manifest(r#"network = ["example.com"]"#).grant(false, host, &grant),
+            Err(ManifestError::BadHost(_))
+        ));
+        let none = Manifest::default().grant(false, host, &grant).unwrap();
+        assert!(none.network.is_empty(), "a grant alone lets nothing out");
     }
 
     #[test]

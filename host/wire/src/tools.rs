@@ -38,6 +38,8 @@ pub struct ToolDetail {
     pub mounts: Option<std::collections::BTreeMap<String, String>>,
     /// The environment variables it is given, by name (their values are never shown).
     pub env: Vec<String>,
+    /// The hosts its HTTP requests may go to (`host:port`); empty: none.
+    pub network: Vec<String>,
     /// When it was loaded, in ms since the epoch.
     pub loaded_at_ms: u64,
     /// How long loading it took (compiling, or reading the compiled artifact; linking; asking

@@ -23,7 +23,8 @@ impl Runtime {
     /// The arguments are validated first; then a fresh instance runs with exactly the view's
     /// directories its policy grants as preopens (the whole view unless its manifest names
     /// fewer; read-only where the view, the tool or its manifest says so), only the environment
-    /// variables the operator granted it, no arguments, no network, stdin closed, stdout and
+    /// variables the operator granted it, no arguments, HTTP(S) only to the hosts the operator
+    /// granted it (`crate::network`; no raw sockets), stdin closed, stdout and
     /// stderr captured with a cap, an epoch deadline and a memory cap. Whatever the guest does,
     /// the store is dropped afterwards. The call runs on the version of the tool installed when
     /// it began, whatever is installed meanwhile.
@@ -105,11 +106,13 @@ impl Runtime {
         }
         mounts.sort_by_key(|m| std::cmp::Reverse(m.path.len()));
 
+        let network = (tool.policy.network.clone(), tool.policy.network_credentials);
         let state = CallState::new(
             wasi.build(),
             clock,
             info.limits.memory_bytes,
             info.limits.deadline,
+            network,
         );
         let mut store = new_store(&self.engine, state, info.limits.deadline);
         let context = wit::CallContext {

@@ -48,6 +48,7 @@ impl Runtime {
             })?;
         let mut linker = Linker::<CallState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker))
             .and_then(|()| clamp_sleeps_to_deadline(&mut linker))
             .and_then(|()| bindings::Tool::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
             .map_err(|e| LoadError::Engine(e.to_string()))?;
@@ -211,6 +212,7 @@ impl Runtime {
             version: hex(&Sha256::digest(wasm)),
             mounts: policy.mounts.clone(),
             env: policy.env.keys().cloned().collect(),
+            network: policy.network.iter().map(|p| p.to_string()).collect(),
             loaded_at_ms: now_ms(),
             load_ms: started.elapsed().as_millis() as u64,
         };
@@ -232,7 +234,8 @@ impl Runtime {
             .host_limits
             .memory_bytes
             .max(CallLimits::default().memory_bytes);
-        let state = CallState::new(wasi.build(), clock, memory, DESCRIBE_DEADLINE);
+        let nowhere = (std::sync::Arc::default(), false);
+        let state = CallState::new(wasi.build(), clock, memory, DESCRIBE_DEADLINE, nowhere);
         let mut store = new_store(&self.engine, state, DESCRIBE_DEADLINE);
         let instance = pre.instantiate(&mut store)?;
         instance.call_describe(&mut store)

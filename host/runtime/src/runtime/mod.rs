@@ -94,6 +94,8 @@ pub struct ToolInfo {
     pub mounts: Option<BTreeMap<String, MountAccess>>,
     /// The names of the environment variables it is given (never their values).
     pub env: Vec<String>,
+    /// The hosts its HTTP requests may go to.
+    pub network: Vec<String>,
     /// When it was loaded (ms since the epoch), and how long compiling (or taking it from the
     /// cache), linking and asking it what it is took.
     pub loaded_at_ms: u64,

@@ -12,6 +12,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::wit;
 use crate::clock::{CallClock, CallDeadline};
+use crate::network::{CallNetwork, HostPattern};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// How often the epoch advances. Deadlines are enforced to within one tick.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -36,23 +38,41 @@ pub(super) struct CallState {
     deadline: tokio::time::Instant,
     /// Set when a guest's sleep was cut short at the deadline.
     pub(super) sleep_cut: Arc<AtomicBool>,
+    http: WasiHttpCtx,
+    /// Where the call's HTTP requests may go (`crate::network`): nowhere unless granted.
+    network: CallNetwork,
 }
 
 impl CallState {
+    /// `network`: the tool's allow-list and whether credential headers may leave.
     pub(super) fn new(
         wasi: WasiCtx,
         clock: CallClock,
         memory_bytes: u64,
         deadline: Duration,
+        network: (Arc<Vec<HostPattern>>, bool),
     ) -> Self {
         let now = tokio::time::Instant::now();
+        let deadline = now.checked_add(deadline).unwrap_or(now);
         Self {
             wasi,
             table: ResourceTable::new(),
             limiter: CallLimiter::new(memory_bytes),
             clock,
-            deadline: now.checked_add(deadline).unwrap_or(now),
+            deadline,
             sleep_cut: Arc::default(),
+            http: WasiHttpCtx::new(),
+            network: CallNetwork::new(network.0, network.1, deadline),
+        }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.network,
         }
     }
 }

@@ -84,6 +84,7 @@ pub(super) async fn install_tool(
         read_only = installed.tool.read_only,
         mounts = ?installed.tool.mounts,
         env = ?installed.tool.env,
+        network = ?installed.tool.network,
         deadline_ms = installed.tool.limits.deadline.as_millis() as u64,
         memory_bytes = installed.tool.limits.memory_bytes,
         "tool installed"
@@ -224,6 +225,7 @@ fn tool_detail(tool: &hearth_runtime::ToolInfo) -> ToolDetail {
             .as_ref()
             .map(|m| m.iter().map(|(p, a)| (p.clone(), access(a))).collect()),
         env: tool.env.clone(),
+        network: tool.network.clone(),
         loaded_at_ms: tool.loaded_at_ms,
         load_ms: tool.load_ms,
     }

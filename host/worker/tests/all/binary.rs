@@ -11,7 +11,7 @@ use crate::support::{JsonCalls, TOKEN};
 const HEARTH: &str = env!("CARGO_BIN_EXE_hearth");
 
 /// Starts `hearth serve` on a free loopback port; returns the child and its URL.
-async fn serve(data_dir: &std::path::Path, extra: &[&str]) -> (Child, String) {
+pub(crate) async fn serve(data_dir: &std::path::Path, extra: &[&str]) -> (Child, String) {
     let mut child = Command::new(HEARTH)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)

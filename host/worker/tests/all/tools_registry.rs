@@ -26,6 +26,8 @@ struct Built {
     probe: PathBuf,
     /// The probe with a schema outside the subset the host accepts.
     probe_bad_schema: PathBuf,
+    /// `examples/tools/http_get`: a Rust tool with network access.
+    http_get: PathBuf,
 }
 
 fn repo() -> PathBuf {
@@ -55,19 +57,32 @@ fn built() -> &'static Built {
             json_query_rs: out.join("json_query_rust.wasm"),
             probe: out.join("probe.wasm"),
             probe_bad_schema: out.join("probe_bad_schema.wasm"),
+            http_get: out.join("http_get.wasm"),
         }
     })
 }
 
 async fn registry_worker() -> (Worker, Client) {
-    let built = tokio::task::spawn_blocking(built).await.unwrap();
-    let _ = built;
+    registry_worker_granting(Vec::new()).await
+}
+
+/// A worker with the operator's token, granting `probe` a variable and `http_get` `network`.
+async fn registry_worker_granting(network: Vec<String>) -> (Worker, Client) {
+    tokio::task::spawn_blocking(built).await.unwrap();
     let w = Worker::start_with(|c| {
         c.tools.operator_token = Some(OPERATOR.into());
         c.tools.grants.insert(
             "probe".into(),
             hearth_runtime::Grant {
                 env: [("PROBE_KEY".into(), "granted-value".into())].into(),
+                ..Default::default()
+            },
+        );
+        c.tools.grants.insert(
+            "http_get".into(),
+            hearth_runtime::Grant {
+                network,
+                ..Default::default()
             },
         );
     })
@@ -258,7 +273,7 @@ async fn refused_installs_leave_the_old_version_serving() {
                 .install_tool(
                     "json_query",
                     wasm(&built.json_query_py),
-                    Some("network = [\"example.com\"]".into()),
+                    Some("networks = [\"example.com:80\"]".into()),
                 )
                 .await,
         ),
@@ -425,4 +440,157 @@ async fn the_cli_checks_runs_and_installs_a_tool() {
         .raw(Method::DELETE, "/v1/tools/json_query", Some(OPERATOR), None)
         .await;
     assert_error(&refused, 404, "unknown_tool");
+}
+
+/// A loopback HTTP server answering every request with `hello`; counts the connections.
+async fn hello_server() -> (u16, std::sync::Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                let _ = stream.read(&mut buffer).await;
+                let answer =
+                    "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello";
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// Network only to the allowed hosts: the loopback server named by its address is reached; the
+/// same server by a name that resolves to it, a host not on the list, and a manifest asking past
+/// the grant are refused — the refused ones without a connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_reaches_only_the_hosts_it_was_granted() {
+    let (port, connections) = hello_server().await;
+    let allowed = vec![format!("127.0.0.1:{port}"), format!("localhost:{port}")];
+    let (w, operator) = registry_worker_granting(allowed.clone()).await;
+    let built = built();
+    let s = w
+        .client
+        .create_session(None)
+        .await
+        .unwrap()
+        .session
+        .id
+        .clone();
+    let manifest = format!("network = {allowed:?}\n");
+    let installed = operator
+        .install_tool("http_get", wasm(&built.http_get), Some(manifest))
+        .await
+        .unwrap();
+    assert_eq!(installed.tool.network, allowed);
+    let get = |url: String| {
+        let (client, s) = (w.client.clone(), s.clone());
+        async move {
+            client
+                .call_tool(&s, "http_get", json!({ "url": url }))
+                .await
+        }
+    };
+
+    let answer = get(format!("http://127.0.0.1:{port}/x")).await.unwrap();
+    assert_eq!(answer["status"], 200, "{answer}");
+    assert_eq!(answer["body"], "hello", "{answer}");
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+
+    // `localhost` is on the list, but it resolves to a loopback address the list does not name.
+    assert_client_error(
+        get(format!("http://localhost:{port}/")).await,
+        403,
+        "permission_denied",
+    );
+    // Not on the list at all (no name is looked up for it).
+    assert_client_error(
+        get("http://example.com/".into()).await,
+        403,
+        "permission_denied",
+    );
+    assert_client_error(
+        get(format!("http://127.0.0.1:{}/", port + 1)).await,
+        403,
+        "permission_denied",
+    );
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "no refused request connected"
+    );
+
+    // A manifest asking beyond the grant is refused, and the granted version keeps serving.
+    assert_client_error(
+        operator
+            .install_tool(
+                "http_get",
+                wasm(&built.http_get),
+                Some("network = [\"10.0.0.1:80\"]\n".into()),
+            )
+            .await,
+        400,
+        "invalid_tool",
+    );
+    // Without a manifest, the same tool reaches nothing.
+    operator
+        .install_tool("http_get", wasm(&built.http_get), None)
+        .await
+        .unwrap();
+    assert_client_error(
+        get(format!("http://127.0.0.1:{port}/x")).await,
+        403,
+        "permission_denied",
+    );
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
+
+/// The real binary: an acknowledged install survives `kill -9` (it is on disk before the answer),
+/// and an installed tool that no longer loads is skipped at start and shown, not fatal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_keeps_installs_across_a_kill_and_starts_past_a_broken_one() {
+    tokio::task::spawn_blocking(built).await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("hearth.toml");
+    std::fs::write(
+        &config,
+        format!("[tools]\noperator_token = \"{OPERATOR}\"\n"),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let (mut child, url) = crate::binary::serve(data.path(), &["--config", config]).await;
+    let operator = Client::new(&url, Some(OPERATOR.into()));
+    operator
+        .install_tool("json_query", wasm(&built().json_query_rs), None)
+        .await
+        .unwrap();
+    child.kill().await.unwrap();
+
+    let broken = data.path().join("tools/installed/broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("tool.wasm"), b"\0asm not a component").unwrap();
+    let (_child, url) = crate::binary::serve(data.path(), &["--config", config]).await;
+    let client = Client::new(&url, Some(TOKEN.into()));
+    let health = client.health().await.unwrap();
+    assert_eq!(health.tools_failed.len(), 1, "{health:?}");
+    assert!(
+        health.tools_failed[0].source.ends_with("broken"),
+        "{health:?}"
+    );
+    let s = client
+        .create_session(None)
+        .await
+        .unwrap()
+        .session
+        .id
+        .clone();
+    write(&client, &s, "/workspace/d.json", r#"{"k": [1, 2]}"#).await;
+    assert_eq!(
+        query(&client, &s, "k.1").await.unwrap(),
+        json!({ "value": 2 })
+    );
 }
