@@ -2,7 +2,7 @@
 # Runs every test Hearth has: the guest SDK's unit tests (natively), the host workspace's unit and
 # integration tests (which build the Wasm tools first), then the Python client's tests against a
 # real worker process, deepagents' standard sandbox suite against HearthBackend, and schemathesis
-# over the HTTP contract. Every suite runs even when an earlier one fails; the exit status says
+# over the HTTP contract, and the MCP endpoint through the official Python SDK. Every suite runs even when an earlier one fails; the exit status says
 # whether all passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +37,9 @@ echo "==> deepagents conformance (langchain-tests' SandboxIntegrationTests again
 
 echo "==> fuzzing the HTTP contract (schemathesis against a real worker)"
 ./scripts/fuzz.sh || failed+=("fuzzing")
+
+echo "==> MCP (the official Python SDK, over streamable HTTP and the stdio bridge)"
+./scripts/mcp.sh || failed+=("MCP")
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED: ${failed[*]}" >&2

@@ -360,6 +360,9 @@ def test_the_routes_module_names_every_route_of_the_contract(client: Any) -> Non
     calls = [
         routes.health(),
         routes.tools(),
+        routes.get_tool("n"),
+        routes.install_tool("n", b""),
+        routes.remove_tool("n"),
         routes.openapi(),
         routes.metrics(),
         routes.create_session(),

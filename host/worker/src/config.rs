@@ -61,6 +61,20 @@ pub struct Config {
     pub snapshots: SnapshotConfig,
     pub quota: QuotaConfig,
     pub tools: ToolsConfig,
+    pub mcp: McpConfig,
+}
+
+/// MCP at `/v1/sessions/{id}/mcp`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpConfig {
+    /// `Host` values the endpoint answers (DNS-rebinding protection): names or `name:port`.
+    /// Empty: loopback names only (rmcp's default) — a worker behind a service must list the
+    /// names it is reached by.
+    pub allowed_hosts: Vec<String>,
+    /// Browser `Origin`s allowed (`https://app.example.com`); empty: any request without one,
+    /// and none with one is checked.
+    pub allowed_origins: Vec<String>,
 }
 
 /// Tools installed on the running worker, and what the operator grants tools.
@@ -472,6 +486,7 @@ impl Default for Config {
             snapshots: SnapshotConfig::default(),
             quota: QuotaConfig::default(),
             tools: ToolsConfig::default(),
+            mcp: McpConfig::default(),
         }
     }
 }

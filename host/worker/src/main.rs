@@ -54,6 +54,12 @@ enum Command {
         #[command(subcommand)]
         action: cli::tool::ToolAction,
     },
+    /// Speak MCP on stdin/stdout for a session of a running worker (for clients that launch a
+    /// local process): `hearth mcp --session ID`.
+    Mcp {
+        #[arg(long)]
+        session: String,
+    },
     /// Print the API's OpenAPI document (what `docs/openapi.json` holds).
     Openapi,
     /// Call a tool in a session: `hearth call SESSION write_file '{"file_path": …}'`.
@@ -178,6 +184,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Tool { action } => cli::tool::run(action, &remote.url, remote.token).await,
+        Command::Mcp { session } => cli::mcp::bridge(&remote.url, &session, remote.token).await,
         Command::Openapi => {
             print!("{}", hearth::http::openapi_json());
             Ok(())

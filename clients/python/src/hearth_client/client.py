@@ -54,6 +54,10 @@ def _request_args(call: Call[Any]) -> dict[str, Any]:
         args["json"] = call.json
     if call.content is not None:
         args["content"] = call.content
+    if call.files is not None:
+        args["files"] = call.files
+    if call.headers is not None:
+        args["headers"] = call.headers
     if call.timeout is not None:
         args["timeout"] = _timeout(call.timeout)
     return args
@@ -139,6 +143,15 @@ class Client:
 
     def tools(self) -> list[t.Tool]:
         return self.send(routes.tools())
+
+    def tool(self, name: str) -> t.ToolDetail:
+        return self.send(routes.get_tool(name))
+
+    def install_tool(self, name: str, component: bytes, manifest: str | None = None) -> t.ToolInstalled:
+        return self.send(routes.install_tool(name, component, manifest))
+
+    def remove_tool(self, name: str) -> t.ToolRemoved:
+        return self.send(routes.remove_tool(name))
 
     def openapi(self) -> dict[str, Any]:
         return self.send(routes.openapi())
@@ -341,6 +354,15 @@ class AsyncClient:
 
     async def tools(self) -> list[t.Tool]:
         return await self.send(routes.tools())
+
+    async def tool(self, name: str) -> t.ToolDetail:
+        return await self.send(routes.get_tool(name))
+
+    async def install_tool(self, name: str, component: bytes, manifest: str | None = None) -> t.ToolInstalled:
+        return await self.send(routes.install_tool(name, component, manifest))
+
+    async def remove_tool(self, name: str) -> t.ToolRemoved:
+        return await self.send(routes.remove_tool(name))
 
     async def openapi(self) -> dict[str, Any]:
         return await self.send(routes.openapi())

@@ -51,6 +51,9 @@ class Call(Generic[T]):
     json: Any = None
     params: Mapping[str, Any] | None = None
     content: bytes | None = None
+    files: Mapping[str, Any] | None = None
+    """Parts of a `multipart/form-data` body."""
+    headers: Mapping[str, str] | None = None
     timeout: float | None = None
     """Seconds to wait for the answer when the client's default is not enough (exec)."""
     decode: Callable[[httpx.Response], T] = field(default=cast(Callable[[httpx.Response], T], _json))
@@ -130,6 +133,29 @@ def delete_session(session: str, *, snapshot: bool | None = None) -> Call[None]:
 
 
 # --- tools ---------------------------------------------------------------------------------------
+
+
+def _tool(name: str) -> str:
+    return f"/v1/tools/{quote(name, safe='')}"
+
+
+def get_tool(name: str) -> Call[t.ToolDetail]:
+    """A tool's version (its component's SHA-256), origin, policy and limits."""
+    return Call("GET", _tool(name))
+
+
+def install_tool(name: str, component: bytes, manifest: str | None = None) -> Call[t.ToolInstalled]:
+    """Installs `component` as tool `name`, or upgrades it (the client's token must be the
+    operator's); `manifest` is its `tool.toml`."""
+    if manifest is None:
+        return Call("PUT", _tool(name), content=component, headers={"content-type": "application/wasm"})
+    files = {"component": ("tool.wasm", component, "application/wasm"), "manifest": (None, manifest)}
+    return Call("PUT", _tool(name), files=files)
+
+
+def remove_tool(name: str) -> Call[t.ToolRemoved]:
+    """Removes an installed tool (the operator's token)."""
+    return Call("DELETE", _tool(name))
 
 
 def call_tool(session: str, name: str, arguments: Mapping[str, Any]) -> Call[dict[str, Any]]:

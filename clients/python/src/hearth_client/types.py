@@ -86,6 +86,40 @@ class Tool(TypedDict):
     read_only: bool
 
 
+class ToolLimits(TypedDict):
+    deadline_ms: int
+    memory_bytes: int
+    result_bytes: int
+
+
+class ToolDetail(TypedDict):
+    """`GET /v1/tools/{name}`: a tool as the operator sees it."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+    read_only: bool
+    version: str
+    """The SHA-256 of the component."""
+    source: str
+    limits: ToolLimits
+    mounts: dict[str, str] | None
+    env: list[str]
+    network: list[str]
+    loaded_at_ms: int
+    load_ms: int
+
+
+class ToolInstalled(TypedDict):
+    tool: ToolDetail
+    previous_version: str | None
+
+
+class ToolRemoved(TypedDict):
+    name: str
+    version: str
+
+
 class FileInfo(TypedDict):
     path: str
     is_dir: bool

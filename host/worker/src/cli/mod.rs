@@ -1,4 +1,6 @@
-//! The CLI's subcommands that are more than a call or two: the tool author's loop.
+//! The CLI's subcommands that are more than a call or two: the tool author's loop, and the MCP
+//! stdio bridge.
 
+pub mod mcp;
 pub mod templates;
 pub mod tool;

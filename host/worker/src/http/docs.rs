@@ -117,8 +117,9 @@ const DESCRIPTION: &str = "The HTTP contract between a controller and a Hearth w
     `{\"error\": {\"code\", \"message\", \"details\"?}}`; each code has one status, and each \
     operation lists the codes it may answer. A route that does not exist answers 404 \
     `route_not_found`; a method a route does not take, 405 `method_not_allowed`. Paths in tool \
-    arguments and file routes are view paths (`/workspace/...`, `/tmp/...`). This document is \
-    generated from the worker's code (`hearth openapi`).";
+    arguments and file routes are view paths (`/workspace/...`, `/tmp/...`). Each session also \
+    speaks MCP (streamable HTTP, JSON-RPC) at `/v1/sessions/{id}/mcp`, outside this document. \
+    This document is generated from the worker's code (`hearth openapi`).";
 
 /// The finished document: shared errors added to every operation, `x-errors` resolved,
 /// `{*path}` written as OpenAPI writes it.

@@ -67,7 +67,16 @@ pub(super) async fn exec(
     SessionParam(session): SessionParam,
     JsonBody(request): JsonBody<ExecRequest>,
 ) -> Result<Json<ExecResult>, ApiError> {
-    let (prepared, guard) = prepare_exec(&app, &session, request).await?;
+    run(&app, session, request).await.map(Json)
+}
+
+/// Runs `request` in `session`'s jail: what `exec` and MCP's `execute` both do.
+pub(super) async fn run(
+    app: &Arc<App>,
+    session: Arc<Session>,
+    request: ExecRequest,
+) -> Result<ExecResult, ApiError> {
+    let (prepared, guard) = prepare_exec(app, &session, request).await?;
     let app2 = app.clone();
     blocking(move || {
         let _guard = guard;
@@ -80,9 +89,9 @@ pub(super) async fn exec(
             // The probe proved the worker's jail; what fails now is this session's state.
             return Err(ApiError::new(ErrorCode::JailRefused, why));
         }
-        Ok(Json(crate::exec::finish(
+        Ok(crate::exec::finish(
             &app2.git, &session, &prepared, &outcome,
-        )))
+        ))
     })
     .await?
 }

@@ -11,6 +11,7 @@ pub mod extract;
 mod files;
 mod git;
 mod health;
+mod mcp;
 mod middleware;
 pub mod serve;
 mod sessions;
@@ -94,6 +95,7 @@ pub fn router(app: Arc<App>) -> Router {
     let body_limit = app.config.max_body_bytes;
     let (routes, _) = routes().split_for_parts();
     routes
+        .route_service("/v1/sessions/{id}/mcp", mcp::service(app.clone()))
         .fallback(|| async {
             ApiError::new(
                 ErrorCode::RouteNotFound,

@@ -254,19 +254,32 @@ pub(super) async fn call_tool(
     PathParams((_, name)): PathParams<(String, String)>,
     AnyJson(args): AnyJson,
 ) -> Result<Json<ToolAnswer>, ApiError> {
+    let result = call_in_session(&app, &session, &name, args).await?;
+    Ok(Json(ToolAnswer { result }))
+}
+
+/// Calls tool `name` in `session`: what `POST …/tools/{name}` and MCP's `tools/call` both do.
+/// Read-only tools share the session; others hold it alone. A write that failed for space
+/// answers `quota_exceeded`.
+pub(super) async fn call_in_session(
+    app: &Arc<App>,
+    session: &Arc<crate::sessions::Session>,
+    name: &str,
+    args: serde_json::Value,
+) -> Result<serde_json::Value, ApiError> {
     let read_only = app
         .runtime
-        .tool(&name)
+        .tool(name)
         .map(|t| t.read_only)
-        .ok_or_else(|| unknown(&name))?;
+        .ok_or_else(|| unknown(name))?;
     let started = Instant::now();
     let access = match read_only {
         true => Access::Shared,
         false => Access::Exclusive,
     };
     let runtime = app.runtime.clone();
-    let tool = name.clone();
-    let outcome = with_session(&session, access, move |session| {
+    let tool = name.to_owned();
+    let outcome = with_session(session, access, move |session| {
         runtime.call(&session.view, &tool, &args)
     })
     .await?
@@ -276,6 +289,6 @@ pub(super) async fn call_tool(
     });
     session.count_tool_call();
     let code = outcome.as_ref().err().map_or("ok", |e| e.code.as_str());
-    app.metrics.record_tool_call(&name, code, started.elapsed());
-    Ok(Json(ToolAnswer { result: outcome? }))
+    app.metrics.record_tool_call(name, code, started.elapsed());
+    outcome
 }
