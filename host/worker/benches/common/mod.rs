@@ -65,8 +65,19 @@ impl Conn {
 
     /// Sends a request; returns the status and the whole body (chunked or not).
     pub fn request(&mut self, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        self.request_with(method, path, body, "")
+    }
+
+    /// Like `request`, with more header lines (each ending in `\r\n`).
+    pub fn request_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        headers: &str,
+    ) -> (u16, Vec<u8>) {
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\n\r\n",
             body.len()
         );
         let stream = self.reader.get_mut();
