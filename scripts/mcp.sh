@@ -23,5 +23,5 @@ if [ ! -x "$lc/bin/python" ]; then
 fi
 "$lc/bin/python" -m pip install --quiet --disable-pip-version-check -c clients/python/constraints.txt \
   'langchain-mcp-adapters==0.3.2' 'mcp<2' -e 'clients/python[langchain,test]'
-(cd clients/python/mcp_tests && "../../../$lc/bin/python" -m pytest -q -p no:cacheprovider test_langgraph_example.py) || status=1
+(cd clients/python/mcp_tests && "../../../$lc/bin/python" -m pytest -q -p no:cacheprovider test_langgraph_example.py test_list_changed.py) || status=1
 exit $status

@@ -22,6 +22,9 @@ pub struct App {
     pub snapshots: Arc<snapshots::SnapshotService>,
     pub metrics: Metrics,
     pub rate: rate::RateLimiter,
+    /// Says that the tool registry changed (an install, an upgrade, a removal), to whoever
+    /// listens: MCP clients holding a stream get `notifications/tools/list_changed`.
+    pub tools_changed: tokio::sync::broadcast::Sender<()>,
     /// Distinguishes request ids of this process from those of earlier ones.
     pub(crate) started_nonce: u32,
 }
@@ -100,6 +103,7 @@ pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
     let rate = rate::RateLimiter::new(config.http.rate_per_s, config.http.rate_burst);
     Ok(Arc::new(App {
         rate,
+        tools_changed: tokio::sync::broadcast::channel(16).0,
         config,
         runtime: Arc::new(runtime),
         sessions,

@@ -1,18 +1,23 @@
 //! `hearth mcp`: MCP over stdio for clients that only launch local processes (desktop apps),
 //! forwarded to a worker's `/v1/sessions/{id}/mcp`. Each JSON-RPC message read from stdin is
-//! posted to the endpoint; each message of the answer (JSON, or the `data:` lines of an event
-//! stream) is written to stdout, one per line. The token never reaches the tools.
+//! posted to the endpoint (with the MCP session the server gave, if it gave one); each message of
+//! the answer (JSON, or the `data:` lines of an event stream) is written to stdout, one per line.
+//! The token never reaches the tools. Notifications the server pushes on its GET stream are not
+//! forwarded: a stdio client sees a changed registry at its next `tools/list`.
 
 use anyhow::{Context, Result};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// The protocol version header a client sends once it is negotiated.
 const PROTOCOL_HEADER: &str = "mcp-protocol-version";
+/// The session a server gives a client of 2025-11-25 and before, sent back with every request.
+const SESSION_HEADER: &str = "mcp-session-id";
 
 pub async fn bridge(url: &str, session: &str, token: Option<String>) -> Result<()> {
     let endpoint = format!("{}/v1/sessions/{session}/mcp", url.trim_end_matches('/'));
     let http = reqwest::Client::new();
     let mut protocol: Option<String> = None;
+    let mut mcp_session: Option<String> = None;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut stdout = tokio::io::stdout();
     while let Some(line) = lines.next_line().await? {
@@ -32,7 +37,17 @@ pub async fn bridge(url: &str, session: &str, token: Option<String>) -> Result<(
         if let Some(version) = &protocol {
             request = request.header(PROTOCOL_HEADER, version);
         }
+        if let Some(id) = &mcp_session {
+            request = request.header(SESSION_HEADER, id);
+        }
         let response = request.send().await.context("reaching the worker")?;
+        if let Some(id) = response
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            mcp_session = Some(id.to_owned());
+        }
         let status = response.status();
         let event_stream = response
             .headers()

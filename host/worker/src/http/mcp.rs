@@ -5,9 +5,11 @@
 //! `module:function` call in the session's jail) and the git verbs an agent needs; `tools/call`
 //! runs exactly what the HTTP routes run (same validation, limits, locks and quota answers). A
 //! tool's refusal comes back as a tool error (`isError`, its code and message); a fault of the
-//! worker as a protocol error. Calls are answered statelessly, so any worker serving the session
-//! can answer them. Authentication is the HTTP layer's: the session's token (or the worker's)
-//! opens this route as it opens the session's others.
+//! worker as a protocol error. A 2026-07-28 client is served statelessly (any worker holding the
+//! session can answer it); an older one gets an MCP session here, whose GET stream carries
+//! `notifications/tools/list_changed` when the registry changes (`App::tools_changed`).
+//! Authentication is the HTTP layer's: the session's token (or the worker's) opens this route as
+//! it opens the session's others.
 
 use std::sync::Arc;
 
@@ -18,8 +20,9 @@ use rmcp::model::{
     ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
     ToolAnnotations,
 };
+use rmcp::service::NotificationContext;
 use rmcp::service::RequestContext;
-use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Value, json};
@@ -29,9 +32,11 @@ use crate::app::App;
 use crate::sessions::Session;
 
 /// The MCP service every session's `/mcp` route is served by.
-pub fn service(app: Arc<App>) -> StreamableHttpService<Server, NeverSessionManager> {
+pub fn service(app: Arc<App>) -> StreamableHttpService<Server, LocalSessionManager> {
     let mut config = StreamableHttpServerConfig::default();
-    config.legacy_session_mode = false;
+    // Clients of 2025-11-25 and before get a session, and with it the GET stream that carries
+    // `notifications/tools/list_changed` (on this worker); 2026-07-28 is always stateless.
+    config.legacy_session_mode = true;
     config.json_response = true;
     if !app.config.mcp.allowed_hosts.is_empty() {
         config.allowed_hosts = app.config.mcp.allowed_hosts.clone();
@@ -40,7 +45,7 @@ pub fn service(app: Arc<App>) -> StreamableHttpService<Server, NeverSessionManag
     let server = Server { app };
     StreamableHttpService::new(
         move || Ok(server.clone()),
-        Arc::new(NeverSessionManager::default()),
+        Arc::new(LocalSessionManager::default()),
         config,
     )
 }
@@ -160,12 +165,33 @@ impl Server {
 
 impl ServerHandler for Server {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .build();
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("hearth", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "The tools of one Hearth session: files under /workspace and /tmp, programs run \
                  in its jail, its git repository.",
             )
+    }
+
+    /// A client with a session hears of every change to the registry until it goes away.
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        let mut changes = self.app.tools_changed.subscribe();
+        let peer = context.peer;
+        tokio::spawn(async move {
+            loop {
+                match changes.recv().await {
+                    Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+                if peer.is_transport_closed() || peer.notify_tool_list_changed().await.is_err() {
+                    return;
+                }
+            }
+        });
     }
 
     async fn list_tools(

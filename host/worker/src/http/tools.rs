@@ -89,6 +89,7 @@ pub(super) async fn install_tool(
         memory_bytes = installed.tool.limits.memory_bytes,
         "tool installed"
     );
+    let _ = app.tools_changed.send(());
     let status = match previous_version {
         Some(_) => StatusCode::OK,
         None => StatusCode::CREATED,
@@ -118,6 +119,7 @@ pub(super) async fn remove_tool(
     let removed = blocking(move || runtime.remove(&name2))
         .await?
         .map_err(install_error)?;
+    let _ = app.tools_changed.send(());
     tracing::info!(target: "audit", action = "remove", by = "operator", tool = %name, version = %removed.version, "tool removed");
     Ok(Json(ToolRemoved {
         name,
