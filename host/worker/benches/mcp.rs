@@ -40,6 +40,21 @@ fn main() {
         MCP_HEADERS,
     );
     assert_eq!(status, 200);
+    // A 2025-11-25 client has an MCP session: every request names it.
+    let session_id = mcp
+        .last_headers
+        .iter()
+        .find(|(name, _)| name == "mcp-session-id")
+        .map(|(_, value)| value.clone())
+        .unwrap();
+    let headers = format!("{MCP_HEADERS}Mcp-Session-Id: {session_id}\r\n");
+    let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
+    mcp.request_with(
+        "POST",
+        &endpoint,
+        initialized.to_string().as_bytes(),
+        &headers,
+    );
     let call = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
         "params": { "name": "read_file", "arguments": args } })
     .to_string();
@@ -48,7 +63,7 @@ fn main() {
     for i in 0..CALLS + 50 {
         let (ok, latency) = http.tool(&session, "read_file", &args);
         let started = std::time::Instant::now();
-        let (status, body) = mcp.request_with("POST", &endpoint, call.as_bytes(), MCP_HEADERS);
+        let (status, body) = mcp.request_with("POST", &endpoint, call.as_bytes(), &headers);
         let mcp_latency = started.elapsed();
         let mcp_ok = status == 200 && !String::from_utf8_lossy(&body).contains("\"isError\":true");
         if i >= 50 {

@@ -46,6 +46,8 @@ pub struct Conn {
     reader: BufReader<TcpStream>,
     /// Bytes of chunked bodies received, kept or not.
     pub received: u64,
+    /// The header lines of the last answer, as `(lowercase name, value)`.
+    pub last_headers: Vec<(String, String)>,
 }
 
 impl Conn {
@@ -55,6 +57,7 @@ impl Conn {
         Self {
             reader: BufReader::new(stream),
             received: 0,
+            last_headers: Vec::new(),
         }
     }
 
@@ -92,6 +95,7 @@ impl Conn {
             .unwrap_or(0);
         let mut length = 0usize;
         let mut chunked = false;
+        self.last_headers.clear();
         loop {
             line.clear();
             self.reader.read_line(&mut line).unwrap();
@@ -99,6 +103,8 @@ impl Conn {
                 break;
             }
             if let Some((name, value)) = line.split_once(':') {
+                self.last_headers
+                    .push((name.to_ascii_lowercase(), value.trim().to_owned()));
                 if name.eq_ignore_ascii_case("content-length") {
                     length = value.trim().parse().unwrap();
                 }
