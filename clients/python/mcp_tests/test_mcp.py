@@ -77,7 +77,8 @@ async def test_an_agent_writes_runs_and_reads_through_mcp(worker: WorkerProcess,
     connect = over_http if transport == "http" else over_stdio
     async with connect(worker) as session:
         names = {tool.name for tool in (await session.list_tools()).tools}
-        assert {"write_file", "read_file", "ls", "execute", "git_status", "git_commit"} <= names, names
+        git = {"git_status", "git_commit", "git_log", "git_diff", "git_push", "git_pull"}
+        assert {"write_file", "read_file", "ls", "execute"} | git <= names, names
         path = f"/workspace/{transport}.py"
         written = await session.call_tool("write_file", {"file_path": path, "content": "print(6 * 7)\n"})
         assert not written.is_error, text(written)
@@ -86,6 +87,11 @@ async def test_an_agent_writes_runs_and_reads_through_mcp(worker: WorkerProcess,
         assert ran.structured_content is not None and ran.structured_content["stdout"] == "42\n", text(ran)
         read = await session.call_tool("read_file", {"file_path": path})
         assert "print(6 * 7)" in text(read)
+        committed = await session.call_tool("git_commit", {"message": f"over {transport}"})
+        assert not committed.is_error, text(committed)
+        log = await session.call_tool("git_log", {"limit": 1})
+        assert log.structured_content is not None, text(log)
+        assert log.structured_content["commits"][0]["summary"] == f"over {transport}", text(log)
         refused = await session.call_tool("read_file", {"file_path": "relative.py"})
         assert refused.is_error and "invalid_path" in text(refused), text(refused)
         missing = await session.call_tool("read_file", {"file_path": "/workspace/nope.py"})

@@ -51,21 +51,6 @@ async fn with_repo<T: DeserializeOwned + Send + 'static>(
     })
 }
 
-/// Runs `operation` on the session's repository as the git routes do (`exclusive` for one that
-/// writes): for MCP's git tools.
-pub(super) async fn run_git<T: DeserializeOwned + Send + 'static>(
-    app: &Arc<App>,
-    session: &Arc<Session>,
-    exclusive: bool,
-    operation: Operation,
-) -> Result<T, ApiError> {
-    let access = match exclusive {
-        true => Access::Exclusive,
-        false => Access::Shared,
-    };
-    with_repo(app, session, access, operation).await
-}
-
 /// What every git route that writes may also answer.
 const GIT_WRITE_ERRORS: [ErrorCode; 5] = [
     ErrorCode::InvalidGitRequest,

@@ -28,8 +28,11 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
 use super::error::ApiError;
+use super::extract::{JsonBody, QueryParams, SessionParam};
+use super::git;
 use crate::app::App;
 use crate::sessions::Session;
+use axum::extract::State;
 
 /// The MCP service every session's `/mcp` route is served by.
 pub fn service(app: Arc<App>) -> StreamableHttpService<Server, LocalSessionManager> {
@@ -60,6 +63,10 @@ pub struct Server {
 const EXECUTE: &str = "execute";
 const GIT_STATUS: &str = "git_status";
 const GIT_COMMIT: &str = "git_commit";
+const GIT_LOG: &str = "git_log";
+const GIT_DIFF: &str = "git_diff";
+const GIT_PUSH: &str = "git_push";
+const GIT_PULL: &str = "git_pull";
 
 impl Server {
     /// The session the request's path names (`/v1/sessions/{id}/mcp`).
@@ -126,6 +133,46 @@ impl Server {
                 "additionalProperties": false
             })),
         ));
+        tools.push(Tool::new(
+            GIT_LOG,
+            "History, newest first, a page at a time (`next_skip` is the next page's `skip`).",
+            object(json!({
+                "type": "object",
+                "properties": {
+                    "revision": { "type": "string" },
+                    "skip": { "type": "integer", "minimum": 0 },
+                    "limit": { "type": "integer", "minimum": 1, "maximum": 1000 }
+                },
+                "additionalProperties": false
+            })),
+        ));
+        tools.push(Tool::new(
+            GIT_DIFF,
+            "The workspace against HEAD (or `from`), untracked files included; or `from` against              `to`. Answers the files and the patch.",
+            object(json!({
+                "type": "object",
+                "properties": { "from": { "type": "string" }, "to": { "type": "string" } },
+                "additionalProperties": false
+            })),
+        ));
+        let exchange = object(json!({
+            "type": "object",
+            "properties": {
+                "remote": { "type": "string", "description": "Default `origin`." },
+                "branch": { "type": "string", "description": "Default: the current branch." }
+            },
+            "additionalProperties": false
+        }));
+        tools.push(Tool::new(
+            GIT_PUSH,
+            "Push the current branch; if the remote moved, its commits are merged first (a              conflict leaves markers to resolve: `merge_conflict`).",
+            exchange.clone(),
+        ));
+        tools.push(Tool::new(
+            GIT_PULL,
+            "Fetch a remote branch and merge it (a conflict leaves markers to resolve:              `merge_conflict`).",
+            exchange,
+        ));
         tools
     }
 
@@ -139,28 +186,46 @@ impl Server {
             serde_json::from_value(args)
                 .map_err(|e| ApiError::new(hearth_wire::ErrorCode::InvalidArguments, e.to_string()))
         }
+        let app = self.app.clone();
         match name {
             EXECUTE => {
                 let request: ExecRequest = typed(args)?;
                 let result = super::exec::run(&self.app, session, request).await?;
                 Ok(serde_json::to_value(result).unwrap_or(Value::Null))
             }
-            GIT_STATUS => {
-                let status: hearth_wire::git::Status =
-                    super::git::run_git(&self.app, &session, false, hearth_git::Operation::Status)
-                        .await?;
-                Ok(serde_json::to_value(status).unwrap_or(Value::Null))
-            }
+            // The git verbs run their routes' handlers: the same checks and answers.
+            GIT_STATUS => json_of(git::git_status(State(app), SessionParam(session)).await),
             GIT_COMMIT => {
                 let request: CommitRequest = typed(args)?;
-                let operation = crate::git::commit_operation(&request);
-                let outcome: hearth_wire::git::CommitOutcome =
-                    super::git::run_git(&self.app, &session, true, operation).await?;
-                Ok(serde_json::to_value(outcome).unwrap_or(Value::Null))
+                let made = git::git_commit(State(app), SessionParam(session), JsonBody(request));
+                json_of(made.await.map(|(_, answer)| answer))
+            }
+            GIT_LOG => {
+                let query = QueryParams(typed(args)?);
+                json_of(git::git_log(State(app), SessionParam(session), query).await)
+            }
+            GIT_DIFF => {
+                let query = QueryParams(typed(args)?);
+                json_of(git::git_diff(State(app), SessionParam(session), query).await)
+            }
+            GIT_PUSH => {
+                let request = JsonBody(typed(args)?);
+                json_of(git::git_push(State(app), SessionParam(session), request).await)
+            }
+            GIT_PULL => {
+                let request = JsonBody(typed(args)?);
+                json_of(git::git_pull(State(app), SessionParam(session), request).await)
             }
             tool => super::tools::call_in_session(&self.app, &session, tool, args).await,
         }
     }
+}
+
+/// A route's answer as the JSON MCP carries.
+fn json_of<T: serde::Serialize>(
+    answer: Result<axum::Json<T>, ApiError>,
+) -> Result<Value, ApiError> {
+    answer.map(|axum::Json(value)| serde_json::to_value(value).unwrap_or(Value::Null))
 }
 
 impl ServerHandler for Server {

@@ -228,57 +228,48 @@ async fn refused_installs_leave_the_old_version_serving() {
     let serving = || async { query(&w.client, &s, "k").await.unwrap() };
     assert_eq!(serving().await, json!({ "value": 1 }));
 
-    let refusals: Vec<(&str, Result<_, _>)> = vec![
-        (
-            "junk",
-            operator
-                .install_tool("json_query", b"\0asm junk".to_vec(), None)
-                .await,
-        ),
+    // (what is wrong, the name installed, the component, its manifest)
+    let refusals: [(&str, &str, &Path, Option<&str>); 6] = [
+        ("junk", "json_query", Path::new("/dev/null"), None),
         (
             "a name it does not declare",
-            operator
-                .install_tool("json_query", wasm(&built.probe), None)
-                .await,
+            "json_query",
+            &built.probe,
+            None,
         ),
         (
             "a schema outside the subset",
-            operator
-                .install_tool("probe", wasm(&built.probe_bad_schema), None)
-                .await,
+            "probe",
+            &built.probe_bad_schema,
+            None,
         ),
         (
             "a deadline above the host's",
-            operator
-                .install_tool(
-                    "json_query",
-                    wasm(&built.json_query_py),
-                    Some("deadline_ms = 600000".into()),
-                )
-                .await,
+            "json_query",
+            &built.json_query_py,
+            Some("deadline_ms = 600000"),
         ),
         (
-            "a variable the operator does not grant it",
-            operator
-                .install_tool(
-                    "json_query",
-                    wasm(&built.json_query_py),
-                    Some("env = [\"PROBE_KEY\"]".into()),
-                )
-                .await,
+            "a variable not granted",
+            "json_query",
+            &built.json_query_py,
+            Some("env = [\"PROBE_KEY\"]"),
         ),
         (
             "an unknown manifest key",
-            operator
-                .install_tool(
-                    "json_query",
-                    wasm(&built.json_query_py),
-                    Some("networks = [\"example.com:80\"]".into()),
-                )
-                .await,
+            "json_query",
+            &built.json_query_py,
+            Some("networks = []"),
         ),
     ];
-    for (what, refused) in refusals {
+    for (what, name, component, manifest) in refusals {
+        let component = match what {
+            "junk" => b"\0asm junk".to_vec(),
+            _ => wasm(component),
+        };
+        let refused = operator
+            .install_tool(name, component, manifest.map(str::to_owned))
+            .await;
         let e = refused.err().unwrap_or_else(|| panic!("{what}: installed"));
         assert_eq!(
             (e.status(), e.code()),
