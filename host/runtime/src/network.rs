@@ -267,15 +267,9 @@ async fn send_pinned(
         .map_err(|_| Error::ConnectionTimeout)?
         .map_err(Error::Connect)?;
     let stream: Box<dyn Stream> = if tls {
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-        };
-        let config = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
         let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
             .map_err(|_| Error::HttpRequestUriInvalid)?;
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let connector = tokio_rustls::TlsConnector::from(tls_config());
         let stream = tokio::time::timeout(timeouts.connect, connector.connect(name, stream))
             .await
             .map_err(|_| Error::ConnectionTimeout)?
@@ -320,6 +314,21 @@ async fn send_pinned(
         }
     });
     Ok((response, io))
+}
+
+/// The TLS client configuration (the web's root certificates): made once, shared by every call.
+fn tls_config() -> Arc<rustls::ClientConfig> {
+    static CONFIG: std::sync::LazyLock<Arc<rustls::ClientConfig>> =
+        std::sync::LazyLock::new(|| {
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+            };
+            let config = rustls::ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Arc::new(config)
+        });
+    CONFIG.clone()
 }
 
 trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}

@@ -71,7 +71,7 @@ pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
         .map_err(|e| StartError::Join(e.to_string()))??;
     let stats = runtime.load_stats();
     tracing::info!(
-        tools = runtime.tools().len(),
+        tools = runtime.tool_count(),
         failed = runtime.failed().len(),
         compiled = stats.compiled,
         from_cache = stats.from_cache,

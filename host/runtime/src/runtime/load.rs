@@ -250,6 +250,17 @@ impl Runtime {
         self.registry().get(name).map(|t| t.info.clone())
     }
 
+    /// Whether tool `name` only reads (`None`: no such tool). Asked before every call, so it
+    /// copies nothing.
+    pub fn read_only(&self, name: &str) -> Option<bool> {
+        self.registry().get(name).map(|t| t.info.read_only)
+    }
+
+    /// How many tools are loaded.
+    pub fn tool_count(&self) -> usize {
+        self.registry().len()
+    }
+
     /// The tools that failed to load at start, and why.
     pub fn failed(&self) -> &[FailedTool] {
         &self.failed

@@ -21,7 +21,7 @@ pub enum ToolAction {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
-    /// Load a component as a worker would, and print what `GET /v1/tools` would show.
+    /// Load a component as a worker would, and print what `GET /v1/tools/{name}` would show.
     Check {
         file: PathBuf,
         /// Its manifest (`tool.toml`).
@@ -75,20 +75,7 @@ pub async fn run(action: ToolAction, url: &str, token: Option<String>) -> Result
         ToolAction::Check { file, manifest } => {
             let (runtime, info) = load_alone(&file, manifest.as_deref())?;
             drop(runtime);
-            print_json(&serde_json::json!({
-                "name": info.name,
-                "description": info.description,
-                "input_schema": info.input_schema,
-                "read_only": info.read_only,
-                "version": info.version,
-                "limits": {
-                    "deadline_ms": info.limits.deadline.as_millis() as u64,
-                    "memory_bytes": info.limits.memory_bytes,
-                    "result_bytes": info.limits.result_bytes,
-                },
-                "env": info.env,
-                "load_ms": info.load_ms,
-            }))
+            print_json(&serde_json::to_value(hearth::http::tool_detail(&info))?)
         }
         ToolAction::Run {
             file,

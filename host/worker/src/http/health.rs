@@ -28,7 +28,7 @@ pub(super) async fn health(State(app): State<Arc<App>>) -> Json<Health> {
     Json(Health {
         status: "ok".to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        tools: app.runtime.tools().len(),
+        tools: app.runtime.tool_count(),
         sessions: app.sessions.len(),
         jail,
         tools_failed: app

@@ -29,6 +29,7 @@ use utoipa_axum::routes;
 
 use crate::app::App;
 use error::ApiError;
+pub use tools::tool_detail;
 
 /// Most files one bulk upload or download may name.
 pub const MAX_BULK_FILES: usize = 1_000;

@@ -205,7 +205,8 @@ fn tool_info(tool: &hearth_runtime::ToolInfo) -> ToolInfo {
     }
 }
 
-fn tool_detail(tool: &hearth_runtime::ToolInfo) -> ToolDetail {
+/// A loaded tool as `GET /v1/tools/{name}` answers it (and `hearth tool check` prints it).
+pub fn tool_detail(tool: &hearth_runtime::ToolInfo) -> ToolDetail {
     let access = |a: &hearth_runtime::MountAccess| match a {
         hearth_runtime::MountAccess::ReadOnly => "read-only".to_owned(),
         hearth_runtime::MountAccess::ReadWrite => "read-write".to_owned(),
@@ -269,11 +270,7 @@ pub(super) async fn call_in_session(
     name: &str,
     args: serde_json::Value,
 ) -> Result<serde_json::Value, ApiError> {
-    let read_only = app
-        .runtime
-        .tool(name)
-        .map(|t| t.read_only)
-        .ok_or_else(|| unknown(name))?;
+    let read_only = app.runtime.read_only(name).ok_or_else(|| unknown(name))?;
     let started = Instant::now();
     let access = match read_only {
         true => Access::Shared,
