@@ -83,6 +83,9 @@ fn main() {
             argv: argv.clone(),
             env: BTreeMap::new(),
             stdin: Vec::new(),
+            keep_stdin_open: false,
+            network: None,
+            sockets: hearth_python_runner::SocketPolicy::UnixOnly,
             limits: ExecLimits {
                 wall: Duration::from_secs(30),
                 ..ExecLimits::default()

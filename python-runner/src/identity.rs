@@ -30,6 +30,7 @@ const MOUNT_ATTR_NOSUID: u64 = 0x2;
 const MOUNT_ATTR_NODEV: u64 = 0x4;
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
 
 /// `struct mount_attr` of `mount_setattr(2)`.
 #[repr(C)]
@@ -91,12 +92,13 @@ pub fn idmap_namespace() -> std::io::Result<OwnedFd> {
     mapped
 }
 
-/// A detached copy of the tree at `source`, seen through `userns`'s idmapping (nosuid, nodev,
-/// recursive, read-only unless `writable`), ready to be [`attach`]ed. Preparing every tree
-/// before attaching any lets a caller fall back to plain binds for all of them.
-pub fn idmapped_tree(
+/// A detached copy of the tree at `source` (nosuid, nodev, recursive, read-only unless
+/// `writable`), seen through `userns`'s idmapping when there is one, ready to be [`attach`]ed.
+/// Preparing every tree before attaching any lets a caller fall back to plain trees for all of
+/// them.
+pub fn detached_tree(
     source: &Path,
-    userns: BorrowedFd<'_>,
+    userns: Option<BorrowedFd<'_>>,
     writable: bool,
 ) -> std::io::Result<OwnedFd> {
     let source = std::ffi::CString::new(source.as_os_str().as_encoded_bytes())?;
@@ -117,13 +119,16 @@ pub fn idmapped_tree(
     #[expect(unsafe_code, reason = "adopting a fresh fd, see the SAFETY comment")]
     let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP
-            | MOUNT_ATTR_NOSUID
+        attr_set: if userns.is_some() {
+            MOUNT_ATTR_IDMAP
+        } else {
+            0
+        } | MOUNT_ATTR_NOSUID
             | MOUNT_ATTR_NODEV
             | if writable { 0 } else { MOUNT_ATTR_RDONLY },
         attr_clr: 0,
         propagation: libc::MS_PRIVATE,
-        userns_fd: userns.as_raw_fd() as u64,
+        userns_fd: userns.map_or(0, |ns| ns.as_raw_fd() as u64),
     };
     // SAFETY: `attr` is a valid `struct mount_attr` of the size passed; the path is empty.
     #[expect(unsafe_code, reason = "raw mount_setattr, see the SAFETY comment")]
@@ -143,19 +148,20 @@ pub fn idmapped_tree(
     Ok(tree)
 }
 
-/// Mounts a tree made by [`idmapped_tree`] at `target`.
-pub fn attach(tree: OwnedFd, target: &Path) -> std::io::Result<()> {
-    let target = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())?;
-    // SAFETY: a valid descriptor and C strings for the call's duration.
+/// Mounts a tree made by [`detached_tree`] on `target`, a descriptor of the mount point (opened
+/// without following links, see `jail::mount_point`): never a path, which the session could
+/// turn into a link between a check and the mount.
+pub fn attach(tree: OwnedFd, target: BorrowedFd<'_>) -> std::io::Result<()> {
+    // SAFETY: valid descriptors and empty C strings for the call's duration.
     #[expect(unsafe_code, reason = "raw move_mount, see the SAFETY comment")]
     let moved = unsafe {
         libc::syscall(
             libc::SYS_move_mount,
             tree.as_raw_fd(),
             c"".as_ptr(),
-            libc::AT_FDCWD,
-            target.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
         )
     };
     if moved != 0 {

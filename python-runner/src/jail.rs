@@ -47,8 +47,8 @@ use nix::unistd::{ForkResult, chdir, execve, fork, pivot_root, sethostname};
 
 use crate::identity::JAIL_ID;
 use crate::spec::{
-    ENFORCED, JAIL_FAILED_EXIT, JOIN_FLAG, JailSpec, Layer, Layers, REPORT_PREFIX, RESULT_FD,
-    Report, read_framed,
+    ENFORCED, JAIL_FAILED_EXIT, JOIN_FLAG, JailSpec, LIFELINE_FD, Layer, Layers, REPORT_PREFIX,
+    RESULT_FD, Report, SocketPolicy, read_framed,
 };
 
 /// Device nodes the jail gets, bound from the host's `/dev`.
@@ -60,6 +60,7 @@ const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
 /// the seccomp filters); then the helper waits for its spec on stdin. So a warm helper, started
 /// ahead of time, has paid for the slow parts before its run arrives.
 pub fn run_main() -> ! {
+    let lifeline = take_lifeline();
     let result_channel = take_result_channel();
     let mut layers = Layers::new();
     let cgroup_procs = match join_arguments() {
@@ -109,15 +110,30 @@ pub fn run_main() -> ! {
     ] {
         layers.insert(namespace.name().into(), ENFORCED.into());
     }
-    let filters = match crate::seccomp::programs() {
-        Ok(filters) => filters,
-        Err(e) => fail(&layers, &e.to_string()),
+    // Both filters, as the run's socket policy is not known yet.
+    let filters = match (
+        crate::seccomp::programs(SocketPolicy::UnixOnly),
+        crate::seccomp::programs(SocketPolicy::Tcp),
+    ) {
+        (Ok(unix_only), Ok(tcp)) => [unix_only, tcp],
+        (Err(e), _) | (_, Err(e)) => fail(&layers, &e.to_string()),
     };
+    // Signals the host sends the run are taken by signalfd from here on, by the relay and by
+    // the jail's init alike (see `forward_signals`); the program gets them unblocked.
+    if let Err(e) = FORWARDED_AND_CHILD.thread_block() {
+        fail(&layers, &format!("blocking signals: {e}"));
+    }
 
     // 3. fork into the pid namespace, still ahead of the run. The parent holds the write end
     // of `parent_alive` open for as long as it lives: the child's way to notice a parent that
     // died before its death signal was (re)armed (`getppid` says 0 across a pid namespace).
     let (parent_alive, parent_holds) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(ends) => ends,
+        Err(e) => fail(&layers, &format!("pipe: {e}")),
+    };
+    // How the jail's init tells the relay that the program died of a signal (an exit status
+    // cannot: init cannot die of a signal it sends itself).
+    let (death_read, death_write) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
         Ok(ends) => ends,
         Err(e) => fail(&layers, &format!("pipe: {e}")),
     };
@@ -130,11 +146,11 @@ pub fn run_main() -> ! {
     let forked = unsafe { fork() };
     match forked {
         Ok(ForkResult::Parent { child }) => {
-            drop(parent_alive);
+            drop((parent_alive, death_write));
             drop(result_channel);
-            relay_exit(child, parent_holds)
+            relay_exit(child, parent_holds, lifeline, death_read)
         }
-        Ok(ForkResult::Child) => drop(parent_holds),
+        Ok(ForkResult::Child) => drop((parent_holds, lifeline, death_read)),
         Err(e) => fail(&layers, &format!("fork: {e}")),
     }
     die_with_parent(&parent_alive, &layers);
@@ -145,6 +161,18 @@ pub fn run_main() -> ! {
         Err(e) => fail(&layers, &format!("reading the jail spec: {e}")),
     };
     let result_channel = result_channel.filter(|_| spec.result_channel);
+    if let Some(network) = &spec.network {
+        match join_network(network) {
+            Ok(()) => layers.insert(
+                Layer::NetworkNamespace.name().into(),
+                "enforced: the session's own".into(),
+            ),
+            Err(e) => fail(
+                &layers,
+                &format!("joining the session's network namespace: {e}"),
+            ),
+        };
+    }
     if let Err(e) = unshare(CloneFlags::CLONE_NEWNS) {
         fail(&layers, &format!("creating the mount namespace: {e}"));
     }
@@ -201,8 +229,12 @@ pub fn run_main() -> ! {
     // the program: not this helper's descriptors, nor any the worker leaked without
     // close-on-exec when it started the helper.
     drop(parent_alive);
-    close_inherited_descriptors(result_channel.as_ref());
-    if let Err(e) = crate::seccomp::install(&filters) {
+    close_inherited_descriptors(result_channel.as_ref(), &death_write);
+    let filters = match spec.sockets {
+        SocketPolicy::UnixOnly => &filters[0],
+        SocketPolicy::Tcp => &filters[1],
+    };
+    if let Err(e) = crate::seccomp::install(filters) {
         fail(&layers, &e.to_string());
     }
     layers.insert(Layer::Seccomp.name().into(), ENFORCED.into());
@@ -231,7 +263,36 @@ pub fn run_main() -> ! {
         layers: layers.clone(),
         error: None,
     });
-    let Some(program) = resolve_program(&spec) else {
+    // 9. the program, under an init: pid 1 of a namespace gets no signal it has no handler for,
+    // so a program that is pid 1 would ignore the host's SIGTERM. The init forwards every
+    // signal to the program's process group and ends with the program (the namespace's other
+    // processes die with it).
+    // SAFETY: single-threaded, as above.
+    #[expect(
+        unsafe_code,
+        reason = "fork is unsafe by contract; see the SAFETY comment"
+    )]
+    let forked = unsafe { fork() };
+    match forked {
+        Ok(ForkResult::Parent { child }) => init(child, death_write),
+        Ok(ForkResult::Child) => {
+            drop(death_write);
+            // Dies with its init, as the init dies with the relay.
+            let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+        }
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "hearth-jail: fork: {e}");
+            std::process::exit(126);
+        }
+    }
+    let _ = nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0));
+    let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
+    exec_program(&spec)
+}
+
+/// Replaces this process with the program (or exits as a shell would when it cannot).
+fn exec_program(spec: &JailSpec) -> ! {
+    let Some(program) = resolve_program(spec) else {
         // The caller's mistake, not the jail's: answer like a shell would.
         let name = spec.argv.first().map(String::as_str).unwrap_or("");
         let _ = writeln!(std::io::stderr(), "hearth-jail: {name}: command not found");
@@ -261,6 +322,102 @@ pub fn run_main() -> ! {
         program.display()
     );
     std::process::exit(126);
+}
+
+/// Joins the network namespace bound on `path` (the session's, made by the worker).
+fn join_network(path: &Path) -> std::io::Result<()> {
+    let namespace = fs::File::open(path)?;
+    nix::sched::setns(namespace, CloneFlags::CLONE_NEWNET).map_err(io_err)
+}
+
+/// Signals the host may send a run, forwarded by the relay to the jail's init and by the init
+/// to the program's process group. SIGKILL needs no forwarding: the host kills the helper's
+/// process group and the cgroup, and the namespace dies with its init.
+const FORWARDED: [Signal; 9] = [
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGCONT,
+    Signal::SIGWINCH,
+    Signal::SIGALRM,
+];
+
+/// [`FORWARDED`] and SIGCHLD: what the relay and the init block and read from a signalfd.
+static FORWARDED_AND_CHILD: std::sync::LazyLock<nix::sys::signal::SigSet> =
+    std::sync::LazyLock::new(|| {
+        let mut set = nix::sys::signal::SigSet::empty();
+        for signal in FORWARDED {
+            set.add(signal);
+        }
+        set.add(Signal::SIGCHLD);
+        set
+    });
+
+/// A signalfd for [`FORWARDED_AND_CHILD`] (blocked since before the fork).
+fn signal_fd() -> nix::Result<nix::sys::signalfd::SignalFd> {
+    nix::sys::signalfd::SignalFd::with_flags(
+        &FORWARDED_AND_CHILD,
+        nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
+    )
+}
+
+/// The jail's pid 1 once the program runs: forwards signals to the program's process group,
+/// reaps every orphan, and exits as the program did (telling the relay on `death` when that
+/// was a signal). Holds none of the run's pipes, so their ends are the program's.
+fn init(program: nix::unistd::Pid, death: OwnedFd) -> ! {
+    for fd in 0..=RESULT_FD {
+        let _ = nix::unistd::close(fd);
+    }
+    let Ok(signals) = signal_fd() else {
+        // Without a signalfd the init can still wait: only forwarding is lost.
+        loop {
+            wait_for_program(program, &death, false)
+        }
+    };
+    loop {
+        let mut poll = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        if let Err(e) = nix::poll::poll(&mut poll, PollTimeout::NONE)
+            && e != nix::errno::Errno::EINTR
+        {
+            loop {
+                wait_for_program(program, &death, false)
+            }
+        }
+        while let Ok(Some(info)) = signals.read_signal() {
+            let signo = info.ssi_signo as i32;
+            if signo == Signal::SIGCHLD as i32 {
+                wait_for_program(program, &death, true);
+            } else if let Ok(signal) = Signal::try_from(signo) {
+                let group = nix::unistd::Pid::from_raw(-program.as_raw());
+                if nix::sys::signal::kill(group, signal).is_err() {
+                    let _ = nix::sys::signal::kill(program, signal);
+                }
+            }
+        }
+    }
+}
+
+/// Reaps every child that has ended (all of them when not `nonblocking`); exits once the
+/// program has, as it did.
+fn wait_for_program(program: nix::unistd::Pid, death: &OwnedFd, nonblocking: bool) {
+    use nix::sys::wait::WaitPidFlag;
+    let flags = nonblocking.then_some(WaitPidFlag::WNOHANG);
+    loop {
+        match waitpid(nix::unistd::Pid::from_raw(-1), flags) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == program => std::process::exit(code),
+            Ok(WaitStatus::Signaled(pid, signal, _)) if pid == program => {
+                let _ = nix::unistd::write(death, &[signal as i32 as u8]);
+                std::process::exit(128 + signal as i32)
+            }
+            Ok(WaitStatus::StillAlive) => return,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            // No child left, and the program not seen: nothing to wait for.
+            Err(_) => std::process::exit(JAIL_FAILED_EXIT),
+        }
+    }
 }
 
 /// `--join FILE` arguments: the `cgroup.procs` files to join.
@@ -305,17 +462,42 @@ fn report(report: &Report) {
 }
 
 /// Closes every descriptor above stderr but `keep`, the result channel (which is
-/// [`RESULT_FD`], the lowest of them, when there is one).
-fn close_inherited_descriptors(keep: Option<&OwnedFd>) {
+/// [`RESULT_FD`], the lowest of them, when there is one), and `death`, the init's pipe to the
+/// relay (which the program never gets: the init closes nothing the program holds, and the
+/// program is forked after this).
+fn close_inherited_descriptors(keep: Option<&OwnedFd>, death: &OwnedFd) {
     let first = match keep {
         Some(channel) if channel.as_raw_fd() == RESULT_FD => RESULT_FD + 1,
         _ => RESULT_FD,
     };
+    let death = death.as_raw_fd();
     // SAFETY: close_range takes integers; closing descriptors this process no longer uses
     // (nothing below holds one: the filters are compiled, the spec read; the result channel,
-    // when kept, is below `first`) is sound.
+    // when kept, is below `first`; `death` is skipped) is sound.
     #[expect(unsafe_code, reason = "raw close_range, see the SAFETY comment")]
-    let _ = unsafe { libc::syscall(libc::SYS_close_range, first as u32, u32::MAX, 0u32) };
+    unsafe {
+        if death > first {
+            libc::syscall(
+                libc::SYS_close_range,
+                first as u32,
+                (death - 1) as u32,
+                0u32,
+            );
+        }
+        libc::syscall(libc::SYS_close_range, (death + 1) as u32, u32::MAX, 0u32);
+    }
+}
+
+/// Takes [`LIFELINE_FD`], the read end of the worker's lifeline, when the helper was started
+/// with one (a helper run by hand has none, and nothing to outlive).
+fn take_lifeline() -> Option<OwnedFd> {
+    // SAFETY: F_GETFD on an integer only reads the descriptor's flags.
+    #[expect(unsafe_code, reason = "raw fcntl, see the SAFETY comment")]
+    let open = unsafe { libc::fcntl(LIFELINE_FD, libc::F_GETFD) } >= 0;
+    // SAFETY: the host hands this descriptor to the helper for it alone (see
+    // `runner::Standby::start`), and nothing in this process has used or owns it yet.
+    #[expect(unsafe_code, reason = "adopting fd 4, see the SAFETY comment")]
+    open.then(|| unsafe { OwnedFd::from_raw_fd(LIFELINE_FD) })
 }
 
 /// Takes [`RESULT_FD`], the write end of the host's result pipe, before the helper opens any
@@ -351,28 +533,77 @@ fn die_with_parent(parent_alive: &OwnedFd, layers: &Layers) {
     }
 }
 
-/// The parent half of the fork: wait for the jail's pid 1 and exit the same way, holding
-/// `alive` open until then (see [`die_with_parent`]).
-fn relay_exit(child: nix::unistd::Pid, alive: OwnedFd) -> ! {
+/// The parent half of the fork: forwards the host's signals to the jail's init, and exits the
+/// way the program did once the init is gone, holding `alive` open until then (see
+/// [`die_with_parent`]). When the worker's `lifeline` reads as closed the worker is gone:
+/// the jail is killed with it (its init dies of its parent's death).
+fn relay_exit(
+    child: nix::unistd::Pid,
+    alive: OwnedFd,
+    lifeline: Option<OwnedFd>,
+    death: OwnedFd,
+) -> ! {
     let _alive = alive;
+    let signals = signal_fd().ok();
     loop {
-        match waitpid(child, None) {
-            Ok(WaitStatus::Exited(_, code)) => std::process::exit(code),
-            Ok(WaitStatus::Signaled(_, signal, _)) => {
-                // Die the same way, so the host sees the signal and not a made-up exit code.
-                // SAFETY: resetting a disposition to the default has no preconditions.
-                #[expect(unsafe_code, reason = "signal(2), see the SAFETY comment")]
-                let _ = unsafe {
-                    nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl)
-                };
-                let _ = nix::sys::signal::raise(signal);
-                std::process::exit(128 + signal as i32)
+        let mut polled: Vec<PollFd<'_>> = signals
+            .iter()
+            .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN))
+            .chain(
+                lifeline
+                    .iter()
+                    .map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)),
+            )
+            .collect();
+        // Without a signalfd, SIGCHLD is never read: look at the child now and then.
+        let timeout = match signals {
+            Some(_) => PollTimeout::NONE,
+            None => PollTimeout::from(100u16),
+        };
+        match nix::poll::poll(&mut polled, timeout) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => std::process::exit(JAIL_FAILED_EXIT),
+        }
+        let worker_gone = lifeline.is_some()
+            && polled
+                .last()
+                .and_then(PollFd::revents)
+                .is_some_and(|r| !r.is_empty());
+        if worker_gone {
+            std::process::exit(JAIL_FAILED_EXIT);
+        }
+        while let Some(Ok(Some(info))) = signals.as_ref().map(|s| s.read_signal()) {
+            if info.ssi_signo as i32 != Signal::SIGCHLD as i32
+                && let Ok(signal) = Signal::try_from(info.ssi_signo as i32)
+            {
+                let _ = nix::sys::signal::kill(child, signal);
             }
-            Ok(_) => continue,
-            Err(nix::errno::Errno::EINTR) => continue,
+        }
+        match waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => {
+                let mut signal = [0u8];
+                match nix::unistd::read(&death, &mut signal) {
+                    Ok(1) => die_of(signal[0] as i32),
+                    _ => std::process::exit(code),
+                }
+            }
+            Ok(WaitStatus::Signaled(_, signal, _)) => die_of(signal as i32),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => std::process::exit(JAIL_FAILED_EXIT),
         }
     }
+}
+
+/// Dies of `signal`, so the host sees the signal and not a made-up exit code.
+fn die_of(signal: i32) -> ! {
+    if let Ok(signal) = Signal::try_from(signal) {
+        let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
+        // SAFETY: resetting a disposition to the default has no preconditions.
+        #[expect(unsafe_code, reason = "signal(2), see the SAFETY comment")]
+        let _ = unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl) };
+        let _ = nix::sys::signal::raise(signal);
+    }
+    std::process::exit(128 + signal)
 }
 
 fn io_err(e: nix::errno::Errno) -> std::io::Error {
@@ -408,45 +639,45 @@ fn build_root(
         make_mount_point(&target, bind.source.is_dir())?;
         bind_mount(&bind.source, &target, false)?;
     }
-    // The session's directories through the idmapping: all of them or none. A mix would leave
-    // the program unable to use some of them whichever uid it ran as.
-    let mut trees = None;
-    if let Some(userns) = idmap {
-        let prepared: std::io::Result<Vec<OwnedFd>> = spec
-            .binds
+    // The session's directories, as detached trees: through the idmapping, all of them or
+    // none (a mix would leave the program unable to use some of them whichever uid it ran as).
+    let trees = |userns: Option<BorrowedFd<'_>>| -> std::io::Result<Vec<OwnedFd>> {
+        spec.binds
             .iter()
-            .map(|bind| crate::identity::idmapped_tree(&bind.source, userns, bind.writable))
-            .collect();
-        match prepared {
-            Ok(prepared) => trees = Some(prepared.into_iter()),
-            // A filesystem without idmapped mounts: plain binds, and the program stays uid 0
+            .map(|bind| crate::identity::detached_tree(&bind.source, userns, bind.writable))
+            .collect()
+    };
+    let prepared = match idmap {
+        Some(userns) => match trees(Some(userns)) {
+            Ok(trees) => trees,
+            // A filesystem without idmapped mounts: plain trees, and the program stays uid 0
             // so that it can still use them.
             Err(e) => {
-                unprivileged = Err(format!("the session's directories cannot be idmapped: {e}"))
+                unprivileged = Err(format!("the session's directories cannot be idmapped: {e}"));
+                trees(None)?
             }
-        }
-    }
+        },
+        None => trees(None)?,
+    };
+    let idmapped = idmap.is_some() && unprivileged.is_ok();
     let mut mounted: Vec<&str> = Vec::new();
-    for bind in &spec.binds {
-        refuse_symlinks_on_the_way(root, &bind.target)?;
-        let target = inside(root, &bind.target);
-        // A mount point inside an idmapped bind (a read-only area in the workspace) can only be
-        // made by the id that mount maps: root's own ids are not mapped there. It is made by a
-        // path relative to the root (the working directory), since the jail user may not
-        // search the directories above it on the host.
-        let in_idmapped =
-            trees.is_some() && mounted.iter().any(|parent| is_below(&bind.target, parent));
+    for (bind, tree) in spec.binds.iter().zip(prepared) {
+        // A mount point inside an idmapped tree (a read-only area in the workspace) can only be
+        // made by the id that mount maps: root's own ids are not mapped there. Programs of the
+        // session may be running while this jail is built, so the mount point is made and
+        // opened without following a link, and the tree attached to that descriptor.
+        let in_idmapped = idmapped && mounted.iter().any(|parent| is_below(&bind.target, parent));
         let source_is_dir = bind.source.is_dir();
-        let relative = Path::new(bind.target.trim_start_matches('/'));
-        crate::identity::as_jail_user_if(in_idmapped, || {
-            make_mount_point(relative, source_is_dir)
+        let point = crate::identity::as_jail_user_if(in_idmapped, || {
+            mount_point(&bind.target, source_is_dir)
         })?;
-        match trees.as_mut().and_then(Iterator::next) {
-            Some(tree) => crate::identity::attach(tree, &target)?,
-            None => bind_mount(&bind.source, &target, bind.writable)?,
-        }
+        crate::identity::attach(tree, point.as_fd())?;
         mounted.push(&bind.target);
     }
+    // Names the jail resolves without a network: `localhost` (servers and their tests).
+    let etc = root.join("etc");
+    fs::create_dir_all(&etc)?;
+    fs::write(etc.join("hosts"), "127.0.0.1\tlocalhost\n::1\tlocalhost\n")?;
     // /dev: a tmpfs holding only the harmless devices, plus /dev/shm for multiprocessing.
     let dev = root.join("dev");
     fs::create_dir_all(&dev)?;
@@ -514,25 +745,59 @@ fn build_root(
     Ok(unprivileged)
 }
 
-/// A mount point nested in an earlier bind (a read-only area inside the workspace) is reached
-/// through directories the session controls. `mount` follows symlinks, so a link planted there
-/// would move the mount elsewhere: refuse to build the jail instead. Nothing of the session
-/// runs while a jail is built (exec holds the session), so the check cannot be raced.
-fn refuse_symlinks_on_the_way(root: &Path, jail_path: &str) -> std::io::Result<()> {
-    let mut path = root.to_path_buf();
-    for component in jail_path.trim_start_matches('/').split('/') {
-        path.push(component);
-        match fs::symlink_metadata(&path) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(std::io::Error::other(format!(
-                    "`{jail_path}` is a mount point, but the session made a symlink on its way"
-                )));
+/// The mount point of jail path `jail_path` below the root being built (the working
+/// directory), made where missing (a directory, or an empty file to bind a file on) and opened
+/// as an `O_PATH` descriptor, every component without following a link. A mount point nested
+/// in an earlier bind (a read-only area inside the workspace) is reached through directories
+/// the session controls, and `mount` by path follows links: a link planted there, even while
+/// this runs, refuses the jail instead of moving the mount elsewhere.
+fn mount_point(jail_path: &str, directory: bool) -> std::io::Result<OwnedFd> {
+    use nix::errno::Errno;
+    use nix::fcntl::{OFlag, openat};
+    let refused = |e: Errno| match e {
+        Errno::ELOOP | Errno::ENOTDIR => std::io::Error::other(format!(
+            "`{jail_path}` is a mount point, but the session made a link or a file on its way"
+        )),
+        e => io_err(e),
+    };
+    let parts: Vec<&str> = jail_path.split('/').filter(|c| !c.is_empty()).collect();
+    let path_only = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mut dir = openat(
+        nix::fcntl::AT_FDCWD,
+        ".",
+        path_only | OFlag::O_DIRECTORY,
+        Mode::empty(),
+    )
+    .map_err(io_err)?;
+    for (index, part) in parts.iter().enumerate() {
+        if index + 1 < parts.len() || directory {
+            match nix::sys::stat::mkdirat(&dir, *part, Mode::from_bits_truncate(0o755)) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(refused(e)),
             }
-            Ok(_) => {}
-            Err(_) => break,
+            dir = openat(&dir, *part, path_only | OFlag::O_DIRECTORY, Mode::empty())
+                .map_err(refused)?;
+            continue;
         }
+        match nix::sys::stat::mknodat(
+            &dir,
+            *part,
+            SFlag::S_IFREG,
+            Mode::from_bits_truncate(0o644),
+            0,
+        ) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(refused(e)),
+        }
+        // O_PATH with O_NOFOLLOW opens a link itself: only a regular file will do.
+        let file = openat(&dir, *part, path_only, Mode::empty()).map_err(refused)?;
+        let stat = nix::sys::stat::fstat(&file).map_err(io_err)?;
+        if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+            return Err(refused(Errno::ENOTDIR));
+        }
+        return Ok(file);
     }
-    Ok(())
+    Ok(dir)
 }
 
 /// An empty directory (or file, to bind a file on) at `path`, and its parents.

@@ -9,10 +9,14 @@
 mod cgroup;
 pub mod identity;
 pub mod jail;
+pub mod netns;
 pub mod privileges;
 mod runner;
 pub mod seccomp;
 pub mod spec;
 
-pub use runner::{ExecLimits, Interpreter, Job, Outcome, OutputSink, RunError, Runner, Stream};
-pub use spec::{Bind, Layer, Layers};
+pub use runner::{
+    ExecLimits, Interpreter, Job, Outcome, OutputSink, RunControl, RunError, Runner, Running,
+    StdinError, Stream,
+};
+pub use spec::{Bind, Layer, Layers, SocketPolicy};

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::cgroup::RunCgroup;
 use crate::spec::{
-    Bind, JAIL_FAILED_EXIT, JOIN_FLAG, JailSpec, Layer, Layers, REPORT_PREFIX, RESULT_FD, Report,
-    RlimitSpec, frame,
+    Bind, JAIL_FAILED_EXIT, JOIN_FLAG, JailSpec, LIFELINE_FD, Layer, Layers, REPORT_PREFIX,
+    RESULT_FD, Report, RlimitSpec, frame,
 };
 
 /// Directories searched for a program named without a `/`.
@@ -127,6 +127,13 @@ pub struct Job {
     /// Added to the jail's base environment (`PATH`, `HOME`, `LANG`, …).
     pub env: BTreeMap<String, String>,
     pub stdin: Vec<u8>,
+    /// Keeps the program's stdin open after `stdin` was written, for [`Running::write_stdin`]
+    /// (a background process); otherwise it is closed, and the program reads its end.
+    pub keep_stdin_open: bool,
+    /// The session's network namespace to join (see [`crate::spec::JailSpec::network`]).
+    pub network: Option<PathBuf>,
+    /// Which sockets the program may open.
+    pub sockets: crate::spec::SocketPolicy,
     pub limits: ExecLimits,
 }
 
@@ -165,6 +172,7 @@ pub struct Runner {
     symlinks: Vec<(String, String)>,
     warm: Option<Arc<WarmPool>>,
     required_layers: Vec<crate::spec::Layer>,
+    lifeline: Arc<Lifeline>,
 }
 
 /// A helper started ahead of its run: already in its own cgroups, its namespaces made, its
@@ -183,8 +191,41 @@ struct Standby {
     result: PipeReader,
 }
 
+/// The worker's lifeline (see [`crate::spec::LIFELINE_FD`]): a pipe nobody writes. Its write
+/// end lives as long as the runner (and its clones); every helper gets the read end, and
+/// ends its run when that reads as closed.
+#[derive(Debug)]
+struct Lifeline {
+    read: std::os::fd::OwnedFd,
+    _write: std::os::fd::OwnedFd,
+}
+
+/// The lowest number the lifeline's read end may have: above the descriptors a helper is given
+/// (stdio, [`RESULT_FD`], [`LIFELINE_FD`]), so placing one never overwrites the other.
+const LIFELINE_MIN_FD: i32 = 10;
+
+impl Lifeline {
+    fn new() -> std::io::Result<Self> {
+        let (read, write) = std::io::pipe()?;
+        let read = std::os::fd::OwnedFd::from(read);
+        // Close-on-exec like every descriptor the worker holds; moved up out of the way.
+        let high = nix::fcntl::fcntl(
+            &read,
+            nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(LIFELINE_MIN_FD),
+        )
+        .map_err(std::io::Error::from)?;
+        // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+        #[expect(unsafe_code, reason = "adopting a fresh fd, see the SAFETY comment")]
+        let read = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(high) };
+        Ok(Self {
+            read,
+            _write: write.into(),
+        })
+    }
+}
+
 impl Standby {
-    fn start(helper: &Path) -> Result<Self, RunError> {
+    fn start(helper: &Path, lifeline: &Lifeline) -> Result<Self, RunError> {
         let spawn_error = |error| RunError::Spawn {
             helper: helper.to_owned(),
             error,
@@ -196,6 +237,7 @@ impl Standby {
         // Both ends close-on-exec: no other program the worker starts inherits either.
         let (result, result_end) = std::io::pipe().map_err(spawn_error)?;
         let end = result_end.as_raw_fd();
+        let lifeline = lifeline.read.as_raw_fd();
         let mut command = Command::new(helper);
         for procs in cgroup.iter().flat_map(RunCgroup::procs_files) {
             command.arg(JOIN_FLAG).arg(procs);
@@ -216,7 +258,8 @@ impl Standby {
                 } else {
                     libc::dup2(end, RESULT_FD)
                 };
-                if moved < 0 {
+                // The lifeline's read end is above every number placed here (LIFELINE_MIN_FD).
+                if moved < 0 || libc::dup2(lifeline, LIFELINE_FD) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -271,6 +314,7 @@ impl Standby {
 #[derive(Debug)]
 struct WarmPool {
     helper: PathBuf,
+    lifeline: Arc<Lifeline>,
     size: usize,
     ready: Mutex<Vec<Standby>>,
     refilling: AtomicBool,
@@ -315,7 +359,7 @@ impl WarmPool {
             .spawn(move || {
                 while let Some(pool) = pool.upgrade() {
                     if !pool.is_full() {
-                        match Standby::start(&pool.helper) {
+                        match Standby::start(&pool.helper, &pool.lifeline) {
                             Ok(standby) => pool.ready().push(standby),
                             // Runs start their own helper until the next refill tries again.
                             Err(_) => return pool.refilling.store(false, Ordering::Release),
@@ -382,6 +426,7 @@ impl Runner {
             symlinks,
             warm: None,
             required_layers: Vec::new(),
+            lifeline: Arc::new(Lifeline::new().map_err(|e| RunError::Prepare(e.to_string()))?),
         })
     }
 
@@ -400,6 +445,7 @@ impl Runner {
         self.warm = (count > 0).then(|| {
             let pool = Arc::new(WarmPool {
                 helper: self.helper.clone(),
+                lifeline: self.lifeline.clone(),
                 size: count,
                 ready: Mutex::new(Vec::new()),
                 refilling: AtomicBool::new(false),
@@ -484,6 +530,8 @@ impl Runner {
             },
             required_layers: self.required_layers.clone(),
             result_channel: job.limits.result_bytes.is_some(),
+            network: job.network.as_ref().map(|n| absolute(n)).transpose()?,
+            sockets: job.sockets,
         };
         std::fs::create_dir_all(&job.root_dir).map_err(|e| RunError::Prepare(e.to_string()))?;
         let mut input = frame(&spec).map_err(|e| RunError::Prepare(e.to_string()))?;
@@ -499,10 +547,16 @@ impl Runner {
     /// Like [`Runner::run`], also handing every chunk of output to `sink` as it arrives (the
     /// helper's report line excluded). The [`Outcome`] still carries the capped output.
     pub fn run_streaming(&self, job: &Job, sink: Option<OutputSink>) -> Result<Outcome, RunError> {
+        Ok(self.start(job, sink)?.wait())
+    }
+
+    /// Starts `job` and answers at once: the run goes on until [`Running::wait`] (which
+    /// enforces the wall time) says how it ended. Output reaches `sink` as it comes.
+    pub fn start(&self, job: &Job, sink: Option<OutputSink>) -> Result<Running, RunError> {
         let started = Instant::now();
         let standby = match self.warm.as_ref().and_then(WarmPool::take) {
             Some(standby) => standby,
-            None => Standby::start(&self.helper)?,
+            None => Standby::start(&self.helper, &self.lifeline)?,
         };
         let input = standby
             .limit(&job.limits)
@@ -525,13 +579,13 @@ impl Runner {
             .limits
             .result_bytes
             .map(|cap| capture(result, cap, None));
-
-        let pid = child.id();
+        let control = RunControl::of(&child);
         let stdin = child.stdin.take();
+        let keep_stdin_open = job.keep_stdin_open;
         let feeder = std::thread::spawn(move || {
-            if let Some(mut stdin) = stdin {
-                let _ = stdin.write_all(&input);
-            }
+            let mut stdin = stdin?;
+            stdin.write_all(&input).ok()?;
+            keep_stdin_open.then_some(stdin)
         });
         let cap = job.limits.output_bytes;
         let stdout = child
@@ -543,12 +597,167 @@ impl Runner {
             .stderr
             .take()
             .map(|s| capture(s, cap + 64 * 1024, sink.map(|sink| (Stream::Stderr, sink))));
-
+        let pid = child.id();
         let (done_tx, done_rx) = mpsc::channel();
         let waiter = std::thread::spawn(move || {
             let _ = done_tx.send(child.wait());
         });
-        let (status, timed_out) = match done_rx.recv_timeout(job.limits.wall) {
+        Ok(Running {
+            started,
+            wall: job.limits.wall,
+            output_cap: cap,
+            pid,
+            control,
+            stdin: Mutex::new(StdinState::Feeding(feeder)),
+            done: done_rx,
+            waiter,
+            cgroup,
+            cgroup_error,
+            stdout,
+            stderr,
+            result,
+        })
+    }
+}
+
+/// A signal handle on a started run, cheap to clone and safe to use at any time: it holds a
+/// pidfd of the helper, so a signal sent after the run ended reaches nothing (never a process
+/// that took over the number).
+#[derive(Debug, Clone)]
+pub struct RunControl {
+    pidfd: Option<Arc<std::os::fd::OwnedFd>>,
+}
+
+impl RunControl {
+    fn of(child: &Child) -> Self {
+        // SAFETY: pidfd_open takes a pid and flags; the child is not yet reaped, so the pid is
+        // still the child's.
+        #[expect(unsafe_code, reason = "raw pidfd_open, see the SAFETY comment")]
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0u32) };
+        let pidfd = (fd >= 0).then(|| {
+            // SAFETY: pidfd_open returned a new descriptor that nothing else owns.
+            #[expect(unsafe_code, reason = "adopting a fresh fd, see the SAFETY comment")]
+            let fd =
+                unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+            Arc::new(fd)
+        });
+        Self { pidfd }
+    }
+
+    /// Sends `signal` to the run: the helper forwards it to the program's process group
+    /// (`SIGKILL` ends the helper itself, and the jail dies with it). `Ok(false)`: the run had
+    /// already ended.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> std::io::Result<bool> {
+        let Some(pidfd) = &self.pidfd else {
+            return Err(std::io::Error::other("no pidfd for this run"));
+        };
+        // SAFETY: a valid pidfd, a signal number, no siginfo, no flags.
+        #[expect(unsafe_code, reason = "raw pidfd_send_signal, see the SAFETY comment")]
+        let sent = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                pidfd.as_raw_fd(),
+                signal as i32,
+                std::ptr::null::<libc::siginfo_t>(),
+                0u32,
+            )
+        };
+        match sent {
+            0 => Ok(true),
+            _ => match std::io::Error::last_os_error() {
+                e if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
+                e => Err(e),
+            },
+        }
+    }
+}
+
+/// The program's stdin: still being fed the job's own input, open for more, or closed.
+enum StdinState {
+    Feeding(std::thread::JoinHandle<Option<std::process::ChildStdin>>),
+    Open(std::process::ChildStdin),
+    Closed,
+}
+
+/// A run in progress (see [`Runner::start`]).
+pub struct Running {
+    started: Instant,
+    wall: Duration,
+    output_cap: usize,
+    pid: u32,
+    control: RunControl,
+    stdin: Mutex<StdinState>,
+    done: mpsc::Receiver<std::io::Result<std::process::ExitStatus>>,
+    waiter: std::thread::JoinHandle<()>,
+    cgroup: Option<RunCgroup>,
+    cgroup_error: Option<String>,
+    stdout: Option<Captured>,
+    stderr: Option<Captured>,
+    result: Option<Captured>,
+}
+
+/// Why input could not be written to a run.
+#[derive(Debug, thiserror::Error)]
+pub enum StdinError {
+    #[error("the program's stdin is closed")]
+    Closed,
+    #[error("writing to the program's stdin: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Running {
+    /// The signal handle of this run.
+    pub fn control(&self) -> RunControl {
+        self.control.clone()
+    }
+
+    /// Writes `data` to the program's stdin (once the job's own input is written), then closes
+    /// it when `close`. Blocks while the program does not read (a full pipe): the caller
+    /// bounds that wait.
+    pub fn write_stdin(&self, data: &[u8], close: bool) -> Result<(), StdinError> {
+        let mut state = self.stdin.lock().unwrap_or_else(|p| p.into_inner());
+        if let StdinState::Feeding(_) = &*state {
+            let StdinState::Feeding(feeder) = std::mem::replace(&mut *state, StdinState::Closed)
+            else {
+                return Err(StdinError::Closed);
+            };
+            if let Ok(Some(stdin)) = feeder.join() {
+                *state = StdinState::Open(stdin);
+            }
+        }
+        let StdinState::Open(stdin) = &mut *state else {
+            return Err(StdinError::Closed);
+        };
+        let written = stdin.write_all(data).and_then(|()| stdin.flush());
+        if close || written.is_err() {
+            *state = StdinState::Closed;
+        }
+        written.map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => StdinError::Closed,
+            _ => StdinError::Io(e),
+        })
+    }
+
+    /// Waits for the run to end (killing it at its wall time) and says how it ended. Blocks the
+    /// calling thread.
+    pub fn wait(self) -> Outcome {
+        let Running {
+            started,
+            wall,
+            output_cap: cap,
+            pid,
+            control: _,
+            stdin,
+            done: done_rx,
+            waiter,
+            cgroup,
+            cgroup_error,
+            stdout,
+            stderr,
+            result,
+        } = self;
+        let left = wall.saturating_sub(started.elapsed());
+        let (status, timed_out) = match done_rx.recv_timeout(left) {
             Ok(status) => (status.ok(), false),
             Err(_) => {
                 // The helper's process group; its jail dies with it (PR_SET_PDEATHSIG), and
@@ -564,7 +773,9 @@ impl Runner {
         if let Some(group) = &cgroup {
             group.kill_all();
         }
-        let _ = feeder.join();
+        if let StdinState::Feeding(feeder) = stdin.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            let _ = feeder.join();
+        }
         // One grace for all the pipes together, not one each.
         let drained_by = Instant::now() + DRAIN_GRACE;
         let lost = (Vec::new(), true);
@@ -603,7 +814,7 @@ impl Runner {
                 .then(|| "the jail helper failed before reporting".to_owned())
         });
         use std::os::unix::process::ExitStatusExt;
-        Ok(Outcome {
+        Outcome {
             exit_code: status.and_then(|s| s.code()),
             signal: status.and_then(|s| s.signal()),
             stdout,
@@ -616,7 +827,7 @@ impl Runner {
             jail_error,
             result,
             result_truncated,
-        })
+        }
     }
 }
 

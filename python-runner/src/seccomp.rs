@@ -23,6 +23,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::spec::SocketPolicy;
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
     SeccompRule, TargetArch, sock_filter,
@@ -164,24 +165,12 @@ fn err(e: impl std::fmt::Display) -> SeccompError {
 
 /// The rules, keyed by syscall number: every entry is refused (when any of its rules matches,
 /// or always when it has none).
-pub fn denied_rules() -> Result<Rules, SeccompError> {
+pub fn denied_rules(sockets: SocketPolicy) -> Result<Rules, SeccompError> {
     let mut rules = Rules::new();
     for (_, nr) in DENIED {
         rules.insert(*nr, Vec::new());
     }
-    // Sockets: only AF_UNIX (Python's multiprocessing uses socketpair); the network namespace
-    // already has no interface, this makes the intent explicit and independent of it.
-    let not_unix = SeccompCondition::new(
-        0,
-        SeccompCmpArgLen::Dword,
-        SeccompCmpOp::Ne,
-        libc::AF_UNIX as u64,
-    )
-    .map_err(err)?;
-    rules.insert(
-        libc::SYS_socket,
-        vec![SeccompRule::new(vec![not_unix]).map_err(err)?],
-    );
+    rules.insert(libc::SYS_socket, socket_rules(sockets)?);
     let mut clone_rules = Vec::new();
     for flag in NAMESPACE_FLAGS {
         let has_flag = SeccompCondition::new(
@@ -220,13 +209,59 @@ fn mode_rules(arg: u8, bits: &[u64]) -> Result<Vec<SeccompRule>, SeccompError> {
         .collect()
 }
 
+/// When `socket` is refused: any domain but `AF_UNIX`; with [`SocketPolicy::Tcp`], any domain
+/// but `AF_UNIX`, `AF_INET` and `AF_INET6`, and in those two any type but `SOCK_STREAM` (UDP,
+/// raw and packet sockets stay denied). The type's low four bits are the type; the rest are
+/// flags (`SOCK_NONBLOCK`, `SOCK_CLOEXEC`).
+fn socket_rules(sockets: SocketPolicy) -> Result<Vec<SeccompRule>, SeccompError> {
+    let domain_is_not = |domain: i32| {
+        SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, domain as u64)
+            .map_err(err)
+    };
+    let domain_is = |domain: i32| {
+        SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, domain as u64)
+            .map_err(err)
+    };
+    match sockets {
+        SocketPolicy::UnixOnly => Ok(vec![
+            SeccompRule::new(vec![domain_is_not(libc::AF_UNIX)?]).map_err(err)?,
+        ]),
+        SocketPolicy::Tcp => {
+            let mut rules = vec![
+                SeccompRule::new(vec![
+                    domain_is_not(libc::AF_UNIX)?,
+                    domain_is_not(libc::AF_INET)?,
+                    domain_is_not(libc::AF_INET6)?,
+                ])
+                .map_err(err)?,
+            ];
+            for domain in [libc::AF_INET, libc::AF_INET6] {
+                for kind in (0..16u64).filter(|&kind| kind != libc::SOCK_STREAM as u64) {
+                    let type_is = SeccompCondition::new(
+                        1,
+                        SeccompCmpArgLen::Dword,
+                        SeccompCmpOp::MaskedEq(0xf),
+                        kind,
+                    )
+                    .map_err(err)?;
+                    rules.push(SeccompRule::new(vec![domain_is(domain)?, type_is]).map_err(err)?);
+                }
+            }
+            Ok(rules)
+        }
+    }
+}
+
 /// Every filter but the x32 one: the calls it matches, and what they get instead of running.
-pub fn filters() -> Result<Vec<(Rules, SeccompAction)>, SeccompError> {
+pub fn filters(sockets: SocketPolicy) -> Result<Vec<(Rules, SeccompAction)>, SeccompError> {
     let unconditional = |calls: &[(&str, i64)]| -> Rules {
         calls.iter().map(|(_, nr)| (*nr, Vec::new())).collect()
     };
     Ok(vec![
-        (denied_rules()?, SeccompAction::Errno(libc::EPERM as u32)),
+        (
+            denied_rules(sockets)?,
+            SeccompAction::Errno(libc::EPERM as u32),
+        ),
         (
             unconditional(UNINSPECTABLE),
             SeccompAction::Errno(libc::ENOSYS as u32),
@@ -280,9 +315,9 @@ fn no_x32() -> BpfProgram {
 
 /// The compiled filters (x86_64), to be installed in order. The kernel runs every installed
 /// filter and applies the strictest answer; no call is matched by two of them.
-pub fn programs() -> Result<Vec<BpfProgram>, SeccompError> {
+pub fn programs(sockets: SocketPolicy) -> Result<Vec<BpfProgram>, SeccompError> {
     let mut programs = vec![no_x32()];
-    for (rules, action) in filters()? {
+    for (rules, action) in filters(sockets)? {
         let filter = SeccompFilter::new(rules, SeccompAction::Allow, action, TargetArch::x86_64)
             .map_err(err)?;
         programs.push(BpfProgram::try_from(filter).map_err(err)?);
@@ -304,8 +339,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tcp_admits_stream_sockets_and_nothing_else_of_inet() {
+        let rules = denied_rules(SocketPolicy::Tcp).unwrap();
+        // One rule for the other domains, then one per (inet domain, non-stream type).
+        assert_eq!(rules[&libc::SYS_socket].len(), 1 + 2 * 15);
+        let unix_only = denied_rules(SocketPolicy::UnixOnly).unwrap();
+        assert_eq!(unix_only[&libc::SYS_socket].len(), 1);
+    }
+
+    #[test]
     fn the_table_denies_the_escape_hatches() {
-        let rules = denied_rules().unwrap();
+        let rules = denied_rules(SocketPolicy::UnixOnly).unwrap();
         for nr in [
             libc::SYS_unshare,
             libc::SYS_setns,
@@ -364,7 +408,7 @@ mod tests {
 
     #[test]
     fn mode_changes_are_refused_setuid_setgid_and_world_write() {
-        let rules = denied_rules().unwrap();
+        let rules = denied_rules(SocketPolicy::UnixOnly).unwrap();
         for (nr, arg) in [
             (libc::SYS_chmod, 1),
             (libc::SYS_fchmod, 1),
@@ -386,7 +430,7 @@ mod tests {
 
     #[test]
     fn creation_is_refused_setuid_and_setgid_only() {
-        let rules = denied_rules().unwrap();
+        let rules = denied_rules(SocketPolicy::UnixOnly).unwrap();
         for (nr, arg) in [
             (libc::SYS_open, 2),
             (libc::SYS_creat, 1),
@@ -406,7 +450,7 @@ mod tests {
 
     #[test]
     fn each_call_has_one_answer() {
-        let filters = filters().unwrap();
+        let filters = filters(SocketPolicy::UnixOnly).unwrap();
         let answer = |nr: i64| -> Vec<&SeccompAction> {
             filters
                 .iter()
@@ -466,7 +510,7 @@ mod tests {
 
     #[test]
     fn the_programs_compile() {
-        let programs = programs().unwrap();
+        let programs = programs(SocketPolicy::Tcp).unwrap();
         assert_eq!(programs.len(), 4);
         assert!(programs.iter().all(|p| !p.is_empty()));
     }

@@ -41,6 +41,27 @@ pub struct JailSpec {
     /// closes that descriptor like every other above stderr.
     #[serde(default)]
     pub result_channel: bool,
+    /// The session's network namespace (a file the worker bound it on, `ip netns` style) that
+    /// the run joins instead of its own empty one, so the runs of one session reach each other
+    /// on loopback. `None`: a namespace of the run's own, with no interface up.
+    #[serde(default)]
+    pub network: Option<PathBuf>,
+    /// Which sockets the program may create (see [`crate::seccomp`]).
+    #[serde(default)]
+    pub sockets: SocketPolicy,
+}
+
+/// The socket families and types a program may open. TCP is only ever admitted inside a
+/// session's network namespace, whose only interface is loopback: what leaves it goes through
+/// the worker's egress proxy, never a raw socket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SocketPolicy {
+    /// `AF_UNIX` only (Python's multiprocessing uses socketpair).
+    #[default]
+    UnixOnly,
+    /// `AF_UNIX`, and `AF_INET`/`AF_INET6` stream sockets (TCP): no UDP, no raw sockets.
+    Tcp,
 }
 
 /// The descriptor on which the helper receives the write end of the host's result pipe, and
@@ -51,6 +72,12 @@ pub const RESULT_FD: i32 = 3;
 /// The helper's flag naming a `cgroup.procs` file to join before anything else (repeated, one
 /// per controller): `hearth-jail --join /sys/fs/cgroup/memory/hearth/run-…/cgroup.procs …`.
 pub const JOIN_FLAG: &str = "--join";
+
+/// The descriptor on which the helper receives the read end of the worker's lifeline: a pipe
+/// whose write end only the worker holds and never writes. It reads as closed exactly when
+/// the worker is gone, however it died, and the helper then ends the run: a program outlives
+/// neither its session nor its worker.
+pub const LIFELINE_FD: i32 = 4;
 
 /// The most a framed spec may take (a spec is a few KiB; this only bounds a broken sender).
 const MAX_SPEC_BYTES: u64 = 16 * 1024 * 1024;

@@ -226,6 +226,9 @@ impl Exec {
             argv,
             env,
             stdin,
+            keep_stdin_open: false,
+            network: None,
+            sockets: hearth_python_runner::SocketPolicy::UnixOnly,
             limits: ExecLimits {
                 wall,
                 cpu_seconds: wall.as_secs().max(1) + 1,
@@ -444,6 +447,9 @@ fn probe(runner: &Runner, data_dir: &Path) -> Result<Layers, String> {
         argv: vec!["/bin/true".into()],
         env: BTreeMap::new(),
         stdin: Vec::new(),
+        keep_stdin_open: false,
+        network: None,
+        sockets: hearth_python_runner::SocketPolicy::UnixOnly,
         limits: ExecLimits {
             wall: Duration::from_secs(10),
             ..ExecLimits::default()

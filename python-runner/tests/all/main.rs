@@ -11,5 +11,6 @@ mod support;
 mod escapes;
 mod functional;
 mod limits;
+mod live;
 mod modes;
 mod results;

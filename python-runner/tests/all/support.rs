@@ -91,6 +91,9 @@ impl Sandbox {
             argv: argv.iter().map(|a| (*a).to_owned()).collect(),
             env: BTreeMap::new(),
             stdin: Vec::new(),
+            keep_stdin_open: false,
+            network: None,
+            sockets: hearth_python_runner::SocketPolicy::UnixOnly,
             limits: ExecLimits {
                 wall: Duration::from_secs(20),
                 ..ExecLimits::default()
