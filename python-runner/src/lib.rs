@@ -16,7 +16,7 @@ pub mod seccomp;
 pub mod spec;
 
 pub use runner::{
-    ExecLimits, Interpreter, Job, Outcome, OutputSink, RunControl, RunError, Runner, Running,
-    StdinError, Stream,
+    ExecLimits, Interpreter, Job, Outcome, OutputSink, RunControl, RunError, RunStdin, Runner,
+    Running, StdinError, Stream,
 };
 pub use spec::{Bind, Layer, Layers, SocketPolicy};

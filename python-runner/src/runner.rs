@@ -608,7 +608,7 @@ impl Runner {
             output_cap: cap,
             pid,
             control,
-            stdin: Mutex::new(StdinState::Feeding(feeder)),
+            stdin: RunStdin(Arc::new(Mutex::new(StdinState::Feeding(feeder)))),
             done: done_rx,
             waiter,
             cgroup,
@@ -686,7 +686,7 @@ pub struct Running {
     output_cap: usize,
     pid: u32,
     control: RunControl,
-    stdin: Mutex<StdinState>,
+    stdin: RunStdin,
     done: mpsc::Receiver<std::io::Result<std::process::ExitStatus>>,
     waiter: std::thread::JoinHandle<()>,
     cgroup: Option<RunCgroup>,
@@ -696,26 +696,22 @@ pub struct Running {
     result: Option<Captured>,
 }
 
-/// Why input could not be written to a run.
-#[derive(Debug, thiserror::Error)]
-pub enum StdinError {
-    #[error("the program's stdin is closed")]
-    Closed,
-    #[error("writing to the program's stdin: {0}")]
-    Io(#[from] std::io::Error),
-}
+/// A running program's stdin, shared: writes from any thread, one at a time.
+#[derive(Clone)]
+pub struct RunStdin(Arc<Mutex<StdinState>>);
 
-impl Running {
-    /// The signal handle of this run.
-    pub fn control(&self) -> RunControl {
-        self.control.clone()
-    }
-
+impl RunStdin {
     /// Writes `data` to the program's stdin (once the job's own input is written), then closes
     /// it when `close`. Blocks while the program does not read (a full pipe): the caller
     /// bounds that wait.
-    pub fn write_stdin(&self, data: &[u8], close: bool) -> Result<(), StdinError> {
-        let mut state = self.stdin.lock().unwrap_or_else(|p| p.into_inner());
+    /// A write while another waits is refused ([`StdinError::Busy`]), so that a program that
+    /// never reads holds one blocked writer, not one per attempt.
+    pub fn write(&self, data: &[u8], close: bool) -> Result<(), StdinError> {
+        let mut state = match self.0.try_lock() {
+            Ok(state) => state,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Err(StdinError::Busy),
+        };
         if let StdinState::Feeding(_) = &*state {
             let StdinState::Feeding(feeder) = std::mem::replace(&mut *state, StdinState::Closed)
             else {
@@ -736,6 +732,51 @@ impl Running {
             std::io::ErrorKind::BrokenPipe => StdinError::Closed,
             _ => StdinError::Io(e),
         })
+    }
+
+    /// Whether writes may still be made (what the job gave is written or being written, and
+    /// stdin was kept open and not closed since).
+    pub fn is_open(&self) -> bool {
+        match self.0.try_lock() {
+            Ok(state) => !matches!(*state, StdinState::Closed),
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                !matches!(*p.into_inner(), StdinState::Closed)
+            }
+            // A write is under way: open.
+            Err(std::sync::TryLockError::WouldBlock) => true,
+        }
+    }
+
+    /// Closes stdin (after the job's own input is written). A write blocked on a full pipe
+    /// holds the lock: this waits for it, and the caller's bound on that write bounds this.
+    pub fn close(&self) {
+        let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let StdinState::Feeding(feeder) = std::mem::replace(&mut *state, StdinState::Closed) {
+            let _ = feeder.join();
+        }
+    }
+}
+
+/// Why input could not be written to a run.
+#[derive(Debug, thiserror::Error)]
+pub enum StdinError {
+    #[error("the program's stdin is closed")]
+    Closed,
+    #[error("another write is waiting for the program to read")]
+    Busy,
+    #[error("writing to the program's stdin: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Running {
+    /// The signal handle of this run.
+    pub fn control(&self) -> RunControl {
+        self.control.clone()
+    }
+
+    /// The program's stdin, for writes while it runs.
+    pub fn stdin(&self) -> RunStdin {
+        self.stdin.clone()
     }
 
     /// Waits for the run to end (killing it at its wall time) and says how it ended. Blocks the
@@ -773,9 +814,7 @@ impl Running {
         if let Some(group) = &cgroup {
             group.kill_all();
         }
-        if let StdinState::Feeding(feeder) = stdin.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            let _ = feeder.join();
-        }
+        stdin.close();
         // One grace for all the pipes together, not one each.
         let drained_by = Instant::now() + DRAIN_GRACE;
         let lost = (Vec::new(), true);

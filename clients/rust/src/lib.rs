@@ -69,6 +69,8 @@ impl Error {
 }
 
 pub use hearth_wire as wire;
+
+mod processes;
 use hearth_wire::exec::{ExecRequest, ExecResult, RunEnd, StreamLine};
 use hearth_wire::files::{DownloadOutcome, Downloaded, FileWritten, UploadOutcome, Uploaded};
 use hearth_wire::git::{

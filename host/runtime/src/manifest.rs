@@ -22,10 +22,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use hearth_egress::HostPattern;
 use serde::{Deserialize, Serialize};
 
 use crate::limits::CallLimits;
-use crate::network::HostPattern;
 
 /// `tool.toml`: what a tool asks for. Every field is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]

@@ -10,17 +10,22 @@
 //! unless granted. Every wait is bounded by the call's deadline, and a response body by a size
 //! cap. No raw sockets: `wasi:sockets` stays off.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
+use hearth_egress::{Refusal, SystemResolver};
 use http::uri::Scheme;
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// The allow-list's entries and what counts as public live in `hearth-egress`, shared with the
+/// programs' egress proxy; they are re-exported here for the code that names them so.
+pub use hearth_egress::{HostPattern, is_public};
 
 /// The most a response body may hold.
 pub const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
@@ -31,78 +36,6 @@ const CREDENTIAL_HEADERS: [http::HeaderName; 3] = [
     http::header::PROXY_AUTHORIZATION,
     http::header::COOKIE,
 ];
-
-/// One entry of an allow-list: `host:port`, where host may be `*.example.com` (any name below
-/// it) or an IP literal (`127.0.0.1`, `[::1]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostPattern {
-    host: String,
-    port: u16,
-}
-
-impl HostPattern {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || format!("`{text}` is not `host:port` (e.g. `api.example.com:443`)");
-        let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
-        let port: u16 = port.parse().map_err(|_| bad())?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
-        let name = host.strip_prefix("*.").unwrap_or(&host);
-        let valid = !name.is_empty()
-            && port != 0
-            && (name.parse::<IpAddr>().is_ok()
-                || name.split('.').all(|l| {
-                    !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                }));
-        match valid {
-            true => Ok(Self { host, port }),
-            false => Err(bad()),
-        }
-    }
-
-    /// Whether this pattern lets `host:port` out.
-    pub fn allows(&self, host: &str, port: u16) -> bool {
-        if self.port != port {
-            return false;
-        }
-        match self.host.strip_prefix("*.") {
-            Some(domain) => host.len() > domain.len() + 1 && host.ends_with(&format!(".{domain}")),
-            None => self.host == host,
-        }
-    }
-
-    /// Whether this pattern covers everything `narrower` does (a grant covering a manifest).
-    pub fn covers(&self, narrower: &HostPattern) -> bool {
-        if self.port != narrower.port {
-            return false;
-        }
-        match (
-            self.host.strip_prefix("*."),
-            narrower.host.strip_prefix("*."),
-        ) {
-            (None, None) => self.host == narrower.host,
-            (Some(_), None) => self.allows(&narrower.host, narrower.port),
-            (Some(outer), Some(inner)) => inner == outer || inner.ends_with(&format!(".{outer}")),
-            (None, Some(_)) => false,
-        }
-    }
-
-    /// The literal address this pattern names, if it names one.
-    fn literal(&self) -> Option<IpAddr> {
-        self.host.parse().ok()
-    }
-}
-
-impl std::fmt::Display for HostPattern {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.host.contains(':') {
-            true => write!(f, "[{}]:{}", self.host, self.port),
-            false => write!(f, "{}:{}", self.host, self.port),
-        }
-    }
-}
 
 /// A call's network: its allow-list, whether credentials may pass, and its deadline.
 pub struct CallNetwork {
@@ -161,7 +94,8 @@ impl WasiHttpHooks for CallNetwork {
 }
 
 /// Where a request may go: the address to connect to, the name TLS verifies, and whether it is
-/// TLS — or why it may not go anywhere.
+/// TLS — or why it may not go anywhere. The allow-list and the addresses are judged by
+/// [`hearth_egress::vet()`], as for a program's traffic through the egress proxy.
 async fn vet(
     uri: &http::Uri,
     allowed: &[HostPattern],
@@ -178,54 +112,17 @@ async fn vet(
         .trim_end_matches(']')
         .to_ascii_lowercase();
     let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let Some(entry) = allowed.iter().find(|p| p.allows(&host, port)) else {
-        tracing::info!(%host, port, "a tool's request to a host not on its list was refused");
-        return Err(Error::HttpRequestDenied);
-    };
-    // An address the list names literally is the operator's explicit choice.
-    if let Some(ip) = entry.literal() {
-        return Ok((SocketAddr::new(ip, port), host, tls));
-    }
-    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|_| Error::DestinationNotFound)?
-        .collect();
-    // All public, or none used: a name that also points inside is not followed at all.
-    if addresses.is_empty() || addresses.iter().any(|a| !is_public(a.ip())) {
-        tracing::info!(%host, ?addresses, "a tool's request to a name resolving to a non-public address was refused");
-        return Err(Error::DestinationIpProhibited);
-    }
-    Ok((addresses[0], host, tls))
-}
-
-/// Whether `ip` is on the public internet.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
-                || (a == 192 && b == 0 && v4.octets()[2] == 0) // IETF protocol assignments
-                || a >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80 // link local
-                || first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
+    match hearth_egress::vet(&host, port, allowed, &SystemResolver).await {
+        Ok(target) => Ok((target, host, tls)),
+        Err(refusal) => {
+            tracing::info!(%host, port, %refusal, "a tool's request was refused");
+            Err(match refusal {
+                Refusal::NotAllowed { .. } => Error::HttpRequestDenied,
+                Refusal::NotPublic { .. } => Error::DestinationIpProhibited,
+                Refusal::NotFound { .. } | Refusal::ResolveTimeout { .. } => {
+                    Error::DestinationNotFound
+                }
+            })
         }
     }
 }
@@ -385,47 +282,34 @@ impl http_body::Body for CappedBody {
 mod tests {
     use super::*;
 
+    /// The allow-list is judged by `hearth-egress`; its refusals keep the wasi:http codes
+    /// tools match on (`examples/tools/http_get`).
     #[test]
-    fn patterns_allow_what_they_name() {
-        let exact = HostPattern::parse("api.example.com:443").unwrap();
-        assert!(exact.allows("api.example.com", 443));
-        assert!(!exact.allows("api.example.com", 80));
-        assert!(!exact.allows("evil.api.example.com", 443));
-        let wild = HostPattern::parse("*.example.com:443").unwrap();
-        assert!(wild.allows("api.example.com", 443));
-        assert!(!wild.allows("example.com", 443));
-        assert!(!wild.allows("badexample.com", 443));
-        assert!(wild.covers(&exact));
-        assert!(!exact.covers(&wild));
-        let ip = HostPattern::parse("127.0.0.1:8080").unwrap();
-        assert_eq!(ip.literal(), Some(IpAddr::from([127, 0, 0, 1])));
-        for bad in ["example.com", "example.com:0", ":443", "a b:1", "x:99999"] {
-            assert!(HostPattern::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn only_public_addresses_are_public() {
-        for private in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "224.0.0.1",
-            "255.255.255.255",
-            "::1",
-            "fc00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "::",
-        ] {
-            assert!(!is_public(private.parse().unwrap()), "{private}");
-        }
-        for public in ["93.184.216.34", "1.1.1.1", "2606:4700::1111"] {
-            assert!(is_public(public.parse().unwrap()), "{public}");
-        }
+    fn refusals_keep_their_wasi_http_codes() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let allowed = ["127.0.0.1:8080", "localhost:8080"].map(|p| HostPattern::parse(p).unwrap());
+        let vetted = |url: &'static str| {
+            let uri: http::Uri = url.parse().unwrap();
+            runtime.block_on(vet(&uri, &allowed))
+        };
+        let (address, name, tls) = vetted("http://127.0.0.1:8080/x").unwrap();
+        assert_eq!(address, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!((name.as_str(), tls), ("127.0.0.1", false));
+        assert!(matches!(
+            vetted("https://example.com/"),
+            Err(Error::HttpRequestDenied)
+        ));
+        // On the list by name, but the name leads to loopback.
+        assert!(matches!(
+            vetted("http://localhost:8080/"),
+            Err(Error::DestinationIpProhibited)
+        ));
+        assert!(matches!(
+            vetted("ftp://127.0.0.1:8080/"),
+            Err(Error::HttpProtocolError)
+        ));
     }
 }

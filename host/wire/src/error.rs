@@ -161,6 +161,18 @@ error_codes! {
     WorkspaceUnusable = 409, "workspace_unusable";
     /// The jail refused this session's state.
     JailRefused = 409, "jail_refused";
+    /// No process by this id in the session.
+    ProcessNotFound = 404, "process_not_found";
+    /// The session runs as many programs as it may (`exec.max_background`, `exec.max_runs`).
+    ProcessLimit = 429, "process_limit";
+    /// The process's stdin is closed (it ended, or it was closed).
+    StdinClosed = 409, "stdin_closed";
+    // ---- Ports and network
+    /// Nothing in the session listens on this port.
+    PortUnreachable = 502, "port_unreachable";
+    /// A network allow-list entry that is not `host[:port]`, or one the operator's
+    /// `[egress] allow` does not cover.
+    InvalidNetwork = 400, "invalid_network";
     // ---- git
     /// A git request that is not valid (an author with `<`, a revision too long, …).
     InvalidGitRequest = 400, "invalid_git_request";

@@ -42,6 +42,12 @@ pub struct ExecRequest {
     /// Commit the workspace when the program exits 0 ("validate, and if it passes, commit").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<ExecCommit>,
+    /// Answer at once (202) with the started process, which runs on in the background: read
+    /// its output, write its stdin, signal, wait for or kill it under `…/processes/{process}`.
+    /// Its default and longest wall time are the worker's `exec.background_timeout_s`. Not
+    /// with `commit` or `call` (nothing waits for their end), nor on `exec/stream`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub background: bool,
 }
 
 impl ExecRequest {

@@ -16,6 +16,7 @@ pub mod exec;
 pub mod files;
 pub mod git;
 pub mod health;
+pub mod processes;
 pub mod sessions;
 pub mod snapshots;
 pub mod tools;

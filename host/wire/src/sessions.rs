@@ -26,6 +26,34 @@ pub struct CreateSession {
     /// This session's limits, within the worker's maximum; without it, the worker's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<QuotaRequest>,
+    /// What the session's programs may reach; without it, what the worker allows every
+    /// session (its `[egress] allow`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkRequest>,
+}
+
+/// A session's network, asked for at create: at most what the worker allows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NetworkRequest {
+    /// Where programs may connect through the worker's egress proxy: `host` (ports 80 and
+    /// 443), `host:port`, `*.domain`; each within the worker's own list. Empty: nowhere.
+    pub allow: Vec<String>,
+}
+
+/// What a session's programs may reach.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionNetwork {
+    /// The allow-list (`host:port` patterns); empty: programs reach nothing outside the
+    /// session (its runs still reach each other on loopback).
+    pub allow: Vec<String>,
+    /// The proxy programs reach it through, set in their `HTTP_PROXY`/`HTTPS_PROXY`; null
+    /// without egress.
+    pub proxy: Option<String>,
+    /// Background processes running now.
+    pub running_processes: usize,
 }
 
 /// Where a new session's repository comes from.
@@ -76,6 +104,7 @@ pub struct SessionInfo {
     /// What the session's files take of its quota (null without a quota).
     pub quota: Option<QuotaUsage>,
     pub snapshot: SnapshotState,
+    pub network: SessionNetwork,
 }
 
 /// A created session: its info, and its own token (said once: the worker keeps its hash).

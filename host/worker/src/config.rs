@@ -62,6 +62,7 @@ pub struct Config {
     pub quota: QuotaConfig,
     pub tools: ToolsConfig,
     pub mcp: McpConfig,
+    pub egress: crate::network::EgressConfig,
 }
 
 /// MCP at `/v1/sessions/{id}/mcp`.
@@ -391,6 +392,15 @@ pub struct ExecConfig {
     /// Jails started ahead of their runs (each a sleeping process in its own cgroups and
     /// namespaces): a run takes one and skips the slow cgroup join. 0 starts each with its run.
     pub warm_jails: usize,
+    /// Background processes one session may run at once.
+    pub max_background: usize,
+    /// Background processes the whole worker may run at once.
+    pub max_background_total: usize,
+    /// A background process's wall time when its request gives none (at most `max_timeout_s`).
+    pub background_timeout_s: f64,
+    /// Bytes of each of a background process's streams kept for readers (a ring: the oldest
+    /// go first).
+    pub background_output_bytes: usize,
 }
 
 impl Default for ExecConfig {
@@ -406,6 +416,10 @@ impl Default for ExecConfig {
             file_size_mib: 1024,
             output_bytes: 1024 * 1024,
             warm_jails: 2,
+            max_background: 8,
+            max_background_total: 128,
+            background_timeout_s: 3600.0,
+            background_output_bytes: 1024 * 1024,
         }
     }
 }
@@ -487,6 +501,7 @@ impl Default for Config {
             quota: QuotaConfig::default(),
             tools: ToolsConfig::default(),
             mcp: McpConfig::default(),
+            egress: crate::network::EgressConfig::default(),
         }
     }
 }
@@ -613,6 +628,9 @@ impl Config {
         if let Some((name, _)) = limits.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::ZeroLimit(name));
         }
+        self.egress
+            .policy()
+            .map_err(|why| ConfigError::Invalid(format!("egress: {why}")))?;
         if self.quota.enabled {
             let (default, max) = (self.quota.default_quota(), self.quota.max_quota());
             default

@@ -155,15 +155,27 @@ impl Exec {
         if let Some(commit) = &commit {
             check_commit(commit, request.call.is_some())?;
         }
+        let background = request.background;
+        if background && (commit.is_some() || request.call.is_some()) {
+            return Err(JobError::Background);
+        }
         let mut stdin = request.stdin.unwrap_or_default().into_bytes();
         let mut result_bytes = None;
+        let mut summary = String::new();
         let argv: Vec<String> = match (request.command, request.argv, request.script, request.call)
         {
-            (Some(command), None, None, None) => vec!["/bin/sh".into(), "-c".into(), command],
-            (None, Some(argv), None, None) if !argv.is_empty() => argv,
+            (Some(command), None, None, None) => {
+                summary.clone_from(&command);
+                vec!["/bin/sh".into(), "-c".into(), command]
+            }
+            (None, Some(argv), None, None) if !argv.is_empty() => {
+                summary = argv.join(" ");
+                argv
+            }
             (None, None, Some(script), None) => {
                 let mut argv = vec![python, "-E".into(), "-s".into(), "-B".into(), script];
                 argv.extend(request.args.unwrap_or_default());
+                summary = format!("python {}", argv[4..].join(" "));
                 argv
             }
             (None, None, None, Some(call)) => {
@@ -178,6 +190,7 @@ impl Exec {
                     .kwargs
                     .unwrap_or_else(|| Value::Object(Default::default()));
                 stdin = kwargs.to_string().into_bytes();
+                summary = format!("call {call}");
                 // A result is output too: it is capped like stdout.
                 result_bytes = Some(self.config.output_bytes);
                 vec![
@@ -197,6 +210,7 @@ impl Exec {
             return Err(JobError::Env);
         }
         let wall = match request.timeout_s {
+            None if background => self.config.background_timeout_s,
             None => self.config.timeout_s,
             // deepagents' "no timeout": the longest run this worker allows.
             Some(0.0) => self.config.max_timeout_s,
@@ -226,7 +240,9 @@ impl Exec {
             argv,
             env,
             stdin,
-            keep_stdin_open: false,
+            // A background process takes input while it runs; its output goes to its rings,
+            // not to an answer.
+            keep_stdin_open: background,
             network: None,
             sockets: hearth_python_runner::SocketPolicy::UnixOnly,
             limits: ExecLimits {
@@ -235,11 +251,20 @@ impl Exec {
                 memory_bytes: self.config.memory_mib * 1024 * 1024,
                 max_processes: self.config.max_processes,
                 file_size_bytes: self.config.file_size_mib * 1024 * 1024,
-                output_bytes: self.config.output_bytes,
+                output_bytes: if background {
+                    0
+                } else {
+                    self.config.output_bytes
+                },
                 result_bytes,
             },
         };
-        Ok(PreparedJob { job, commit })
+        Ok(PreparedJob {
+            job,
+            commit,
+            background,
+            summary,
+        })
     }
 }
 
@@ -264,6 +289,8 @@ pub enum JobError {
     WhenWithoutCall,
     #[error("`commit.when.result_pointer` is a JSON pointer: \"\" or \"/key/…\"")]
     ResultPointer,
+    #[error("`background` takes no `commit` nor `call`: nothing waits for a background run's end")]
+    Background,
 }
 
 /// A job (a `call` has a result channel, `job.limits.result_bytes`) and the commit to make if
@@ -271,6 +298,23 @@ pub enum JobError {
 pub struct PreparedJob {
     pub job: Job,
     pub commit: Option<ExecCommit>,
+    /// Started and answered at once (`"background": true`).
+    pub background: bool,
+    /// What runs, as a person would write it.
+    pub summary: String,
+}
+
+impl PreparedJob {
+    /// Runs the job in the session's network: its runs share it, and TCP is theirs on its
+    /// loopback (and through its proxy, when it has one, whose address the environment names).
+    pub fn join_network(&mut self, network: &crate::network::SessionNetwork) {
+        self.job.network = Some(network.path().to_owned());
+        self.job.sockets = hearth_python_runner::SocketPolicy::Tcp;
+        for (name, value) in network.proxy_env() {
+            // The request's own variables win: they can only point inside the namespace.
+            self.job.env.entry(name).or_insert(value);
+        }
+    }
 }
 
 fn check_commit(commit: &ExecCommit, has_result: bool) -> Result<(), JobError> {
@@ -328,15 +372,8 @@ pub fn exec_result(outcome: &Outcome, result: Option<Result<Value, String>>) -> 
     }
 }
 
-/// The answer of a finished run: the outcome, the `call` result, and the commit made when the
-/// run succeeded and one was asked for. The caller still holds the session exclusively, so the
-/// commit takes exactly what the program left.
-pub fn finish(
-    git: &crate::git::Git,
-    session: &Session,
-    prepared: &PreparedJob,
-    outcome: &Outcome,
-) -> ExecResult {
+/// The answer of a finished run: the outcome and the `call` result, without the commit.
+pub fn answer(session: &Session, prepared: &PreparedJob, outcome: &Outcome) -> ExecResult {
     let result = prepared
         .job
         .limits
@@ -345,6 +382,19 @@ pub fn finish(
     let mut answer = exec_result(outcome, result);
     // The program met the session's quota (its writes got ENOSPC): the volume is full.
     answer.quota_exceeded = session.full_usage().is_some();
+    answer
+}
+
+/// Makes the commit the run asked for, when it succeeded, into `answer`. The caller holds the
+/// session exclusively (a writer like any other), so the commit holds the work tree as it is
+/// now: what the program left, and what the session's other running programs wrote meanwhile.
+pub fn commit(
+    git: &crate::git::Git,
+    session: &Session,
+    prepared: &PreparedJob,
+    outcome: &Outcome,
+    answer: &mut ExecResult,
+) {
     answer.commit = prepared.commit.as_ref().map(|commit| {
         if let Some(reason) = commit_skipped(commit, outcome, answer.result.as_ref()) {
             return ExecCommitOutcome::NotMade(CommitNotMade::Skipped { reason });
@@ -364,7 +414,6 @@ pub fn finish(
             }),
         }
     });
-    answer
 }
 
 /// How many NDJSON lines (each at most one 64 KiB read of output) wait for a slow client: the

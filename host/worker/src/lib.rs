@@ -15,6 +15,8 @@ pub mod files;
 pub mod git;
 pub mod http;
 pub mod metrics;
+pub mod network;
+pub mod processes;
 pub mod rate;
 pub mod scratch;
 pub mod session_snapshots;

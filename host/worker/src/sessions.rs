@@ -82,6 +82,9 @@ struct Record {
     /// The SHA-256 of the session's own token (see `tokens`); absent in older records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     token_sha256: Option<String>,
+    /// What the session asked its programs may reach (absent: the worker's `[egress] allow`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    egress: Option<Vec<String>>,
 }
 
 /// One live session.
@@ -107,6 +110,28 @@ pub struct Session {
     /// The mount point of the session's volume, when it has one.
     volume: Option<PathBuf>,
     floor: Floor,
+    /// Its runs, foreground and background (see `docs/concurrency.md`).
+    pub processes: Arc<crate::processes::Processes>,
+    /// The network its runs share, made at its first run.
+    network: Mutex<Option<Arc<crate::network::SessionNetwork>>>,
+    /// What it asked its programs may reach (`None`: the worker's list).
+    pub egress: Option<Vec<String>>,
+}
+
+/// A run in progress: the session counts as changing from its start to its end (a snapshot
+/// taken meanwhile holds the files as they were at some moment of the run, and another is due
+/// after it), and as in use.
+pub struct RunTicket {
+    session: Arc<Session>,
+}
+
+impl Drop for RunTicket {
+    fn drop(&mut self) {
+        let session = &self.session;
+        session.changes.fetch_add(1, Ordering::AcqRel);
+        session.last_change_ms.store(now_ms(), Ordering::Release);
+        session.last_used_ms.store(now_ms(), Ordering::Release);
+    }
 }
 
 /// A held session lock; dropping it releases the session, and marks it used until then (a
@@ -238,9 +263,52 @@ impl Session {
         self.last_used_ms.load(Ordering::Acquire)
     }
 
-    /// Whether a call holds the session right now.
+    /// Whether a call holds the session, or a program of it runs, right now.
     pub fn is_busy(&self) -> bool {
-        self.lock.try_write().is_err()
+        self.lock.try_write().is_err() || self.processes.running() > 0
+    }
+
+    /// Starts a run: counted as a change now and again when the ticket drops. Refused when
+    /// the session is gone or the worker's disk is under its floor.
+    pub fn begin_run(self: &Arc<Self>) -> Result<RunTicket, SessionError> {
+        self.floor.check()?;
+        if self.deleted.load(Ordering::Acquire) {
+            return Err(SessionError::NotFound(self.id.clone()));
+        }
+        self.changes.fetch_add(1, Ordering::AcqRel);
+        self.last_change_ms.store(now_ms(), Ordering::Release);
+        self.last_used_ms.store(now_ms(), Ordering::Release);
+        Ok(RunTicket {
+            session: self.clone(),
+        })
+    }
+
+    /// Whether the session may hold what a snapshot at change count `seen` does not: it
+    /// changed since, or a program of it is running.
+    pub fn changed_since(&self, seen: u64) -> bool {
+        self.changes() != seen || self.processes.running() > 0
+    }
+
+    /// The session's network, made by `open` at the first call (blocking).
+    pub fn network<E>(
+        &self,
+        open: impl FnOnce(PathBuf) -> Result<crate::network::SessionNetwork, E>,
+    ) -> Result<Arc<crate::network::SessionNetwork>, E> {
+        let mut network = self.network.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(network) = &*network {
+            return Ok(network.clone());
+        }
+        let made = Arc::new(open(self.dir.join("state").join("netns"))?);
+        *network = Some(made.clone());
+        Ok(made)
+    }
+
+    /// The session's network if a run made it.
+    pub fn existing_network(&self) -> Option<Arc<crate::network::SessionNetwork>> {
+        self.network
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// How many exclusive holds (possible changes) the session has seen.
@@ -292,6 +360,8 @@ pub struct Sessions {
     /// Sessions expired for idleness, with the snapshot that holds them (at most
     /// [`EXPIRED_KEPT`] remembered, so a stale id says why it is gone).
     expired: Mutex<HashMap<String, String>>,
+    /// Background processes running on the worker, all sessions together.
+    background_running: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Expired sessions remembered by name.
@@ -325,6 +395,7 @@ impl Sessions {
             live: RwLock::new(HashMap::new()),
             creating: Mutex::default(),
             expired: Mutex::default(),
+            background_running: Arc::default(),
         };
         // Fail at start-up, not at the first session, if the configured view is unusable.
         sessions.session(Record {
@@ -332,6 +403,7 @@ impl Sessions {
             created_at_ms: 0,
             quota: None,
             token_sha256: None,
+            egress: None,
         })?;
         let mut live = HashMap::new();
         for entry in std::fs::read_dir(&sessions.root)? {
@@ -391,6 +463,8 @@ impl Sessions {
         ];
         mounts.extend(self.areas.iter().cloned());
         let view = SessionView::new(mounts)?;
+        let processes =
+            crate::processes::Processes::load(&dir.join("state"), self.background_running.clone());
         Ok(Session {
             id: record.id,
             created_at_ms: record.created_at_ms,
@@ -406,13 +480,25 @@ impl Sessions {
             snapshots: crate::session_snapshots::SessionSnapshots::default(),
             volume: record.quota.is_some().then_some(base),
             floor: self.storage.floor(),
+            processes: Arc::new(processes),
+            network: Mutex::default(),
+            egress: record.egress,
         })
     }
 
     /// Unmounts every session's volume and the pool of ready ones, for a clean stop. A scratch
     /// tmpfs of a session without a volume stays (a restart finds it, as before quotas).
+    /// Every session's programs end first (they end with the worker), and their networks.
     pub fn release_volumes(&self) {
         let live = self.live.read().unwrap_or_else(|p| p.into_inner());
+        for session in live.values() {
+            session.processes.close();
+            session
+                .network
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+        }
         for session in live.values().filter(|s| s.volume.is_some()) {
             Storage::release(&session.dir);
         }
@@ -475,6 +561,7 @@ impl Sessions {
         &self,
         id: Option<String>,
         quota: Option<hearth_volume::Quota>,
+        egress: Option<Vec<String>>,
         token_sha256: String,
         prepare: impl FnOnce(&Path, &Path, &Path) -> Result<(), E>,
     ) -> Result<Arc<Session>, E> {
@@ -502,6 +589,7 @@ impl Sessions {
             created_at_ms: now_ms(),
             quota: quota.map(QuotaRecord::from),
             token_sha256: Some(token_sha256),
+            egress,
         };
         let made = (|| -> Result<PathBuf, SessionError> {
             std::fs::create_dir(&dir)?;
@@ -637,10 +725,22 @@ impl Sessions {
         if session.deleted.load(Ordering::Acquire) {
             return Err(SessionError::NotFound(id.to_owned()));
         }
-        if seen.is_some_and(|seen| session.changes() != seen) {
+        if seen.is_some_and(|seen| session.changed_since(seen)) {
             return Ok(false);
         }
         session.deleted.store(true, Ordering::Release);
+        // Its programs end with it, and its network.
+        let ending = session.clone();
+        tokio::task::spawn_blocking(move || {
+            ending.processes.close();
+            ending
+                .network
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+        })
+        .await
+        .map_err(|e| SessionError::Io(std::io::Error::other(e)))?;
         if let Ok(mut live) = self.live.write() {
             live.remove(id);
         }

@@ -172,7 +172,7 @@ impl SnapshotService {
         let status = state.status.lock().map(|s| s.clone()).unwrap_or_default();
         SnapshotState {
             last: status.last,
-            pending: session.changes() != state.snapshotted_changes.load(Ordering::Acquire),
+            pending: session.changed_since(state.snapshotted_changes.load(Ordering::Acquire)),
             error: status.error,
         }
     }
@@ -251,7 +251,7 @@ impl SnapshotService {
             for session in sessions.list() {
                 let state = &session.snapshots;
                 let pending =
-                    session.changes() != state.snapshotted_changes.load(Ordering::Acquire);
+                    session.changed_since(state.snapshotted_changes.load(Ordering::Acquire));
                 let due = now.saturating_sub(session.last_change_ms()) >= delay_ms;
                 if pending && due && self.may_try(&session) && state.running.try_lock().is_ok() {
                     let service = self.clone();

@@ -48,9 +48,12 @@ fn stdin_stays_open_for_writes_until_closed() {
     job.stdin = b"first ".to_vec();
     job.keep_stdin_open = true;
     let running = runner().start(&job, None).unwrap();
-    running.write_stdin(b"second ", false).unwrap();
-    running.write_stdin(b"third", true).unwrap();
-    assert!(running.write_stdin(b"late", false).is_err(), "closed");
+    let stdin = running.stdin();
+    stdin.write(b"second ", false).unwrap();
+    assert!(stdin.is_open());
+    stdin.write(b"third", true).unwrap();
+    assert!(!stdin.is_open());
+    assert!(stdin.write(b"late", false).is_err(), "closed");
     let outcome = running.wait();
     assert_eq!(text(&outcome.stdout), "first second third");
     assert_eq!(outcome.exit_code, Some(0));

@@ -41,6 +41,15 @@ impl ApiError {
         self
     }
 
+    /// The error as an answer's `error` (for an answer already under way: a stream's last line).
+    pub fn info(self) -> hearth_wire::ErrorInfo {
+        hearth_wire::ErrorInfo {
+            code: self.code,
+            message: self.message,
+            details: self.details,
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
@@ -121,6 +130,20 @@ impl IntoResponse for ApiError {
         // Lets the logging middleware count errors by code without parsing bodies.
         response.extensions_mut().insert(code);
         response
+    }
+}
+
+impl From<crate::processes::ProcessError> for ApiError {
+    fn from(e: crate::processes::ProcessError) -> Self {
+        use crate::processes::ProcessError as P;
+        let code = match &e {
+            P::NotFound(_) => ErrorCode::ProcessNotFound,
+            P::SessionLimit(_) | P::WorkerLimit(_) => ErrorCode::ProcessLimit,
+            P::Closed => ErrorCode::SessionNotFound,
+            P::StdinClosed | P::StdinBusy => ErrorCode::StdinClosed,
+            P::Start(_) => return Self::internal(e),
+        };
+        Self::new(code, e.to_string())
     }
 }
 

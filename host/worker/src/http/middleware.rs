@@ -214,6 +214,9 @@ pub(super) async fn read_whole_body(
     request: Request,
     next: Next,
 ) -> Response {
+    if is_port_route(&request) {
+        return next.run(request).await;
+    }
     let (parts, body) = request.into_parts();
     match axum::body::to_bytes(body, app.config.max_body_bytes).await {
         Ok(bytes) => {
@@ -242,6 +245,15 @@ pub(super) async fn read_whole_body(
             refused
         }
     }
+}
+
+/// Whether the request is for a session's port: its body streams to the program's server (of
+/// any size, as a WebSocket's does), and the server decides what to do with it.
+fn is_port_route(request: &Request) -> bool {
+    request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .is_some_and(|matched| matched.as_str().starts_with("/v1/sessions/{id}/ports/"))
 }
 
 /// The header that carries the token where `Authorization: Bearer` cannot.

@@ -13,6 +13,8 @@ mod git;
 mod health;
 mod mcp;
 mod middleware;
+mod ports;
+mod processes;
 pub mod serve;
 mod sessions;
 mod snapshots;
@@ -55,6 +57,11 @@ fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(files::download))
         .routes(routes!(exec::exec))
         .routes(routes!(exec::exec_stream))
+        .routes(routes!(processes::list_processes))
+        .routes(routes!(processes::get_process, processes::kill_process))
+        .routes(routes!(processes::read_output))
+        .routes(routes!(processes::write_stdin))
+        .routes(routes!(processes::signal_process))
         .routes(routes!(snapshots::take_snapshot, snapshots::list_snapshots))
         .routes(routes!(
             snapshots::export_download,
@@ -73,7 +80,11 @@ fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(git::git_merge_abort))
         .routes(routes!(git::git_reset))
         .routes(routes!(git::git_set_remote))
+        .routes(routes!(ports::forward))
 }
+
+/// The route a port's requests take; its bodies are streamed, never read whole first.
+pub(crate) const PORT_ROUTE: &str = "/v1/sessions/{id}/ports/{port}/{*path}";
 
 /// The OpenAPI document of this API, made from the routes and the wire types.
 pub fn openapi() -> serde_json::Value {
@@ -97,6 +108,16 @@ pub fn router(app: Arc<App>) -> Router {
     let (routes, _) = routes().split_for_parts();
     routes
         .route_service("/v1/sessions/{id}/mcp", mcp::service(app.clone()))
+        // Every method, and the port's root with or without its slash: the document lists GET.
+        .route(PORT_ROUTE, axum::routing::any(ports::forward))
+        .route(
+            "/v1/sessions/{id}/ports/{port}",
+            axum::routing::any(ports::forward),
+        )
+        .route(
+            "/v1/sessions/{id}/ports/{port}/",
+            axum::routing::any(ports::forward),
+        )
         .fallback(|| async {
             ApiError::new(
                 ErrorCode::RouteNotFound,

@@ -33,6 +33,18 @@ fn session_info(app: &App, session: &Session) -> SessionInfo {
         tool_calls: session.tool_calls(),
         quota: session.usage().as_ref().map(crate::storage::quota_usage),
         snapshot: app.snapshots.state(session),
+        network: hearth_wire::sessions::SessionNetwork {
+            allow: app
+                .config
+                .egress
+                .session_policy(session.egress.as_deref())
+                .map(|policy| policy.allow.iter().map(ToString::to_string).collect())
+                .unwrap_or_default(),
+            proxy: session
+                .existing_network()
+                .and_then(|network| network.proxy_env().remove("HTTP_PROXY")),
+            running_processes: session.processes.running(),
+        },
     }
 }
 
@@ -51,7 +63,8 @@ fn session_info(app: &App, session: &Session) -> SessionInfo {
         ErrorCode::RemoteNotAllowed, ErrorCode::RemoteFailed, ErrorCode::RemoteBranchNotFound,
         ErrorCode::GitTimeout, ErrorCode::InvalidGitRequest,
         ErrorCode::InvalidSnapshotReference, ErrorCode::SnapshotNotFound,
-        ErrorCode::SnapshotCorrupt, ErrorCode::StoreUnavailable, ErrorCode::TooDeep
+        ErrorCode::SnapshotCorrupt, ErrorCode::StoreUnavailable, ErrorCode::TooDeep,
+        ErrorCode::InvalidNetwork
     ]))))]
 pub(super) async fn create_session(
     State(app): State<Arc<App>>,
@@ -64,6 +77,11 @@ pub(super) async fn create_session(
         ));
     }
     let quota = app.sessions.storage().quota_for(request.quota)?;
+    let egress = request.network.map(|network| network.allow);
+    app.config
+        .egress
+        .session_policy(egress.as_deref())
+        .map_err(|why| ApiError::new(ErrorCode::InvalidNetwork, why))?;
     let (token, token_sha256) = crate::tokens::mint();
     let app2 = app.clone();
     let session = blocking(move || {
@@ -71,6 +89,7 @@ pub(super) async fn create_session(
         app2.sessions.create(
             request.id,
             quota,
+            egress,
             token_sha256,
             |work_tree, git_dir, state_dir| {
                 // A restore or clone larger than the quota fills the new volume.
@@ -162,11 +181,11 @@ pub(super) async fn delete_session(
     QueryParams(query): QueryParams<DeleteQuery>,
 ) -> Result<Json<Deleted>, ApiError> {
     let id = session.id.clone();
-    drop(session);
     if !query
         .snapshot
         .unwrap_or(app.config.snapshots.snapshot_on_delete)
     {
+        drop(session);
         app.sessions.delete(&id).await?;
         tracing::info!(session = %id, "session deleted");
         return Ok(Json(Deleted {
@@ -177,19 +196,35 @@ pub(super) async fn delete_session(
     }
     // If the store fails, the session stays: deleting it would lose what is not stored. A
     // change made while the last snapshot was taken is not lost either: the session goes only
-    // if the snapshot holds everything.
+    // if the snapshot holds everything. Its programs end first (they end with the session),
+    // so that the last snapshot holds what they left.
+    let processes = session.processes.clone();
+    drop(session);
+    let ending = processes.clone();
+    blocking(move || ending.close()).await?;
+    let deleted = last_snapshot_then_delete(&app, &id).await;
+    if deleted.is_err() {
+        // The session stays, and may run programs again.
+        processes.reopen();
+    }
+    deleted.map(Json)
+}
+
+/// Takes the last snapshot of a session whose programs have ended, then deletes it if nothing
+/// changed meanwhile (a few tries).
+async fn last_snapshot_then_delete(app: &App, id: &str) -> Result<Deleted, ApiError> {
     for _ in 0..LAST_SNAPSHOT_TRIES {
-        let session = app.sessions.get(&id)?;
+        let session = app.sessions.get(id)?;
         let last = app.snapshots.take(&session).await?;
         let seen = session.snapshots.snapshotted_changes();
         drop(session);
-        if app.sessions.delete_if_unchanged(&id, seen).await? {
+        if app.sessions.delete_if_unchanged(id, seen).await? {
             tracing::info!(session = %id, snapshot = %last.id, "session deleted");
-            return Ok(Json(Deleted {
-                id,
+            return Ok(Deleted {
+                id: id.to_owned(),
                 deleted: true,
                 snapshot: Some(last),
-            }));
+            });
         }
     }
     Err(ApiError::new(

@@ -37,7 +37,10 @@ async fn a_multi_file_project_runs_by_path() {
         .unwrap();
     assert_eq!(out["stdout"], "42 4 ['a', 'b']\n", "{out}");
     assert_eq!(out["exit_code"], 0);
-    assert_eq!(out["jail"]["network_namespace"], "enforced");
+    assert_eq!(
+        out["jail"]["network_namespace"],
+        "enforced: the session's own"
+    );
     let call = c
         .exec_json(
             &s,

@@ -15,6 +15,7 @@ mod bounded;
 mod exec_api;
 mod files_api;
 mod git_api;
+mod live_session;
 mod mcp_api;
 mod quota;
 mod sessions_api;
