@@ -74,6 +74,10 @@ pub enum SnapshotError {
          its full size, since snapshots store files whole)"
     )]
     TooLarge { path: String, size: u64, limit: u64 },
+    /// A file changed between being hashed and being stored (a program of the session was
+    /// writing it): taking the snapshot again finds it as it is now.
+    #[error("`{path}` changed while the snapshot was taken")]
+    Changed { path: String },
     #[error("snapshot I/O: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -109,6 +113,7 @@ impl SnapshotError {
             Self::TooDeep { .. } => "too_deep",
             Self::TooLarge { .. } => "snapshot_too_large",
             Self::Capture { .. } => "capture_failed",
+            Self::Changed { .. } => "session_busy",
             Self::Io(_) => "snapshot_io",
         }
     }
@@ -314,10 +319,8 @@ impl Snapshots {
     ) -> Result<(u64, bool), SnapshotError> {
         let location = blob_path(hash);
         let shown = located.relative.display().to_string();
-        let changed = || {
-            SnapshotError::Io(std::io::Error::other(format!(
-                "{shown} changed while being snapshotted"
-            )))
+        let changed = || SnapshotError::Changed {
+            path: shown.clone(),
         };
         let dir = sources
             .get(located.source)

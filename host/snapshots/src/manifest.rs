@@ -137,6 +137,10 @@ pub struct FileCache {
     pub blobs: HashSet<String>,
 }
 
+/// How recent a change leaves a file's stat unable to vouch for its content: well above the
+/// coarse clock file timestamps are taken from (a jiffy, 1–10 ms).
+const RACY_NS: i64 = 2_000_000_000;
+
 /// A file as it was when hashed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CachedFile {
@@ -156,6 +160,16 @@ impl CachedFile {
             ino: stat.st_ino,
             sha256,
         }
+    }
+
+    /// Whether the file changed within [`RACY_NS`] of now: too recently for its stat to vouch
+    /// for its content (git's "racily clean" files).
+    fn is_recent(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(i64::MAX);
+        now.saturating_sub(self.mtime_ns.max(self.ctime_ns)) < RACY_NS
     }
 
     /// Whether `other` is the same file as this one was (its hash aside).
@@ -326,13 +340,18 @@ fn capture(
                 Some(cached) if cached.same_file(&seen) => cached.sha256.clone(),
                 _ => hash(file)?,
             };
-            cache.files.insert(
-                key,
-                CachedFile {
-                    sha256: sha256.clone(),
-                    ..seen
-                },
-            );
+            // A file changed moments ago may change again within the same timestamp (the
+            // kernel's file clock is coarse), and then look the same to the next snapshot: a
+            // program may be writing it right now. Such a file is hashed again next time.
+            if !seen.is_recent() {
+                cache.files.insert(
+                    key,
+                    CachedFile {
+                        sha256: sha256.clone(),
+                        ..seen
+                    },
+                );
+            }
             entry.kind = EntryKind::File;
             entry.size = u64::try_from(stat.st_size).unwrap_or(0);
             entry.mode = stat.st_mode;

@@ -76,6 +76,35 @@ enum Command {
         #[arg(default_value = "/workspace")]
         path: String,
     },
+    /// Run a shell command in a session: `hearth exec SESSION -- pytest -q`. Exits with the
+    /// program's code; `--background` prints the process id instead.
+    Exec {
+        session: String,
+        /// Start it in the background (follow it with `hearth logs`).
+        #[arg(long)]
+        background: bool,
+        /// Seconds of wall time [default: the worker's].
+        #[arg(long)]
+        timeout: Option<f64>,
+        #[arg(trailing_var_arg = true, required = true)]
+        command: Vec<String>,
+    },
+    /// List a session's background processes.
+    Ps { session: String },
+    /// Print what a background process wrote (`--follow`: until it ends).
+    Logs {
+        session: String,
+        process: String,
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Kill a background process (SIGKILL, then forget it), or send it `--signal`.
+    Kill {
+        session: String,
+        process: String,
+        #[arg(long, short)]
+        signal: Option<String>,
+    },
 }
 
 /// Where the client subcommands find the worker.
@@ -118,8 +147,9 @@ enum SessionAction {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run(Cli::parse()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("hearth: {e:#}");
             std::process::ExitCode::FAILURE
@@ -127,9 +157,10 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<()> {
+/// Runs the command; the exit code is the program's for `hearth exec`, success otherwise.
+async fn run(cli: Cli) -> Result<std::process::ExitCode> {
     let remote = cli.remote;
-    match cli.command {
+    let done: Result<()> = match cli.command {
         Command::Serve {
             config,
             listen,
@@ -202,6 +233,26 @@ async fn run(cli: Cli) -> Result<()> {
                 serde_json::from_str(&args).context("the tool arguments are not valid JSON")?;
             print_json(&remote.client().call_tool(&session, &tool, args).await?)
         }
+        Command::Exec {
+            session,
+            background,
+            timeout,
+            command,
+        } => {
+            let client = remote.client();
+            return cli::process::exec(&client, &session, &command, background, timeout).await;
+        }
+        Command::Ps { session } => cli::process::ps(&remote.client(), &session).await,
+        Command::Logs {
+            session,
+            process,
+            follow,
+        } => cli::process::logs(&remote.client(), &session, &process, follow).await,
+        Command::Kill {
+            session,
+            process,
+            signal,
+        } => cli::process::kill(&remote.client(), &session, &process, signal.as_deref()).await,
         Command::Ls { session, path } => {
             let result = remote
                 .client()
@@ -216,7 +267,8 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-    }
+    };
+    done.map(|()| std::process::ExitCode::SUCCESS)
 }
 
 async fn serve(config: Config) -> Result<()> {

@@ -19,6 +19,10 @@ use crate::config::{ConfigError, SnapshotConfig};
 use crate::session_snapshots::Status;
 use crate::sessions::{Session, Sessions, now_ms};
 
+/// How many times a snapshot is taken when a file changed while it was stored (a program of
+/// the session writing it).
+const CHANGED_TRIES: usize = 3;
+
 /// The cache file, in a session's state directory.
 const CACHE_FILE: &str = "snapshot-cache.json";
 /// Background snapshots look for work this often.
@@ -124,10 +128,20 @@ impl SnapshotService {
         // The git mutex keeps status/log/diff (which refresh the index) out while the git
         // directory is read; the shared session lock keeps every writer out.
         let git_lock = session.git_lock_async().await;
-        let taken = self
-            .snapshots
-            .take(&session.id, &sources, &mut persisted.cache, max_bytes)
-            .await;
+        // A program of the session may be writing a file as it is stored: the walk is taken
+        // again (the cache makes that cheap) a few times before the snapshot gives up.
+        let mut taken = Err(hearth_snapshots::SnapshotError::Changed {
+            path: String::new(),
+        });
+        for _ in 0..CHANGED_TRIES {
+            taken = self
+                .snapshots
+                .take(&session.id, &sources, &mut persisted.cache, max_bytes)
+                .await;
+            if !matches!(taken, Err(hearth_snapshots::SnapshotError::Changed { .. })) {
+                break;
+            }
+        }
         drop(git_lock);
         let info = match taken {
             Ok(info) => info,

@@ -4,7 +4,8 @@ Every error the worker answers is `{"error": {"code", "message", "details"?}}` w
 The status picks the exception class (so `except NotFound` reads like the HTTP contract), the
 `code` says exactly what went wrong (`file_not_found`, `merge_conflict`, …) and is always on the
 exception. Two git outcomes a caller acts on get their own classes, with their details as
-attributes.
+attributes, and so do the codes of background processes, ports and a session's network (each a
+subclass of its status's class).
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ class Conflict(HearthError):
     """409: the session's state forbids it now (it exists, a merge is under way, …)."""
 
 
+class TooManyRequests(HearthError):
+    """429: too many requests for this token (`rate_limited`, `Retry-After` says when to try
+    again), or too many background processes running (`process_limit`)."""
+
+
 class PayloadTooLarge(HearthError):
     """413: the body or the file is over the worker's limit."""
 
@@ -99,6 +105,31 @@ class PushRejected(Conflict):
         return str(self.details.get("reason", self.message))
 
 
+class InvalidNetwork(BadRequest):
+    """400 `invalid_network`: a network allow-list entry that is not `host[:port]` (or
+    `*.domain`), or one the worker's own `[egress] allow` does not cover."""
+
+
+class ProcessNotFound(NotFound):
+    """404 `process_not_found`: no background process by this id in the session (it was never
+    started, was killed and forgotten, or is older than the ended ones the session keeps)."""
+
+
+class StdinClosed(Conflict):
+    """409 `stdin_closed`: the process's stdin is closed (it ended, or was closed), or the
+    program has not read it for 10 s (the write still waits for it)."""
+
+
+class ProcessLimit(TooManyRequests):
+    """429 `process_limit`: the session (or the worker) runs as many background processes as it
+    may; wait for one to end or kill one."""
+
+
+class PortUnreachable(RemoteError):
+    """502 `port_unreachable`: nothing in the session answers on the port (no server started
+    yet, or it does not listen there)."""
+
+
 _BY_STATUS: dict[int, type[HearthError]] = {
     400: BadRequest,
     401: Unauthorized,
@@ -107,6 +138,7 @@ _BY_STATUS: dict[int, type[HearthError]] = {
     409: Conflict,
     413: PayloadTooLarge,
     422: Unprocessable,
+    429: TooManyRequests,
     502: RemoteError,
     504: DeadlineExceeded,
     507: QuotaExceeded,
@@ -115,6 +147,11 @@ _BY_STATUS: dict[int, type[HearthError]] = {
 _BY_CODE: dict[str, type[HearthError]] = {
     "merge_conflict": MergeConflict,
     "push_rejected": PushRejected,
+    "invalid_network": InvalidNetwork,
+    "process_not_found": ProcessNotFound,
+    "stdin_closed": StdinClosed,
+    "process_limit": ProcessLimit,
+    "port_unreachable": PortUnreachable,
 }
 
 

@@ -102,12 +102,21 @@ def create_session(
     git: Mapping[str, str] | None = None,
     from_snapshot: str | None = None,
     quota: Mapping[str, int] | None = None,
+    network_allow: Sequence[str] | None = None,
 ) -> Call[t.Session]:
     """A new session: empty, cloned from `git` (`{"url", "branch"?}`), or restored `from_snapshot`
     (`"<session>"` for its latest, or a snapshot id `"<session>/<name>"`); `quota`
-    (`{"bytes"?, "inodes"?}`) sets its limits within the worker's maximum."""
+    (`{"bytes"?, "inodes"?}`) sets its limits within the worker's maximum; `network_allow` is
+    where its programs may connect through the worker's egress proxy (`host`, `host:port`,
+    `*.domain`, each within the worker's `[egress] allow`; `[]`: nowhere; `None`: what the worker
+    allows every session)."""
+    network: t.NetworkBody | None = None if network_allow is None else {"allow": list(network_allow)}
     body = _drop_none(
-        id=id, git=dict(git) if git else None, from_snapshot=from_snapshot, quota=dict(quota) if quota else None
+        id=id,
+        git=dict(git) if git else None,
+        from_snapshot=from_snapshot,
+        quota=dict(quota) if quota else None,
+        network=network,
     )
     return Call("POST", "/v1/sessions", json=body)
 
@@ -277,6 +286,161 @@ def stream_event(line: str) -> t.OutputChunk | t.ExecResult | None:
     if event.get("event") == "error":
         raise error_from_event(event.get("error") or {})
     return cast("t.OutputChunk | t.ExecResult", event)
+
+
+# --- background processes ------------------------------------------------------------------------
+
+# The longest a follower of a process's output waits in one long poll (the worker allows 60).
+FOLLOW_WAIT_S = 30.0
+
+_PROCESS_ID = re.compile(r"p[0-9]{1,19}")
+
+
+def _process(session: str, pid: str) -> str:
+    """A process's route; its id is checked here, like a session's, so that it cannot name
+    another route."""
+    if not _PROCESS_ID.fullmatch(pid):
+        raise BadRequest("invalid_path", f"`{pid}` is not a process id (`p1`, `p2`, …)", status=None)
+    return f"{_session(session)}/processes/{pid}"
+
+
+def _waiting(wait_s: float | None) -> float | None:
+    """The answer's wait for a long poll of `wait_s` seconds: the poll, and the trip back."""
+    return None if wait_s is None else float(wait_s) + EXEC_ANSWER_MARGIN_S
+
+
+def exec_background(
+    session: str,
+    *,
+    command: str | None = None,
+    argv: Sequence[str] | None = None,
+    script: str | None = None,
+    args: Sequence[str] | None = None,
+    timeout: float | None = None,
+    stdin: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Call[t.ProcessInfo]:
+    """Start one of `command`, `argv` or `script` (with `args`) as a background process: the
+    answer (202) is the started process, which runs on. `timeout` is its wall time in seconds
+    (default: the worker's `exec.background_timeout_s`; 0: the longest it allows); `stdin` is
+    written first and stdin stays open (`write_stdin`)."""
+    body = _drop_none(
+        command=command,
+        argv=None if argv is None else list(argv),
+        script=script,
+        args=None if args is None else list(args),
+        timeout_s=timeout,
+        stdin=stdin,
+        env=None if env is None else dict(env),
+        background=True,
+    )
+    return Call("POST", f"{_session(session)}/exec", json=body)
+
+
+def list_processes(session: str) -> Call[list[t.ProcessInfo]]:
+    """The session's background processes, running and ended (its last 32 ended), oldest first."""
+    return Call("GET", f"{_session(session)}/processes", decode=lambda r: r.json()["processes"])
+
+
+def get_process(session: str, pid: str, *, wait_s: float | None = None) -> Call[t.ProcessInfo]:
+    """A process's state; with `wait_s` (0–60), answered when it ends or the wait is over."""
+    return Call("GET", _process(session, pid), params=_drop_none(wait_s=wait_s), timeout=_waiting(wait_s))
+
+
+def process_output(
+    session: str,
+    pid: str,
+    *,
+    stdout: int = 0,
+    stderr: int = 0,
+    max_bytes: int | None = None,
+    wait_s: float | None = None,
+) -> Call[t.ProcessOutput]:
+    """Each stream from its byte cursor (the `next` of the previous read), at most `max_bytes`
+    of each (4 B–1 MiB, the default); with `wait_s` (0–60), a long poll answered as soon as
+    there is output past the cursors, or the end."""
+    params = _drop_none(stdout=stdout, stderr=stderr, max_bytes=max_bytes, wait_s=wait_s)
+    return Call("GET", f"{_process(session, pid)}/output", params=params, timeout=_waiting(wait_s))
+
+
+def write_stdin(session: str, pid: str, data: str, *, close: bool = False) -> Call[t.ProcessInfo]:
+    """`data` to the process's stdin, as it is (add the `\\n` a line needs); `close` closes stdin
+    after it. A program that does not read within 10 s gets a 409 `stdin_closed`."""
+    body: t.StdinBody = {"data": data, "close": close}
+    return Call("POST", f"{_process(session, pid)}/stdin", json=body)
+
+
+def signal_process(session: str, pid: str, signal: t.SignalName = "SIGTERM") -> Call[t.SignalOutcome]:
+    """To the program's process group (its handlers decide); `SIGKILL` ends every process of
+    the run. `delivered` is false when it had already ended."""
+    body: t.SignalBody = {"signal": signal}
+    return Call("POST", f"{_process(session, pid)}/signal", json=body)
+
+
+def kill_process(session: str, pid: str) -> Call[t.ProcessInfo]:
+    """Kill the process (if it runs) and forget it, its output with it: the answer is its last
+    state."""
+    return Call("DELETE", _process(session, pid))
+
+
+class OutputFollower:
+    """Where a reader of a background process's output is, between long polls: the cursor of each
+    stream, and whether both reached their end (which comes when the process ended). What the
+    clients' `follow_output` and the backend's long `execute` send, written once."""
+
+    def __init__(
+        self,
+        session: str,
+        pid: str,
+        *,
+        stdout: int = 0,
+        stderr: int = 0,
+        wait_s: float = FOLLOW_WAIT_S,
+        max_bytes: int | None = None,
+    ) -> None:
+        self.session, self.pid = session, pid
+        self.stdout, self.stderr = stdout, stderr
+        self.wait_s, self.max_bytes = wait_s, max_bytes
+        self.eof = {"stdout": False, "stderr": False}
+        self.missed = {"stdout": 0, "stderr": 0}
+        """Bytes of each stream the ring dropped before they were read."""
+        self.process: t.ProcessInfo | None = None
+        """The process as of the last read."""
+
+    @property
+    def done(self) -> bool:
+        return self.eof["stdout"] and self.eof["stderr"]
+
+    def call(self, wait_s: float | None = None) -> Call[t.ProcessOutput]:
+        """The next read: a long poll of `wait_s` (default the follower's) from the cursors."""
+        wait = self.wait_s if wait_s is None else wait_s
+        return process_output(
+            self.session, self.pid, stdout=self.stdout, stderr=self.stderr, max_bytes=self.max_bytes, wait_s=wait
+        )
+
+    def take(self, answer: t.ProcessOutput) -> list[tuple[t.StreamName, str]]:
+        """The chunks a read brought, in stream order, with the cursors moved past them."""
+        self.process = answer["process"]
+        chunks: list[tuple[t.StreamName, str]] = []
+        for name in ("stdout", "stderr"):
+            read = answer[name]
+            self.missed[name] += read["missed"]
+            self.eof[name] = read["eof"]
+            if name == "stdout":
+                self.stdout = read["next"]
+            else:
+                self.stderr = read["next"]
+            if read["data"]:
+                chunks.append((name, read["data"]))
+        return chunks
+
+
+def port_path(session: str, port: int, path: str = "") -> str:
+    """The route at which a server a program of the session runs on `port` (inside the
+    session) is reached: any method, and WebSockets, with the worker's or the session's token."""
+    if not 1 <= port <= 65535:
+        raise BadRequest("invalid_path", f"{port} is not a port (1–65535)", status=None)
+    return f"{_session(session)}/ports/{port}/{path.lstrip('/')}"
 
 
 # --- git -----------------------------------------------------------------------------------------

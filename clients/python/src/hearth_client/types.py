@@ -45,6 +45,27 @@ class QuotaUsage(TypedDict):
     inodes_limit: int
 
 
+class SessionNetwork(TypedDict):
+    """What a session's programs may reach."""
+
+    allow: list[str]
+    """The allow-list (`host:port` patterns); empty: nothing outside the session (its runs
+    still reach each other on loopback)."""
+    proxy: str | None
+    """The egress proxy programs reach it through (their `HTTP_PROXY`/`HTTPS_PROXY`); null
+    without egress."""
+    running_processes: int
+    """Background processes running now."""
+
+
+class NetworkBody(TypedDict):
+    """`network` of a session's create: where its programs may connect through the worker's
+    egress proxy (`host`, `host:port`, `*.domain`, each within the worker's own `[egress]
+    allow`); empty: nowhere."""
+
+    allow: list[str]
+
+
 class Session(TypedDict):
     id: str
     created_at: str
@@ -53,6 +74,7 @@ class Session(TypedDict):
     snapshot: SnapshotState
     quota: QuotaUsage | None
     """None on a worker with quotas off."""
+    network: SessionNetwork
     token: NotRequired[str]
     """The session's own token (opens this session's routes and nothing else): in the create
     answer only."""
@@ -258,6 +280,8 @@ class ExecBody(TypedDict, total=False):
     stdin: str
     env: dict[str, str]
     commit: dict[str, Any]
+    background: bool
+    """Answer at once (202) with the started `ProcessInfo` (`Client.exec_background`)."""
 
 
 class OutputChunk(TypedDict):
@@ -265,6 +289,79 @@ class OutputChunk(TypedDict):
 
     stream: Literal["stdout", "stderr"]
     data: str
+
+
+ProcessState = Literal["running", "exited", "lost"]
+"""`lost`: it was running when the worker restarted."""
+
+SignalName = Literal[
+    "SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGCONT", "SIGWINCH", "SIGALRM", "SIGKILL"
+]
+"""The signals a background process may be sent: all but `SIGKILL` go to the program's process
+group (its handlers decide); `SIGKILL` ends every process of the run."""
+
+
+class ProcessInfo(TypedDict):
+    """A session's background process, running or ended."""
+
+    id: str
+    """`p1`, `p2`, …: what the `processes` routes take (never reused by the session)."""
+    command: str
+    state: ProcessState
+    exit_code: int | None
+    signal: int | None
+    """The signal that ended it, when one did."""
+    timed_out: bool
+    """Killed at its wall time."""
+    oom_killed: bool
+    started_at: str
+    ended_at: str | None
+    duration_ms: int
+    """So far, while it runs."""
+    stdout_bytes: int
+    """Written on stdout so far: the `next` cursor of a read that caught up."""
+    stderr_bytes: int
+    stdin_open: bool
+
+
+class ProcessList(TypedDict):
+    processes: list[ProcessInfo]
+
+
+class OutputRead(TypedDict):
+    """One stream's part of a read of a background process's output."""
+
+    data: str
+    cursor: int
+    """The offset `data` starts at: the asked cursor, or the oldest byte the ring still keeps."""
+    next: int
+    """The cursor of the next read."""
+    missed: int
+    """Bytes between the asked cursor and `cursor` that the ring no longer held."""
+    eof: bool
+    """The stream is closed (the process ended) and everything in it was read."""
+
+
+class ProcessOutput(TypedDict):
+    stdout: OutputRead
+    stderr: OutputRead
+    process: ProcessInfo
+    """The process as of this read."""
+
+
+class StdinBody(TypedDict, total=False):
+    data: str
+    close: bool
+
+
+class SignalBody(TypedDict):
+    signal: SignalName
+
+
+class SignalOutcome(TypedDict):
+    delivered: bool
+    """False when the process had already ended (nothing was sent)."""
+    process: ProcessInfo
 
 
 class Change(TypedDict):

@@ -2,5 +2,6 @@
 //! stdio bridge.
 
 pub mod mcp;
+pub mod process;
 pub mod templates;
 pub mod tool;

@@ -255,6 +255,7 @@ impl From<SnapshotError> for ApiError {
             SnapshotError::TooLarge { .. } => ErrorCode::SnapshotTooLarge,
             SnapshotError::Capture { .. } => ErrorCode::CaptureFailed,
             SnapshotError::Store(_) => ErrorCode::StoreUnavailable,
+            SnapshotError::Changed { .. } => ErrorCode::SessionBusy,
             SnapshotError::Config(_) | SnapshotError::Io(_) => return ApiError::internal(e),
         };
         ApiError::new(code, e.to_string())

@@ -23,11 +23,13 @@ use crate::sessions::Session;
 use crate::snapshots::sources;
 
 /// What taking a snapshot or making an export may also answer.
-const CAPTURE_ERRORS: [ErrorCode; 4] = [
+const CAPTURE_ERRORS: [ErrorCode; 5] = [
     ErrorCode::TooDeep,
     ErrorCode::SnapshotTooLarge,
     ErrorCode::CaptureFailed,
     ErrorCode::StoreUnavailable,
+    // A program kept changing a file while it was stored.
+    ErrorCode::SessionBusy,
 ];
 
 /// Take a snapshot of the workspace and the git history.

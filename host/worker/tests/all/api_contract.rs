@@ -18,7 +18,7 @@ fn documented() -> Vec<(String, String)> {
 }
 
 /// `docs/openapi.json` is the document the code makes, byte for byte. To accept a change to
-/// the contract: `cargo run -p hearth -- openapi > docs/openapi.json` (or run this test with
+/// the contract: `cargo run -p hearth --bin hearth -- openapi > docs/openapi.json` (or run this test with
 /// `HEARTH_BLESS=1`), and read the diff.
 #[test]
 fn the_committed_document_is_the_generated_one() {
@@ -31,7 +31,7 @@ fn the_committed_document_is_the_generated_one() {
     assert!(
         on_disk == generated,
         "docs/openapi.json differs from the generated document; regenerate it with \
-         `cargo run -p hearth -- openapi > docs/openapi.json` and review the diff"
+         `cargo run -p hearth --bin hearth -- openapi > docs/openapi.json` and review the diff"
     );
 }
 

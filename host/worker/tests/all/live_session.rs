@@ -803,3 +803,47 @@ async fn background_processes_end_with_the_worker_and_are_reported_after_a_resta
         .unwrap();
     assert_eq!(next.id, "p3");
 }
+
+/// Snapshots taken while a program rewrites a file hold it as it was at some moment, never a
+/// mix and never a failure; the one after the run holds exactly what the program left.
+#[tokio::test]
+async fn snapshots_during_a_run_hold_a_moment_of_it_and_the_last_holds_its_end() {
+    let w = Worker::start().await;
+    let c = &w.client;
+    let s = c.create_session(Some("writer")).await.unwrap().session.id;
+    let writer = "import os, time\n\
+for i in range(1, 601):\n    with open('counter.txt.new', 'w') as f: f.write('%04d' % i)\n    os.replace('counter.txt.new', 'counter.txt')\n    with open('same.txt', 'w') as f: f.write('%04d' % i)\n    time.sleep(0.005)";
+    let request = ExecRequest {
+        argv: Some(vec!["python3".into(), "-c".into(), writer.into()]),
+        ..ExecRequest::default()
+    };
+    let p = c.exec_background(&s, &request).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..5 {
+        let info = c.take_snapshot(&s).await.unwrap();
+        assert!(info.files >= 2, "{info:?}");
+        assert!(
+            c.session(&s).await.unwrap().snapshot.pending,
+            "the run goes on"
+        );
+    }
+    let ended = c.process(&s, &p.id, Some(60.0)).await.unwrap();
+    assert_eq!(ended.exit_code, Some(0));
+    let last = c.take_snapshot(&s).await.unwrap();
+    let copy = c
+        .create_session_json(json!({ "id": "copy", "from_snapshot": last.id }))
+        .await
+        .unwrap();
+    for file in ["counter.txt", "same.txt"] {
+        let read = c
+            .call_tool(
+                &copy.session.id,
+                "read_file",
+                json!({ "file_path": format!("/workspace/{file}") }),
+            )
+            .await
+            .unwrap();
+        assert!(read.to_string().contains("0600"), "{file}: {read}");
+    }
+    assert!(!c.session(&s).await.unwrap().snapshot.pending);
+}
