@@ -230,10 +230,12 @@ def _recording_client(worker: WorkerProcess, sent: list[httpx.Request]) -> Clien
 def test_timeouts_reach_the_worker_and_zero_asks_for_the_longest_run(worker: WorkerProcess, session: str) -> None:
     sent: list[httpx.Request] = []
     backend = HearthBackend(session, client=_recording_client(worker, sent), default_timeout=3)
-    assert backend.execute("echo fine", timeout=0).output == "fine\n"
+    assert backend.execute("echo fine", timeout=0).output == "fine\n"  # followed in the background
     backend.execute("true")
     backend.execute("true", timeout=5)
-    assert [json.loads(r.content)["timeout_s"] for r in sent] == [0, 3, 5]
+    runs = [json.loads(r.content) for r in sent if r.method == "POST" and r.url.path.endswith("/exec")]
+    assert [run["timeout_s"] for run in runs] == [0, 3, 5]
+    assert [run.get("background", False) for run in runs] == [True, False, False]
     backend.close()
 
 

@@ -346,6 +346,8 @@ def _template(path: str) -> str:
     """A concrete path of the calls below as the OpenAPI document writes it."""
     path = re.sub(r"^/v1/sessions/s(?=/|$)", "/v1/sessions/{id}", path)
     path = re.sub(r"/exports/[0-9]{13}\.tar\.zst$", "/exports/{name}", path)
+    path = re.sub(r"/processes/p1(?=/|$)", "/processes/{process}", path)
+    path = re.sub(r"/ports/1/p$", "/ports/{port}/{path}", path)
     return re.sub(r"/tools/n$", "/tools/{name}", re.sub(r"/files/p$", "/files/{path}", path))
 
 
@@ -375,6 +377,13 @@ def test_the_routes_module_names_every_route_of_the_contract(client: Any) -> Non
         routes.upload("s", []),
         routes.download("s", []),
         routes.exec_program("s", {"command": "c"}),
+        routes.exec_background("s", command="c"),
+        routes.list_processes("s"),
+        routes.get_process("s", "p1"),
+        routes.process_output("s", "p1"),
+        routes.write_stdin("s", "p1", ""),
+        routes.signal_process("s", "p1"),
+        routes.kill_process("s", "p1"),
         routes.git_status("s"),
         routes.git_log("s"),
         routes.git_diff("s"),
@@ -396,4 +405,5 @@ def test_the_routes_module_names_every_route_of_the_contract(client: Any) -> Non
     ]
     templated = {(c.method, _template(c.path)) for c in calls}
     templated.add(("POST", _template(routes.exec_stream_path("s"))))
+    templated.add(("GET", _template(routes.port_path("s", 1, "p"))))  # any method; GET is documented
     assert documented == templated, json.dumps(sorted(documented ^ templated))

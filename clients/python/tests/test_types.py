@@ -59,6 +59,21 @@ CHECKED: dict[type, tuple[str, ...]] = {
     types.ExportStored: ("ExportStored",),
     types.ExportInfo: ("ExportInfo",),
     types.GcOutcome: ("GcReport",),
+    types.SessionNetwork: ("SessionNetwork",),
+    types.NetworkBody: ("NetworkRequest",),
+    types.ProcessInfo: ("ProcessInfo",),
+    types.ProcessList: ("ProcessList",),
+    types.OutputRead: ("OutputRead",),
+    types.ProcessOutput: ("ProcessOutput",),
+    types.StdinBody: ("StdinRequest",),
+    types.SignalBody: ("SignalRequest",),
+    types.SignalOutcome: ("SignalOutcome",),
+}
+
+#: Each `Literal` alias and the enum schema it spells out.
+ENUMS: dict[str, Any] = {
+    "ProcessState": types.ProcessState,
+    "SignalName": types.SignalName,
 }
 
 
@@ -125,3 +140,8 @@ def test_a_typed_dict_reads_what_its_schemas_say(typed: type) -> None:
             theirs |= allowed(prop) or set()
         if theirs:
             assert mine <= theirs, f"{typed.__name__}.{key}: {sorted(mine - theirs)} not in {sorted(theirs)}"
+
+
+@pytest.mark.parametrize("name", list(ENUMS))
+def test_a_literal_alias_is_its_enum(name: str) -> None:
+    assert set(get_args(ENUMS[name])) == set(SCHEMAS[name]["enum"])

@@ -43,7 +43,10 @@ pub enum ProcessError {
 
 /// A session's runs.
 pub struct Processes {
+    /// The number of the last background process (`p<n>`).
     next: AtomicU64,
+    /// The number of the last foreground run (never shown).
+    next_foreground: AtomicU64,
     table: Mutex<Table>,
     /// `state/processes.json`: what a restart reports.
     record: PathBuf,
@@ -88,6 +91,7 @@ impl Processes {
         // Written again at the next start or end: until then, a running one stays lost.
         Self {
             next: AtomicU64::new(next),
+            next_foreground: AtomicU64::new(0),
             table: Mutex::new(Table {
                 background,
                 ..Table::default()
@@ -104,7 +108,7 @@ impl Processes {
     /// Registers a foreground run, so that the session's end ends it too; `None` when the
     /// session is going. Unregistered when the guard drops.
     pub fn foreground(&self, control: RunControl) -> Option<ForegroundRun<'_>> {
-        let number = self.next_number();
+        let number = self.next_foreground.fetch_add(1, Ordering::AcqRel);
         let mut table = self.table();
         if table.closed {
             let _ = control.signal(nix::sys::signal::Signal::SIGKILL);

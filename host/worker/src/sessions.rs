@@ -423,6 +423,8 @@ impl Sessions {
                     // others still are.
                     match Storage::reopen(&dir, record.quota.is_some()) {
                         Ok(base) => {
+                            // A network left by a worker that died: what ran in it is gone.
+                            hearth_python_runner::netns::remove(&dir.join("state").join("netns"));
                             sessions.cap_scratch(&base.join("tmp"))?;
                             sessions.remember_token(&record);
                             live.insert(record.id.clone(), Arc::new(sessions.session(record)?));

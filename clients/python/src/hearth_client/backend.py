@@ -15,15 +15,23 @@ unreachable, the token is wrong, the worker failed, the session is gone) raises 
 
 Every operation is built once, as an `_Op` (the call and how its answer or error becomes a
 result); the sync method and its async twin differ only in how the call is sent.
+
+The one exception to "one call": an `execute` with a long timeout (over
+`BACKGROUND_AFTER_S`, or 0, the longest the worker allows) runs as a background process the
+backend follows, long poll by long poll, so no request waits longer than `FOLLOW_WAIT_S`
+(proxies and load balancers cut longer ones). Its answer is the same as a foreground run's. Its
+steps are a generator of calls (`_Steps`), sent by the same two senders.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
 from deepagents.backends.protocol import (
@@ -46,7 +54,7 @@ from deepagents.backends.protocol import (
 from . import routes
 from . import types as t
 from .client import AsyncClient, Client
-from .errors import HearthError, is_for_the_model
+from .errors import HearthError, ProcessNotFound, is_for_the_model
 from .routes import Call
 
 A = TypeVar("A")
@@ -60,6 +68,25 @@ MAX_GREP_MATCHES = 10_000
 
 # deepagents' convention for a command that ran out of time (`LocalShellBackend` does the same).
 TIMEOUT_EXIT_CODE = 124
+
+# An `execute` whose timeout is longer than this (or 0: the longest the worker allows) runs as a
+# background process followed by long polls, not as one request that lasts as long as the run.
+# (No timeout at all, the worker's `exec.timeout_s`, 120 s by default, stays one request.)
+BACKGROUND_AFTER_S = 120.0
+# The longest one long poll of a followed run waits (the worker allows 60).
+FOLLOW_WAIT_S = 30.0
+# How long past its timeout a followed run may still run before the backend kills it itself:
+# the worker kills it at its timeout, this is for when that did not happen.
+KILL_GRACE_S = 5.0
+# What a followed run keeps of each of stdout and stderr, as the worker keeps of a foreground
+# run's (its `exec.output_bytes`, by default): the rest is dropped and the answer `truncated`.
+OUTPUT_BYTES = 1024 * 1024
+# Below this many free bytes a session's volume counts as full, as the worker counts it.
+QUOTA_FULL_MARGIN_BYTES = 1 << 20
+
+# A multi-call operation: a generator that yields each call, is sent its answer (or thrown its
+# `HearthError`) and returns the result.
+_Steps = Generator[Call[Any], Any, R]
 
 
 @dataclass(frozen=True)
@@ -191,6 +218,77 @@ def _execute_response(answer: t.ExecResult, timeout_s: float | None) -> ExecuteR
     return ExecuteResponse(output=output, exit_code=exit_code, truncated=answer["truncated"])
 
 
+def _exec_failed(e: HearthError) -> ExecuteResponse:
+    """A run the worker refused, for a reason the model can act on (a timeout beyond the
+    worker's longest, say)."""
+    return ExecuteResponse(output=f"Error: {e.message}", exit_code=1)
+
+
+@dataclass
+class _Capture:
+    """What a followed run keeps of one stream: its first `limit` bytes, as a foreground run's
+    answer keeps them."""
+
+    limit: int = OUTPUT_BYTES
+    parts: list[str] = field(default_factory=list)
+    size: int = 0
+    cut: bool = False
+
+    @property
+    def full(self) -> bool:
+        return self.size >= self.limit
+
+    def add(self, data: str) -> None:
+        if not data:
+            return
+        encoded = data.encode("utf-8", errors="surrogatepass")
+        room = self.limit - self.size
+        if len(encoded) > room:
+            # Cut at the byte limit, a cut character replaced, as the worker's lossy decoding does.
+            data = encoded[:room].decode("utf-8", errors="replace")
+            encoded, self.cut = encoded[:room], True
+        if data:
+            self.parts.append(data)
+        self.size += len(encoded)
+
+    def skip_to(self, total: int, cursor: int) -> int:
+        """The cursor to read on from: past everything written so far (`total`) once the stream
+        is kept in full, so no more of it is sent; what is skipped makes the answer truncated."""
+        if not self.full or total <= cursor:
+            return cursor
+        self.cut = True
+        return total
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def _quota_full(usage: t.QuotaUsage | None) -> bool:
+    """Whether a session's volume is full, as the worker decides a run's `quota_exceeded`."""
+    if usage is None:
+        return False
+    return (
+        usage["bytes_limit"] - usage["bytes_used"] < QUOTA_FULL_MARGIN_BYTES
+        or usage["inodes_used"] >= usage["inodes_limit"]
+    )
+
+
+def _runs_in_background(timeout_s: float | None) -> bool:
+    """Whether `execute` follows the run as a background process: a long timeout, or 0 (the
+    longest the worker allows)."""
+    return timeout_s is not None and (timeout_s == 0 or timeout_s > BACKGROUND_AFTER_S)
+
+
+@dataclass
+class _Followed:
+    """A followed run's process, once started, and whether the backend is done with it: what is
+    killed when the caller abandons the run (an interrupt, a cancelled task)."""
+
+    pid: str | None = None
+    finished: bool = False
+
+
 class HearthBackend(SandboxBackendProtocol):
     """A session on a Hearth worker, as deepagents' backend.
 
@@ -241,13 +339,16 @@ class HearthBackend(SandboxBackendProtocol):
         git: Mapping[str, str] | None = None,
         from_snapshot: str | None = None,
         quota: Mapping[str, int] | None = None,
+        network_allow: Sequence[str] | None = None,
         **options: Any,
     ) -> HearthBackend:
         """A new session on the worker (empty, cloned from `git`, or restored `from_snapshot`;
-        `quota` as `{"bytes"?, "inodes"?}`) and a backend on it; `options` are those of the
-        constructor."""
+        `quota` as `{"bytes"?, "inodes"?}`; `network_allow` where its programs may connect, `[]`
+        nowhere) and a backend on it; `options` are those of the constructor."""
         client = options.pop("client", None) or Client(url, token=token)
-        session = client.create_session(session_id, git=git, from_snapshot=from_snapshot, quota=quota)
+        session = client.create_session(
+            session_id, git=git, from_snapshot=from_snapshot, quota=quota, network_allow=network_allow
+        )
         return cls(session["id"], url=url, token=token, client=client, **options)
 
     @property
@@ -353,15 +454,136 @@ class HearthBackend(SandboxBackendProtocol):
             lambda e: [FileDownloadResponse(path=p, error=e.code) for p in paths],
         )
 
-    def _execute(self, command: str, timeout: int | None) -> _Op[t.ExecResult, ExecuteResponse]:
+    def _timeout_s(self, timeout: int | None) -> float | None:
         # 0 is deepagents' "no timeout": the worker reads it as the longest run it allows.
-        timeout_s = self._default_timeout if timeout is None else timeout
+        return self._default_timeout if timeout is None else timeout
+
+    def _execute(self, command: str, timeout_s: float | None) -> _Op[t.ExecResult, ExecuteResponse]:
         body = cast(t.ExecBody, {"command": command, "timeout_s": timeout_s, "env": self._env})
         return _Op(
             routes.exec_program(self._session, body),
             lambda a: _execute_response(a, timeout_s),
-            lambda e: ExecuteResponse(output=f"Error: {e.message}", exit_code=1),
+            _exec_failed,
         )
+
+    def _follow(self, command: str, timeout_s: float, run: _Followed) -> _Steps[ExecuteResponse]:
+        """`execute` as a background process: started, its output read by long polls of at most
+        `FOLLOW_WAIT_S` (each stream kept as a foreground run keeps it), killed if it outlives
+        its timeout, then its end and the session's quota read, and the process forgotten."""
+        session = self._session
+        started = time.monotonic()
+        # 0 is the worker's longest run, which only the worker knows: it alone ends it then.
+        deadline = started + timeout_s + KILL_GRACE_S if timeout_s else None
+        try:
+            process: t.ProcessInfo = yield routes.exec_background(
+                session, command=command, timeout=timeout_s, env=self._env
+            )
+        except HearthError as e:
+            if e.code == "process_limit":
+                # The session runs as many background processes as it may: one long request,
+                # as before background processes.
+                return (yield from self._foreground(command, timeout_s))
+            if not is_for_the_model(e):
+                raise
+            return _exec_failed(e)
+        run.pid = pid = process["id"]
+        follower = routes.OutputFollower(session, pid)
+        stdout, stderr = _Capture(), _Capture()
+        killed = False
+        try:
+            while not follower.done:
+                wait = FOLLOW_WAIT_S
+                if deadline is not None and not killed:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        # Its output still comes, to its end: the kill closes the streams.
+                        yield routes.signal_process(session, pid, "SIGKILL")
+                        killed = True
+                    else:
+                        wait = min(wait, left)
+                answer: t.ProcessOutput = yield follower.call(wait_s=wait)
+                for stream, data in follower.take(answer):
+                    (stdout if stream == "stdout" else stderr).add(data)
+                # A stream kept in full is skipped to its end: nothing more of it is kept.
+                follower.stdout = stdout.skip_to(answer["process"]["stdout_bytes"], follower.stdout)
+                follower.stderr = stderr.skip_to(answer["process"]["stderr_bytes"], follower.stderr)
+            end = follower.process or process
+            while end["state"] == "running":  # the streams close as it ends: not for long
+                end = yield routes.get_process(session, pid, wait_s=FOLLOW_WAIT_S)
+            with contextlib.suppress(ProcessNotFound):
+                yield routes.kill_process(session, pid)  # forget it: the answer has it all
+            run.finished = True
+            info: t.Session = yield routes.get_session(session)
+        except HearthError as e:
+            if not is_for_the_model(e):
+                raise
+            if not run.finished:
+                with contextlib.suppress(HearthError):
+                    yield routes.kill_process(session, pid)
+                run.finished = True
+            return _exec_failed(e)
+        answer_of_run: t.ExecResult = {
+            "exit_code": end["exit_code"],
+            "signal": end["signal"],
+            "stdout": stdout.text,
+            "stderr": stderr.text,
+            "timed_out": end["timed_out"] or killed,
+            "oom_killed": end["oom_killed"],
+            "quota_exceeded": _quota_full(info["quota"]),
+            "truncated": stdout.cut or stderr.cut or follower.missed > 0,
+            "duration_ms": end["duration_ms"],
+            "jail": {},
+        }
+        return _execute_response(answer_of_run, timeout_s)
+
+    def _foreground(self, command: str, timeout_s: float | None) -> _Steps[ExecuteResponse]:
+        op = self._execute(command, timeout_s)
+        try:
+            answer = yield op.call
+        except HearthError as e:
+            if not is_for_the_model(e):
+                raise
+            return op.failed(e)
+        return op.done(answer)
+
+    def _drive(self, steps: _Steps[R], run: _Followed) -> R:
+        """Sends each call of `steps` and hands it its answer or error. A run the caller abandons
+        (an interrupt) is killed."""
+        try:
+            call = next(steps)
+            while True:
+                try:
+                    answer = self._client.send(call)
+                except HearthError as e:
+                    call = steps.throw(e)
+                else:
+                    call = steps.send(answer)
+        except StopIteration as done:
+            return cast(R, done.value)
+        except BaseException:
+            if run.pid is not None and not run.finished:
+                with contextlib.suppress(Exception):
+                    self._client.send(routes.kill_process(self._session, run.pid))
+            raise
+
+    async def _adrive(self, steps: _Steps[R], run: _Followed) -> R:
+        """`_drive`, awaited. A run whose task is cancelled is killed."""
+        try:
+            call = next(steps)
+            while True:
+                try:
+                    answer = await self.async_client.send(call)
+                except HearthError as e:
+                    call = steps.throw(e)
+                else:
+                    call = steps.send(answer)
+        except StopIteration as done:
+            return cast(R, done.value)
+        except BaseException:
+            if run.pid is not None and not run.finished:
+                with contextlib.suppress(Exception):
+                    await self.async_client.send(routes.kill_process(self._session, run.pid))
+            raise
 
     # --- deepagents' protocol
 
@@ -428,7 +650,15 @@ class HearthBackend(SandboxBackendProtocol):
         return await self._arun(self._download(paths))
 
     def execute(self, command: str, *, timeout: int | None = None) -> ExecuteResponse:
-        return self._run(self._execute(command, timeout))
+        timeout_s = self._timeout_s(timeout)
+        if timeout_s is not None and _runs_in_background(timeout_s):
+            run = _Followed()
+            return self._drive(self._follow(command, timeout_s, run), run)
+        return self._run(self._execute(command, timeout_s))
 
     async def aexecute(self, command: str, *, timeout: int | None = None) -> ExecuteResponse:
-        return await self._arun(self._execute(command, timeout))
+        timeout_s = self._timeout_s(timeout)
+        if timeout_s is not None and _runs_in_background(timeout_s):
+            run = _Followed()
+            return await self._adrive(self._follow(command, timeout_s, run), run)
+        return await self._arun(self._execute(command, timeout_s))

@@ -88,6 +88,10 @@ def _stream_args(session: str, body: t.ExecBody) -> dict[str, Any]:
     return {"method": "POST", "url": routes.exec_stream_path(session), "json": call.json, "timeout": call.timeout}
 
 
+def _port_url(base: str, session: str, port: int, path: str) -> str:
+    return base.rstrip("/") + routes.port_path(session, port, path)
+
+
 class Client:
     """A worker, synchronously.
 
@@ -168,8 +172,12 @@ class Client:
         git: Mapping[str, str] | None = None,
         from_snapshot: str | None = None,
         quota: Mapping[str, int] | None = None,
+        network_allow: Sequence[str] | None = None,
     ) -> t.Session:
-        return self.send(routes.create_session(id, git=git, from_snapshot=from_snapshot, quota=quota))
+        """A new session (see `routes.create_session`); `network_allow` is where its programs may
+        connect (`[]`: nowhere; `None`: what the worker allows every session)."""
+        call = routes.create_session(id, git=git, from_snapshot=from_snapshot, quota=quota, network_allow=network_allow)
+        return self.send(call)
 
     def list_sessions(self) -> list[t.Session]:
         return self.send(routes.list_sessions())
@@ -250,6 +258,74 @@ class Client:
                 event = routes.stream_event(line)
                 if event is not None:
                     yield event
+
+    # --- background processes
+
+    def exec_background(
+        self,
+        session: str,
+        *,
+        command: str | None = None,
+        argv: Sequence[str] | None = None,
+        script: str | None = None,
+        args: Sequence[str] | None = None,
+        timeout: float | None = None,
+        stdin: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> t.ProcessInfo:
+        """Start `command`, `argv` or `script` (with `args`) as a background process and answer at
+        once with it; `timeout` is its wall time in seconds (default: the worker's
+        `exec.background_timeout_s`; 0: the longest it allows)."""
+        call = routes.exec_background(
+            session, command=command, argv=argv, script=script, args=args, timeout=timeout, stdin=stdin, env=env
+        )
+        return self.send(call)
+
+    def processes(self, session: str) -> list[t.ProcessInfo]:
+        return self.send(routes.list_processes(session))
+
+    def process(self, session: str, pid: str, wait_s: float | None = None) -> t.ProcessInfo:
+        """The process's state; with `wait_s` (0 to 60), once it ended or the wait is over."""
+        return self.send(routes.get_process(session, pid, wait_s=wait_s))
+
+    def process_output(
+        self,
+        session: str,
+        pid: str,
+        stdout: int = 0,
+        stderr: int = 0,
+        max_bytes: int | None = None,
+        wait_s: float | None = None,
+    ) -> t.ProcessOutput:
+        """Each stream from its cursor (`next` of the previous read); with `wait_s`, a long poll."""
+        return self.send(
+            routes.process_output(session, pid, stdout=stdout, stderr=stderr, max_bytes=max_bytes, wait_s=wait_s)
+        )
+
+    def follow_output(
+        self, session: str, pid: str, *, wait_s: float = routes.FOLLOW_WAIT_S
+    ) -> Iterator[tuple[t.StreamName, str]]:
+        """The process's output as it comes, as `(stream, text)` chunks, from its start (what the
+        worker still keeps of it) until it ended and both streams were read to their end: long
+        polls of at most `wait_s` each."""
+        follower = routes.OutputFollower(session, pid, wait_s=wait_s)
+        while not follower.done:
+            yield from follower.take(self.send(follower.call()))
+
+    def write_stdin(self, session: str, pid: str, data: str, close: bool = False) -> t.ProcessInfo:
+        return self.send(routes.write_stdin(session, pid, data, close=close))
+
+    def signal_process(self, session: str, pid: str, signal: t.SignalName = "SIGTERM") -> t.SignalOutcome:
+        return self.send(routes.signal_process(session, pid, signal))
+
+    def kill_process(self, session: str, pid: str) -> t.ProcessInfo:
+        """Kill the process (if it runs) and forget it: its last state."""
+        return self.send(routes.kill_process(session, pid))
+
+    def port_url(self, session: str, port: int, path: str = "") -> str:
+        """The URL of a server a program of the session runs on `port`, through the worker: send
+        this client's token (or the session's) with requests to it."""
+        return _port_url(self.url, session, port, path)
 
     # --- git
 
@@ -379,8 +455,12 @@ class AsyncClient:
         git: Mapping[str, str] | None = None,
         from_snapshot: str | None = None,
         quota: Mapping[str, int] | None = None,
+        network_allow: Sequence[str] | None = None,
     ) -> t.Session:
-        return await self.send(routes.create_session(id, git=git, from_snapshot=from_snapshot, quota=quota))
+        """A new session (see `routes.create_session`); `network_allow` is where its programs may
+        connect (`[]`: nowhere; `None`: what the worker allows every session)."""
+        call = routes.create_session(id, git=git, from_snapshot=from_snapshot, quota=quota, network_allow=network_allow)
+        return await self.send(call)
 
     async def list_sessions(self) -> list[t.Session]:
         return await self.send(routes.list_sessions())
@@ -463,6 +543,65 @@ class AsyncClient:
                     event = routes.stream_event(line)
                     if event is not None:
                         yield event
+
+    # --- background processes
+
+    async def exec_background(
+        self,
+        session: str,
+        *,
+        command: str | None = None,
+        argv: Sequence[str] | None = None,
+        script: str | None = None,
+        args: Sequence[str] | None = None,
+        timeout: float | None = None,
+        stdin: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> t.ProcessInfo:
+        call = routes.exec_background(
+            session, command=command, argv=argv, script=script, args=args, timeout=timeout, stdin=stdin, env=env
+        )
+        return await self.send(call)
+
+    async def processes(self, session: str) -> list[t.ProcessInfo]:
+        return await self.send(routes.list_processes(session))
+
+    async def process(self, session: str, pid: str, wait_s: float | None = None) -> t.ProcessInfo:
+        return await self.send(routes.get_process(session, pid, wait_s=wait_s))
+
+    async def process_output(
+        self,
+        session: str,
+        pid: str,
+        stdout: int = 0,
+        stderr: int = 0,
+        max_bytes: int | None = None,
+        wait_s: float | None = None,
+    ) -> t.ProcessOutput:
+        return await self.send(
+            routes.process_output(session, pid, stdout=stdout, stderr=stderr, max_bytes=max_bytes, wait_s=wait_s)
+        )
+
+    async def follow_output(
+        self, session: str, pid: str, *, wait_s: float = routes.FOLLOW_WAIT_S
+    ) -> AsyncIterator[tuple[t.StreamName, str]]:
+        """Like `Client.follow_output`, an async iterator."""
+        follower = routes.OutputFollower(session, pid, wait_s=wait_s)
+        while not follower.done:
+            for chunk in follower.take(await self.send(follower.call())):
+                yield chunk
+
+    async def write_stdin(self, session: str, pid: str, data: str, close: bool = False) -> t.ProcessInfo:
+        return await self.send(routes.write_stdin(session, pid, data, close=close))
+
+    async def signal_process(self, session: str, pid: str, signal: t.SignalName = "SIGTERM") -> t.SignalOutcome:
+        return await self.send(routes.signal_process(session, pid, signal))
+
+    async def kill_process(self, session: str, pid: str) -> t.ProcessInfo:
+        return await self.send(routes.kill_process(session, pid))
+
+    def port_url(self, session: str, port: int, path: str = "") -> str:
+        return _port_url(self.url, session, port, path)
 
     # --- git
 

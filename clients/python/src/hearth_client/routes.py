@@ -343,7 +343,7 @@ def list_processes(session: str) -> Call[list[t.ProcessInfo]]:
 
 
 def get_process(session: str, pid: str, *, wait_s: float | None = None) -> Call[t.ProcessInfo]:
-    """A process's state; with `wait_s` (0–60), answered when it ends or the wait is over."""
+    """A process's state; with `wait_s` (0 to 60), answered when it ends or the wait is over."""
     return Call("GET", _process(session, pid), params=_drop_none(wait_s=wait_s), timeout=_waiting(wait_s))
 
 
@@ -357,7 +357,7 @@ def process_output(
     wait_s: float | None = None,
 ) -> Call[t.ProcessOutput]:
     """Each stream from its byte cursor (the `next` of the previous read), at most `max_bytes`
-    of each (4 B–1 MiB, the default); with `wait_s` (0–60), a long poll answered as soon as
+    of each (4 B to 1 MiB, the default); with `wait_s` (0 to 60), a long poll answered as soon as
     there is output past the cursors, or the end."""
     params = _drop_none(stdout=stdout, stderr=stderr, max_bytes=max_bytes, wait_s=wait_s)
     return Call("GET", f"{_process(session, pid)}/output", params=params, timeout=_waiting(wait_s))
@@ -401,15 +401,16 @@ class OutputFollower:
         self.session, self.pid = session, pid
         self.stdout, self.stderr = stdout, stderr
         self.wait_s, self.max_bytes = wait_s, max_bytes
-        self.eof = {"stdout": False, "stderr": False}
-        self.missed = {"stdout": 0, "stderr": 0}
-        """Bytes of each stream the ring dropped before they were read."""
+        self.eof = (False, False)
+        """Whether stdout and stderr reached their end."""
+        self.missed = 0
+        """Bytes the rings dropped before they were read (both streams)."""
         self.process: t.ProcessInfo | None = None
         """The process as of the last read."""
 
     @property
     def done(self) -> bool:
-        return self.eof["stdout"] and self.eof["stderr"]
+        return all(self.eof)
 
     def call(self, wait_s: float | None = None) -> Call[t.ProcessOutput]:
         """The next read: a long poll of `wait_s` (default the follower's) from the cursors."""
@@ -419,19 +420,17 @@ class OutputFollower:
         )
 
     def take(self, answer: t.ProcessOutput) -> list[tuple[t.StreamName, str]]:
-        """The chunks a read brought, in stream order, with the cursors moved past them."""
+        """The chunks a read brought (stdout's, then stderr's), with the cursors moved past them."""
+        out, err = answer["stdout"], answer["stderr"]
         self.process = answer["process"]
+        self.stdout, self.stderr = out["next"], err["next"]
+        self.eof = (out["eof"], err["eof"])
+        self.missed += out["missed"] + err["missed"]
         chunks: list[tuple[t.StreamName, str]] = []
-        for name in ("stdout", "stderr"):
-            read = answer[name]
-            self.missed[name] += read["missed"]
-            self.eof[name] = read["eof"]
-            if name == "stdout":
-                self.stdout = read["next"]
-            else:
-                self.stderr = read["next"]
-            if read["data"]:
-                chunks.append((name, read["data"]))
+        if out["data"]:
+            chunks.append(("stdout", out["data"]))
+        if err["data"]:
+            chunks.append(("stderr", err["data"]))
         return chunks
 
 
@@ -439,7 +438,7 @@ def port_path(session: str, port: int, path: str = "") -> str:
     """The route at which a server a program of the session runs on `port` (inside the
     session) is reached: any method, and WebSockets, with the worker's or the session's token."""
     if not 1 <= port <= 65535:
-        raise BadRequest("invalid_path", f"{port} is not a port (1–65535)", status=None)
+        raise BadRequest("invalid_path", f"{port} is not a port (1 to 65535)", status=None)
     return f"{_session(session)}/ports/{port}/{path.lstrip('/')}"
 
 

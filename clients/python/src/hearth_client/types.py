@@ -284,10 +284,13 @@ class ExecBody(TypedDict, total=False):
     """Answer at once (202) with the started `ProcessInfo` (`Client.exec_background`)."""
 
 
+StreamName = Literal["stdout", "stderr"]
+
+
 class OutputChunk(TypedDict):
     """A piece of a running program's output, from `exec_stream`."""
 
-    stream: Literal["stdout", "stderr"]
+    stream: StreamName
     data: str
 
 

@@ -133,6 +133,81 @@ async fn cli_creates_sessions_and_calls_tools() {
         .unwrap();
     assert!(!wrong.status.success());
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("unauthorized"));
+
+    // Programs: the foreground run's code is the CLI's; a background one is followed.
+    let run = |args: &[&str]| {
+        std::process::Command::new(HEARTH)
+            .args(args)
+            .env_clear()
+            .env("HEARTH_URL", &url)
+            .env("HEARTH_TOKEN", TOKEN)
+            .output()
+            .unwrap()
+    };
+    let ran = run(&["exec", "cli", "--", "cat hello.txt; exit 3"]);
+    assert_eq!(ran.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "hi");
+    let id = cli(&[
+        "exec",
+        "cli",
+        "--background",
+        "--",
+        "echo one; sleep 0.5; echo two",
+    ]);
+    assert_eq!(id.trim(), "p1");
+    assert!(cli(&["ps", "cli"]).starts_with("p1\t"));
+    assert_eq!(cli(&["logs", "cli", "p1", "--follow"]), "one\ntwo\n");
+    assert!(cli(&["ps", "cli"]).contains("exited 0"));
+    cli(&["exec", "cli", "--background", "--", "sleep 60"]);
+    cli(&["kill", "cli", "p2", "--signal", "term"]);
+    let bad = run(&["kill", "cli", "p2", "--signal", "stop"]);
+    assert!(!bad.status.success());
+    cli(&["kill", "cli", "p2"]);
+    assert!(!cli(&["ps", "cli"]).contains("p2"));
+    drop(child);
+}
+
+/// A worker that dies (SIGKILL: nothing of it runs on) takes its programs with it, through the
+/// lifeline its jails hold; the restarted worker reports them lost.
+#[tokio::test]
+async fn a_killed_worker_takes_its_programs_with_it_and_reports_them_lost() {
+    use hearth_client::Client;
+    use hearth_client::wire::exec::ExecRequest;
+    use hearth_client::wire::processes::ProcessState;
+    let data = crate::support::DataDir::new();
+    let (mut child, url) = serve(data.path(), &[]).await;
+    let client = Client::new(&url, Some(TOKEN.into()));
+    client.create_session(Some("alive")).await.unwrap();
+    let beat = ExecRequest::command("while true; do date +%s%N > beat; sleep 0.05; done");
+    let process = client.exec_background("alive", &beat).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !client
+            .get_file("alive", "/workspace/beat")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let (child, url) = serve(data.path(), &[]).await;
+    let client = Client::new(&url, Some(TOKEN.into()));
+    let first = client.get_file("alive", "/workspace/beat").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = client.get_file("alive", "/workspace/beat").await.unwrap();
+    assert_eq!(first, second, "nothing of the old worker's runs writes on");
+    let listed = client.processes("alive").await.unwrap().processes;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].id.as_str(), listed[0].state),
+        (process.id.as_str(), ProcessState::Lost)
+    );
+    // The session runs programs again, in a network of its own.
+    let again = client
+        .exec_json("alive", serde_json::json!({ "command": "echo back" }))
+        .await
+        .unwrap();
+    assert_eq!(again["stdout"], "back\n");
     drop(child);
 }
 
