@@ -47,8 +47,8 @@ use nix::unistd::{ForkResult, chdir, execve, fork, pivot_root, sethostname};
 
 use crate::identity::JAIL_ID;
 use crate::spec::{
-    ENFORCED, JAIL_FAILED_EXIT, JOIN_FLAG, JailSpec, LIFELINE_FD, Layer, Layers, REPORT_PREFIX,
-    RESULT_FD, Report, SocketPolicy, read_framed,
+    ENFORCED, JAIL_FAILED_EXIT, JOIN_FLAG, JailSpec, LIFELINE_FD, Layer, Layers, PROTOCOL,
+    REPORT_PREFIX, RESULT_FD, Report, SocketPolicy, read_framed,
 };
 
 /// Device nodes the jail gets, bound from the host's `/dev`.
@@ -262,6 +262,7 @@ pub fn run_main() -> ! {
     report(&Report {
         layers: layers.clone(),
         error: None,
+        protocol: PROTOCOL,
     });
     // 9. the program, under an init: pid 1 of a namespace gets no signal it has no handler for,
     // so a program that is pid 1 would ignore the host's SIGTERM. The init forwards every
@@ -452,6 +453,7 @@ fn fail(layers: &Layers, why: &str) -> ! {
     report(&Report {
         layers: layers.clone(),
         error: Some(why.to_owned()),
+        protocol: PROTOCOL,
     });
     std::process::exit(JAIL_FAILED_EXIT);
 }

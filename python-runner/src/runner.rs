@@ -846,7 +846,18 @@ impl Running {
             layers.insert(Layer::Cgroups.name().into(), format!("unavailable: {why}"));
         }
         layers.insert(Layer::WallTime.name().into(), crate::spec::ENFORCED.into());
-        let jail_error = report.and_then(|r| r.error).or_else(|| {
+        let stale = report
+            .as_ref()
+            .filter(|r| r.protocol != crate::spec::PROTOCOL)
+            .map(|r| {
+                format!(
+                    "the jail helper speaks protocol {}, this worker {}: it is from another build; \
+                     rebuild hearth-jail with the worker",
+                    r.protocol,
+                    crate::spec::PROTOCOL
+                )
+            });
+        let jail_error = stale.or_else(|| report.and_then(|r| r.error)).or_else(|| {
             (!timed_out
                 && status.is_some_and(|s| s.code() == Some(JAIL_FAILED_EXIT))
                 && layers.len() <= 2)

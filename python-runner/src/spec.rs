@@ -210,10 +210,19 @@ pub const REPORT_PREFIX: &str = "\u{1}hearth-jail ";
 /// The helper's exit code when it refused to run the program (a required layer failed).
 pub const JAIL_FAILED_EXIT: i32 = 125;
 
+/// The version of what host and helper say to each other (the spec, the report, the
+/// descriptors handed over). A helper from another build would read a spec it does not
+/// understand as one it does, ignoring what it does not know (a session network, a socket
+/// policy): the host refuses a run whose helper reports another protocol.
+pub const PROTOCOL: u32 = 2;
+
 /// What the helper reports on its first stderr line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
     pub layers: Layers,
     /// Set when the program was not started.
     pub error: Option<String>,
+    /// The helper's [`PROTOCOL`] (absent, 0, from a helper older than the field).
+    #[serde(default)]
+    pub protocol: u32,
 }

@@ -10,11 +10,13 @@ the operations after it. Prints one line in pytest's form, one test per operatio
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -37,6 +39,15 @@ def main() -> int:
             client.write_file("s1", "/workspace/a.py", "x = 1\n")
             client.git_commit("s1", "first")
             client.create_session("doomed")
+        # A background process `p1` for the process routes to reach (the fuzzer may signal,
+        # feed and kill it: every answer after that is still a documented one).
+        start = urllib.request.Request(
+            f"{worker.url}/v1/sessions/s1/exec",
+            data=json.dumps({"command": "sleep 3600", "background": True}).encode(),
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(start) as answer:
+            assert answer.status == 202
         ran = subprocess.run(
             [
                 str(Path(sys.executable).parent / "schemathesis"),

@@ -193,7 +193,7 @@ def test_exec_every_form(client: Any, session: str) -> None:
 
     shell = client.exec(session, command="echo out; echo err >&2; exit 3")
     assert (shell["exit_code"], shell["stdout"], shell["stderr"]) == (3, "out\n", "err\n")
-    assert shell["jail"]["network_namespace"] == "enforced"
+    assert shell["jail"]["network_namespace"] == "enforced: the session's own"
 
     script = client.exec(session, script="/workspace/main.py", args=["21"], stdin="from stdin")
     assert script["stdout"] == "42 from stdin\n"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -320,3 +321,22 @@ def test_at_the_process_limit_a_long_execute_runs_in_the_foreground(worker: Work
     for pid in sleepers:
         backend.client.kill_process(session, pid)
     backend.close()
+
+
+@pytest.mark.usefixtures("low_threshold")
+def test_a_followed_run_that_fills_the_quota_says_so(worker: WorkerProcess) -> None:
+    backend = HearthBackend.create(url=worker.url, token=TOKEN, quota={"bytes": 32 << 20, "inodes": 4096})
+    ran = backend.execute("head -c 40000000 /dev/zero > /tmp/zeros", timeout=60)
+    assert ran.exit_code != 0 and "quota is full" in ran.output, ran.output
+    backend.client.delete_session(backend.id)
+    backend.close()
+
+
+@pytest.mark.usefixtures("low_threshold")
+def test_a_followed_run_the_caller_abandons_is_killed(
+    backend: HearthBackend, session: str, loop: asyncio.AbstractEventLoop
+) -> None:
+    with pytest.raises(asyncio.TimeoutError):
+        loop.run_until_complete(asyncio.wait_for(backend.aexecute("sleep 30", timeout=60), 1.5))
+    assert backend.client.processes(session) == []  # killed and forgotten
+    loop.run_until_complete(backend.aclose())

@@ -120,6 +120,8 @@ pub struct Proxy {
     policy: Arc<EgressPolicy>,
     resolver: Arc<dyn Resolve>,
     local: Option<Arc<dyn LocalConnect>>,
+    /// Connections all the worker's proxies may hold together, when it bounds them.
+    shared: Option<Arc<Semaphore>>,
 }
 
 /// Connects to a port on the session's own loopback (inside its network namespace).
@@ -149,6 +151,16 @@ impl Proxy {
             policy,
             resolver: Arc::new(SystemResolver),
             local: None,
+            shared: None,
+        }
+    }
+
+    /// The same proxy also taking one of `shared`'s permits per connection: the bound of all
+    /// of a worker's sessions together, so that many sessions cannot take every descriptor.
+    pub fn with_shared_limit(self, shared: Arc<Semaphore>) -> Self {
+        Self {
+            shared: Some(shared),
+            ..self
         }
     }
 
@@ -179,13 +191,20 @@ impl Proxy {
             let Ok(slot) = slots.clone().acquire_owned().await else {
                 return;
             };
+            let shared = match &proxy.shared {
+                Some(shared) => match shared.clone().acquire_owned().await {
+                    Ok(permit) => Some(permit),
+                    Err(_) => return,
+                },
+                None => None,
+            };
             while connections.try_join_next().is_some() {}
             match listener.accept().await {
                 Ok((stream, _)) => {
                     let proxy = proxy.clone();
                     connections.spawn(async move {
                         proxy.serve_connection(stream).await;
-                        drop(slot);
+                        drop((slot, shared));
                     });
                 }
                 Err(error) => {

@@ -25,6 +25,8 @@ pub struct App {
     /// Says that the tool registry changed (an install, an upgrade, a removal), to whoever
     /// listens: MCP clients holding a stream get `notifications/tools/list_changed`.
     pub tools_changed: tokio::sync::broadcast::Sender<()>,
+    /// Connections all sessions' egress proxies may hold together.
+    pub proxied_connections: Arc<tokio::sync::Semaphore>,
     /// Distinguishes request ids of this process from those of earlier ones.
     pub(crate) started_nonce: u32,
 }
@@ -104,6 +106,9 @@ pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
     Ok(Arc::new(App {
         rate,
         tools_changed: tokio::sync::broadcast::channel(16).0,
+        proxied_connections: Arc::new(tokio::sync::Semaphore::new(
+            crate::network::PROXIED_CONNECTIONS,
+        )),
         config,
         runtime: Arc::new(runtime),
         sessions,

@@ -12,6 +12,10 @@ use hearth_egress::{Credential, EgressPolicy, HostPattern, Proxy};
 use hearth_python_runner::netns;
 use serde::Deserialize;
 
+/// Connections all sessions' egress proxies hold together (each proxy also has its own bound,
+/// `hearth_egress::proxy::MAX_CONNECTIONS`).
+pub const PROXIED_CONNECTIONS: usize = 1024;
+
 /// Where the egress proxy listens inside every session namespace that has one.
 pub const PROXY_ADDRESS: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), PROXY_PORT);
@@ -144,6 +148,7 @@ impl SessionNetwork {
         path: PathBuf,
         session: &str,
         policy: EgressPolicy,
+        shared: Arc<tokio::sync::Semaphore>,
     ) -> Result<Self, netns::NetnsError> {
         netns::create(&path)?;
         let mut network = Self { path, proxy: None };
@@ -154,7 +159,9 @@ impl SessionNetwork {
                 .and_then(|()| tokio::net::TcpListener::from_std(listener))
                 .map(|listener| {
                     let local = Arc::new(SessionLoopback(network.path.clone()));
-                    let proxy = Proxy::new(session.to_owned(), Arc::new(policy)).with_local(local);
+                    let proxy = Proxy::new(session.to_owned(), Arc::new(policy))
+                        .with_local(local)
+                        .with_shared_limit(shared);
                     network.proxy = Some(tokio::spawn(proxy.serve(listener)).abort_handle());
                 })
                 .map_err(|error| netns::NetnsError::Io {

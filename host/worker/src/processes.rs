@@ -52,6 +52,30 @@ pub struct Processes {
     record: PathBuf,
     /// Background processes running on the whole worker, against `limits.worker_max`.
     worker_running: Arc<AtomicUsize>,
+    /// The outputs of ended processes still kept, worker-wide (see [`Retained`]).
+    retained: Arc<Retained>,
+}
+
+/// The outputs of ended processes the worker still keeps, oldest first, all sessions together.
+/// Beyond `limit` (the worker's `max_background_total`), the oldest one's rings are emptied: a
+/// read then says what it missed. With the running ones, what outputs hold is at most
+/// `2 × max_background_total × 2 × background_output_bytes`, however many sessions there are.
+#[derive(Default)]
+pub struct Retained {
+    ended: Mutex<VecDeque<std::sync::Weak<Output>>>,
+}
+
+impl Retained {
+    fn keep(&self, output: &Arc<Output>, limit: usize) {
+        let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+        ended.retain(|o| o.strong_count() > 0);
+        ended.push_back(Arc::downgrade(output));
+        while ended.len() > limit {
+            if let Some(oldest) = ended.pop_front().and_then(|o| o.upgrade()) {
+                oldest.forget();
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -62,6 +86,8 @@ struct Table {
     foreground: HashMap<u64, RunControl>,
     /// Set when the session goes: nothing new starts.
     closed: bool,
+    /// Background processes being started (counted against the limit before they run).
+    starting: usize,
 }
 
 /// How many background processes may run.
@@ -76,7 +102,11 @@ pub struct ProcessLimits {
 impl Processes {
     /// The processes of a session whose state directory is `state_dir`, with those the
     /// record names from before a restart (the running ones lost).
-    pub fn load(state_dir: &std::path::Path, worker_running: Arc<AtomicUsize>) -> Self {
+    pub fn load(
+        state_dir: &std::path::Path,
+        worker_running: Arc<AtomicUsize>,
+        retained: Arc<Retained>,
+    ) -> Self {
         let record = state_dir.join("processes.json");
         let recorded: Vec<Recorded> = std::fs::read(&record)
             .ok()
@@ -98,6 +128,7 @@ impl Processes {
             }),
             record,
             worker_running,
+            retained,
         }
     }
 
@@ -134,15 +165,16 @@ impl Processes {
         start: impl FnOnce(OutputSink) -> Result<Running, String>,
         on_end: impl FnOnce(&Outcome) + Send + 'static,
     ) -> Result<Arc<Process>, ProcessError> {
-        let running_here = self
-            .table()
-            .background
-            .iter()
-            .filter(|p| p.is_running())
-            .count();
-        if running_here >= limits.session_max {
-            return Err(ProcessError::SessionLimit(limits.session_max));
-        }
+        // Counted against the limit from here, so that two starts at once cannot pass it.
+        let _starting = {
+            let mut table = self.table();
+            let running_here = table.background.iter().filter(|p| p.is_running()).count();
+            if running_here + table.starting >= limits.session_max {
+                return Err(ProcessError::SessionLimit(limits.session_max));
+            }
+            table.starting += 1;
+            Starting(self)
+        };
         if self.worker_running.fetch_add(1, Ordering::AcqRel) >= limits.worker_max {
             self.worker_running.fetch_sub(1, Ordering::AcqRel);
             return Err(ProcessError::WorkerLimit(limits.worker_max));
@@ -183,6 +215,7 @@ impl Processes {
                 let _slot = slot;
                 let outcome = running.wait();
                 waited.finish(&outcome);
+                processes.retained.keep(&waited.output, limits.worker_max);
                 processes.forget_old_ended();
                 processes.persist();
                 on_end(&outcome);
@@ -278,6 +311,16 @@ impl Processes {
         if let Err(e) = written {
             tracing::warn!(record = %self.record.display(), error = %e, "recording the session's processes");
         }
+    }
+}
+
+/// A background process being started, counted against its session's limit until it is
+/// listed (or failed).
+struct Starting<'a>(&'a Processes);
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        self.0.table().starting -= 1;
     }
 }
 
@@ -487,7 +530,7 @@ impl Process {
 }
 
 /// A process's two output rings, and the events (output, end) that wake readers.
-struct Output {
+pub struct Output {
     rings: Mutex<[Ring; 2]>,
     events: tokio::sync::watch::Sender<()>,
 }
@@ -527,6 +570,15 @@ impl Output {
         for (ring, total) in rings.iter_mut().zip([stdout, stderr]) {
             ring.start = total;
             ring.closed = true;
+        }
+    }
+
+    /// Empties the rings (their offsets stay: totals are right, and reads say what they
+    /// missed), giving their memory back.
+    fn forget(&self) {
+        for ring in self.rings().iter_mut() {
+            ring.start = ring.end();
+            ring.bytes = VecDeque::new();
         }
     }
 

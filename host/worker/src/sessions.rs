@@ -362,6 +362,8 @@ pub struct Sessions {
     expired: Mutex<HashMap<String, String>>,
     /// Background processes running on the worker, all sessions together.
     background_running: Arc<std::sync::atomic::AtomicUsize>,
+    /// The outputs of ended background processes kept, all sessions together.
+    retained_output: Arc<crate::processes::Retained>,
 }
 
 /// Expired sessions remembered by name.
@@ -396,6 +398,7 @@ impl Sessions {
             creating: Mutex::default(),
             expired: Mutex::default(),
             background_running: Arc::default(),
+            retained_output: Arc::default(),
         };
         // Fail at start-up, not at the first session, if the configured view is unusable.
         sessions.session(Record {
@@ -465,8 +468,11 @@ impl Sessions {
         ];
         mounts.extend(self.areas.iter().cloned());
         let view = SessionView::new(mounts)?;
-        let processes =
-            crate::processes::Processes::load(&dir.join("state"), self.background_running.clone());
+        let processes = crate::processes::Processes::load(
+            &dir.join("state"),
+            self.background_running.clone(),
+            self.retained_output.clone(),
+        );
         Ok(Session {
             id: record.id,
             created_at_ms: record.created_at_ms,

@@ -229,7 +229,7 @@ class _Capture:
     """What a followed run keeps of one stream: its first `limit` bytes, as a foreground run's
     answer keeps them."""
 
-    limit: int = OUTPUT_BYTES
+    limit: int
     parts: list[str] = field(default_factory=list)
     size: int = 0
     cut: bool = False
@@ -488,7 +488,7 @@ class HearthBackend(SandboxBackendProtocol):
             return _exec_failed(e)
         run.pid = pid = process["id"]
         follower = routes.OutputFollower(session, pid)
-        stdout, stderr = _Capture(), _Capture()
+        stdout, stderr = _Capture(OUTPUT_BYTES), _Capture(OUTPUT_BYTES)
         killed = False
         try:
             while not follower.done:

@@ -66,7 +66,8 @@ async fn prepare_exec(
                     tracing::warn!(session = %session2.id, %why, "the session's egress is no longer allowed");
                     hearth_egress::EgressPolicy::default()
                 });
-            crate::network::SessionNetwork::open(path, &session2.id, policy)
+            let shared = app2.proxied_connections.clone();
+            crate::network::SessionNetwork::open(path, &session2.id, policy, shared)
         })
     })
     .await?;

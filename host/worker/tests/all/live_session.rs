@@ -847,3 +847,70 @@ for i in range(1, 601):\n    with open('counter.txt.new', 'w') as f: f.write('%0
     }
     assert!(!c.session(&s).await.unwrap().snapshot.pending);
 }
+
+/// The proxy adds the operator's credential to a plain-HTTP request for its service: the
+/// service sees it, the program never does (not in its environment, not in what it sent).
+#[tokio::test]
+async fn the_proxy_adds_an_operator_credential_the_program_never_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    // Answers 200 "authorized" only with the secret, and says which headers it got.
+    let service = format!(
+        r#"import http.server
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        ok = self.headers.get('X-Index-Token') == 'sesame-7f3a'
+        body = (b'authorized' if ok else b'refused') + b' from:' + (self.headers.get('X-From') or '').encode()
+        self.send_response(200 if ok else 401)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args): pass
+http.server.HTTPServer(('127.0.0.1', {port}), Handler).serve_forever()
+"#
+    );
+    let mut server = std::process::Command::new("python3")
+        .args(["-c", &service])
+        .current_dir(dir.path())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let w = Worker::start_with(|c| {
+        c.egress.allow = vec![format!("127.0.0.1:{port}")];
+        c.egress.credentials = vec![hearth::network::EgressCredential {
+            host: "127.0.0.1".into(),
+            port: Some(port),
+            header: "X-Index-Token".into(),
+            value: Some("sesame-7f3a".into()),
+            value_env: None,
+            tls: false,
+        }];
+    })
+    .await;
+    let s = w.client.create_session(None).await.unwrap().session.id;
+    let program = format!(
+        r#"import os, urllib.request
+request = urllib.request.Request('http://127.0.0.1:{port}/simple/', headers={{'X-Index-Token': 'forged', 'X-From': 'program'}})
+print(urllib.request.urlopen(request, timeout=10).read().decode())
+print('secret in env' if any('sesame' in v for v in os.environ.values()) else 'env clean')
+"#
+    );
+    let out = w
+        .client
+        .exec_json(&s, json!({ "argv": ["python3", "-c", program] }))
+        .await
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(
+        out["stdout"], "authorized from:program\nenv clean\n",
+        "{out}"
+    );
+}
