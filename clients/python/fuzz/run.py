@@ -31,7 +31,8 @@ ROOT = HERE.parent.parent.parent
 
 def main() -> int:
     started = time.monotonic()
-    worker = WorkerProcess("[http]\nrate_per_s = 0\n[snapshots]\nauto_delay_s = 0\n")
+    # Runs end well within the fuzzer's read timeout (60 s), whatever command it comes up with.
+    worker = WorkerProcess("[http]\nrate_per_s = 0\n[snapshots]\nauto_delay_s = 0\n[exec]\ntimeout_s = 20\n")
     report = Path(tempfile.mkdtemp(prefix="hearth-fuzz-")) / "junit.xml"
     try:
         with Client(worker.url, token=TOKEN) as client:
@@ -40,10 +41,11 @@ def main() -> int:
             client.git_commit("s1", "first")
             client.create_session("doomed")
         # A background process `p1` for the process routes to reach (the fuzzer may signal,
-        # feed and kill it: every answer after that is still a documented one).
+        # feed and kill it: every answer after that is still a documented one). `cat` waits on
+        # its stdin in the background, and ends at once where the fuzzer replays its command.
         start = urllib.request.Request(
             f"{worker.url}/v1/sessions/s1/exec",
-            data=json.dumps({"command": "sleep 3600", "background": True}).encode(),
+            data=json.dumps({"command": "cat", "background": True}).encode(),
             headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(start) as answer:

@@ -114,6 +114,12 @@ pub(super) async fn read_output(
         ));
     }
     let cursors = [query.stdout.unwrap_or(0), query.stderr.unwrap_or(0)];
+    if cursors.iter().any(|&c| c > i64::MAX as u64) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            "a cursor is a byte offset, at most 2^63 - 1",
+        ));
+    }
     let [stdout, stderr] = process
         .read(cursors, max_bytes as usize, wait_of(query.wait_s)?)
         .await;

@@ -9,7 +9,16 @@ use hearth_client::wire::processes::{OutputQuery, ProcessState, SignalName};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{JsonCalls, TOKEN, Worker, assert_client_error, assert_error};
+use crate::support::{JsonCalls, TOKEN, Worker, assert_client_error, assert_error, write};
+
+/// A GET of `path` with the worker's token is refused with `status` and `code`.
+async fn assert_get_refused(w: &Worker, path: &str, status: u16, code: &str) {
+    assert_error(
+        &w.raw(Method::GET, path, Some(TOKEN), None).await,
+        status,
+        code,
+    );
+}
 
 fn background(command: &str) -> ExecRequest {
     ExecRequest::command(command)
@@ -206,17 +215,9 @@ signal.signal(signal.SIGTERM, bye)\nprint('ready', flush=True)\ntime.sleep(60)";
 
     // Refusals.
     let path = format!("/v1/sessions/{s}/processes/{}?wait_s=61", cat.id);
-    assert_error(
-        &w.raw(Method::GET, &path, Some(TOKEN), None).await,
-        400,
-        "invalid_query",
-    );
+    assert_get_refused(&w, &path, 400, "invalid_query").await;
     let path = format!("/v1/sessions/{s}/processes/p999/output");
-    assert_error(
-        &w.raw(Method::GET, &path, Some(TOKEN), None).await,
-        404,
-        "process_not_found",
-    );
+    assert_get_refused(&w, &path, 404, "process_not_found").await;
     let path = format!("/v1/sessions/{s}/processes/{}/signal", cat.id);
     let body = json!({ "signal": "SIGSTOP" }).to_string().into_bytes();
     assert_error(
@@ -291,13 +292,7 @@ async fn a_long_run_holds_nothing_back() {
     let c = &w.client;
     let within = Duration::from_secs(10);
     let started = Instant::now();
-    c.call_tool(
-        &s,
-        "write_file",
-        json!({ "file_path": "/workspace/a.txt", "content": "beside\n" }),
-    )
-    .await
-    .unwrap();
+    write(c, &s, "/workspace/a.txt", "beside\n").await;
     let read = c
         .call_tool(&s, "read_file", json!({ "file_path": "/workspace/a.txt" }))
         .await
@@ -340,13 +335,7 @@ async fn a_server_in_the_session_is_reached_by_its_runs_and_through_the_worker()
     let (s, session_token) = (created.session.id.clone(), created.token.clone());
     let other = c.create_session(None).await.unwrap();
     let port = 18_000 + (std::process::id() % 1_000) as u16;
-    c.call_tool(
-        &s,
-        "write_file",
-        json!({ "file_path": "/workspace/site/hello.txt", "content": "hello from the jail\n" }),
-    )
-    .await
-    .unwrap();
+    write(c, &s, "/workspace/site/hello.txt", "hello from the jail\n").await;
     let server = c
         .exec_background(
             &s,
@@ -404,11 +393,7 @@ async fn a_server_in_the_session_is_reached_by_its_runs_and_through_the_worker()
     );
     // Another session does not see it.
     let path = format!("/v1/sessions/{}/ports/{port}/hello.txt", other.session.id);
-    assert_error(
-        &w.raw(Method::GET, &path, Some(TOKEN), None).await,
-        502,
-        "port_unreachable",
-    );
+    assert_get_refused(&w, &path, 502, "port_unreachable").await;
     let other_run = c
         .exec_json(
             &other.session.id,
@@ -419,17 +404,9 @@ async fn a_server_in_the_session_is_reached_by_its_runs_and_through_the_worker()
     assert_eq!(other_run["stdout"], "refused\n");
     // Nothing listens there: a clear error.
     let path = format!("/v1/sessions/{s}/ports/{}/", port + 1);
-    assert_error(
-        &w.raw(Method::GET, &path, Some(TOKEN), None).await,
-        502,
-        "port_unreachable",
-    );
+    assert_get_refused(&w, &path, 502, "port_unreachable").await;
     let path = format!("/v1/sessions/{s}/ports/0/");
-    assert_error(
-        &w.raw(Method::GET, &path, Some(TOKEN), None).await,
-        400,
-        "invalid_path",
-    );
+    assert_get_refused(&w, &path, 400, "invalid_path").await;
     // The server never saw the token.
     c.signal_process(&s, &server.id, SignalName::Sigint)
         .await
@@ -453,13 +430,7 @@ async fn a_websocket_is_joined_through_both_ways() {
     let w = Worker::start().await;
     let c = &w.client;
     let s = c.create_session(None).await.unwrap().session.id;
-    c.call_tool(
-        &s,
-        "write_file",
-        json!({ "file_path": "/workspace/echo.py", "content": WS_ECHO }),
-    )
-    .await
-    .unwrap();
+    write(c, &s, "/workspace/echo.py", WS_ECHO).await;
     let port = 19_000 + (std::process::id() % 1_000) as u16;
     c.exec_background(&s, &background(&format!("python3 echo.py {port}")))
         .await
