@@ -153,9 +153,11 @@ async fn stdin_signals_waits_and_kills() {
         "stdin_closed",
     );
 
-    // A signal reaches the program's handler (the program is not the jail's pid 1).
-    let handler = "import signal, sys, time\n\
-def bye(n, f):\n    print('stopping', n, flush=True); sys.exit(3)\n\
+    // A signal reaches the program's handler (the program is not the jail's pid 1). The handler
+    // writes with os.write: the signal may come while `print('ready')` is still in its flush,
+    // and a print in the handler would then be a reentrant call.
+    let handler = "import os, signal, sys, time\n\
+def bye(n, f):\n    os.write(1, b'stopping %d\\n' % n); sys.exit(3)\n\
 signal.signal(signal.SIGTERM, bye)\nprint('ready', flush=True)\ntime.sleep(60)";
     let request = ExecRequest {
         argv: Some(vec!["python3".into(), "-c".into(), handler.into()]),
