@@ -361,6 +361,7 @@ def test_the_routes_module_names_every_route_of_the_contract(client: Any) -> Non
     }
     calls = [
         routes.health(),
+        routes.ready(),
         routes.tools(),
         routes.get_tool("n"),
         routes.install_tool("n", b""),

@@ -138,6 +138,11 @@ impl Client {
         self.get("/v1/health").await
     }
 
+    /// `GET /v1/ready` (no token needed): an error `draining` (503) once the worker stops.
+    pub async fn ready(&self) -> Result<hearth_wire::health::Ready, Error> {
+        self.get("/v1/ready").await
+    }
+
     /// `GET /v1/tools`.
     pub async fn tools(&self) -> Result<Vec<ToolInfo>, Error> {
         self.get("/v1/tools").await

@@ -90,6 +90,9 @@ error_codes! {
     InvalidQuery = 400, "invalid_query";
     /// The worker failed; its log has the cause under the request's id.
     InternalError = 500, "internal_error";
+    /// The worker is draining (stopping): it takes no more work; its sessions' last snapshots
+    /// are being taken. Another worker serves them from those.
+    Draining = 503, "draining";
     // ---- Sessions and storage
     /// A session id must be 1–64 ASCII letters, digits, `-` or `_`, starting with a letter or digit.
     InvalidSessionId = 400, "invalid_session_id";

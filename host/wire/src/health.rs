@@ -21,3 +21,11 @@ pub struct Health {
     /// Tools that failed to load at start (the worker serves without them).
     pub tools_failed: Vec<crate::tools::FailedTool>,
 }
+
+/// `GET /v1/ready`: whether this worker takes work. It stops as soon as it drains (on SIGTERM):
+/// the answer is then 503 `draining`, so a load balancer sends nothing more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Ready {
+    pub ready: bool,
+}

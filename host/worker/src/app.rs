@@ -27,6 +27,8 @@ pub struct App {
     pub tools_changed: tokio::sync::broadcast::Sender<()>,
     /// Connections all sessions' egress proxies may hold together.
     pub proxied_connections: Arc<tokio::sync::Semaphore>,
+    /// Set when the worker starts draining (see `drain`): it takes no more work.
+    pub draining: std::sync::atomic::AtomicBool,
     /// Distinguishes request ids of this process from those of earlier ones.
     pub(crate) started_nonce: u32,
 }
@@ -109,6 +111,7 @@ pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
         proxied_connections: Arc::new(tokio::sync::Semaphore::new(
             crate::network::PROXIED_CONNECTIONS,
         )),
+        draining: std::sync::atomic::AtomicBool::new(false),
         config,
         runtime: Arc::new(runtime),
         sessions,

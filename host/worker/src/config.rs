@@ -47,6 +47,9 @@ pub struct Config {
     /// A session without a call for this long is snapshotted and freed (its id then answers
     /// `session_expired`, and `from_snapshot` brings it back); 0: sessions never expire.
     pub idle_expire_s: f64,
+    /// The most a drain (on SIGTERM) takes: programs end, each session's last snapshot is
+    /// taken, then the worker exits, whether or not every snapshot made it.
+    pub drain_timeout_s: f64,
     /// The deepest nesting of directories the worker walks in a session (snapshots, exports,
     /// commits); a deeper tree answers 422 `too_deep` naming this limit.
     pub max_tree_depth: usize,
@@ -490,6 +493,7 @@ impl Default for Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_tree_depth: 256,
             idle_expire_s: 0.0,
+            drain_timeout_s: 60.0,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             max_sessions: DEFAULT_MAX_SESSIONS,
             max_concurrent_calls: hearth_runtime::DEFAULT_MAX_CONCURRENT_CALLS,

@@ -9,6 +9,7 @@
 mod app;
 mod binaries;
 pub mod config;
+pub mod drain;
 pub mod exec;
 pub mod expiry;
 pub mod files;
@@ -71,6 +72,13 @@ pub async fn start(
     let limits = http::serve::Limits {
         header_timeout: std::time::Duration::from_secs_f64(app.config.http.header_timeout_s),
         max_connections: app.config.http.max_connections,
+    };
+    // The server keeps answering while it drains (503 `draining` but for health and
+    // readiness), and stops once the drain is done.
+    let draining = app.clone();
+    let shutdown = async move {
+        shutdown.await;
+        drain::drain(&draining).await;
     };
     let stopping = app.clone();
     let done = tokio::spawn(async move {

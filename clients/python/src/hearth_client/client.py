@@ -145,6 +145,9 @@ class Client:
     def health(self) -> t.Health:
         return self.send(routes.health())
 
+    def ready(self) -> t.Ready:
+        return self.send(routes.ready())
+
     def tools(self) -> list[t.Tool]:
         return self.send(routes.tools())
 
@@ -427,6 +430,9 @@ class AsyncClient:
 
     async def health(self) -> t.Health:
         return await self.send(routes.health())
+
+    async def ready(self) -> t.Ready:
+        return await self.send(routes.ready())
 
     async def tools(self) -> list[t.Tool]:
         return await self.send(routes.tools())

@@ -77,6 +77,15 @@ class RemoteError(HearthError):
     """502: a git remote or the object store failed."""
 
 
+class Unavailable(HearthError):
+    """503: the worker cannot take this now (exec is off here, or the worker is draining)."""
+
+
+class Draining(Unavailable):
+    """503 `draining`: the worker is stopping and takes no more work; retry on another worker
+    (its sessions are served from their last snapshots)."""
+
+
 class DeadlineExceeded(HearthError):
     """504: the tool or operation ran out of time."""
 
@@ -140,6 +149,7 @@ _BY_STATUS: dict[int, type[HearthError]] = {
     422: Unprocessable,
     429: TooManyRequests,
     502: RemoteError,
+    503: Unavailable,
     504: DeadlineExceeded,
     507: QuotaExceeded,
 }
@@ -152,6 +162,7 @@ _BY_CODE: dict[str, type[HearthError]] = {
     "stdin_closed": StdinClosed,
     "process_limit": ProcessLimit,
     "port_unreachable": PortUnreachable,
+    "draining": Draining,
 }
 
 

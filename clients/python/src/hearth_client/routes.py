@@ -81,6 +81,11 @@ def health() -> Call[t.Health]:
     return Call("GET", "/v1/health")
 
 
+def ready() -> Call[t.Ready]:
+    """Whether the worker takes work (a `Draining` error, 503, once it stops)."""
+    return Call("GET", "/v1/ready")
+
+
 def tools() -> Call[list[t.Tool]]:
     return Call("GET", "/v1/tools")
 

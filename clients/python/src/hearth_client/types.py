@@ -92,6 +92,10 @@ class FailedTool(TypedDict):
     error: str
 
 
+class Ready(TypedDict):
+    ready: bool
+
+
 class Health(TypedDict):
     status: Literal["ok"]
     version: str

@@ -191,6 +191,10 @@ fn document_errors(path: &str, operation: &mut Value) {
     flatten(extensions.as_ref(), &mut own);
     codes.extend(own);
     codes.insert(ErrorCode::InternalError);
+    // A draining worker refuses everything but health, readiness and metrics.
+    if !crate::drain::allowed_while_draining(path) {
+        codes.insert(ErrorCode::Draining);
+    }
     // Every body is read whole before a handler runs.
     codes.insert(ErrorCode::BodyTooLarge);
     let authenticated = operation

@@ -6,7 +6,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use hearth_wire::health::Health;
+use hearth_wire::ErrorCode;
+use hearth_wire::health::{Health, Ready};
 use hearth_wire::tools::FailedTool;
 
 use crate::app::App;
@@ -41,6 +42,25 @@ pub(super) async fn health(State(app): State<Arc<App>>) -> Json<Health> {
             })
             .collect(),
     })
+}
+
+/// Whether this worker takes work (a load balancer's readiness probe).
+///
+/// No token needed. 503 `draining` from the moment the worker starts to stop (SIGTERM): it
+/// then takes no more work, and its sessions' last snapshots are being taken.
+#[utoipa::path(get, path = "/v1/ready", tag = "worker", security(()),
+    responses((status = 200, description = "The worker takes work.", body = Ready)),
+    extensions(("x-errors" = json!([ErrorCode::Draining]))))]
+pub(super) async fn ready(
+    State(app): State<Arc<App>>,
+) -> Result<Json<Ready>, super::error::ApiError> {
+    if app.draining.load(std::sync::atomic::Ordering::Acquire) {
+        return Err(super::error::ApiError::new(
+            ErrorCode::Draining,
+            "this worker is draining (stopping)",
+        ));
+    }
+    Ok(Json(Ready { ready: true }))
 }
 
 /// This document.

@@ -75,7 +75,22 @@ pub(super) async fn authenticate(
     request: Request,
     next: Next,
 ) -> Response {
-    if request.uri().path() == "/v1/health" {
+    let path = request.uri().path();
+    if app.draining.load(std::sync::atomic::Ordering::Acquire)
+        && !crate::drain::allowed_while_draining(path)
+    {
+        let mut refused = ApiError::new(
+            ErrorCode::Draining,
+            "this worker is draining (stopping): it takes no more work; retry on another",
+        )
+        .into_response();
+        refused.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        return refused;
+    }
+    if matches!(path, "/v1/health" | "/v1/ready") {
         return next.run(request).await;
     }
     let presented = presented_token(&request).unwrap_or("").to_owned();

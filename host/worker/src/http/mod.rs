@@ -40,6 +40,7 @@ pub const MAX_BULK_FILES: usize = 1_000;
 fn routes() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::with_openapi(docs::base())
         .routes(routes!(health::health))
+        .routes(routes!(health::ready))
         .routes(routes!(health::openapi))
         .routes(routes!(health::metrics))
         .routes(routes!(tools::list_tools))

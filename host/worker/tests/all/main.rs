@@ -12,6 +12,7 @@ mod api_contract;
 mod binary;
 mod boundary;
 mod bounded;
+mod drain;
 mod exec_api;
 mod files_api;
 mod git_api;

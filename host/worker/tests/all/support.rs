@@ -138,6 +138,11 @@ impl Worker {
         )
     }
 
+    /// The worker's state (for what no route does, such as draining it in place).
+    pub fn app(&self) -> &std::sync::Arc<hearth::App> {
+        &self.app
+    }
+
     /// Host path of a session's workspace.
     pub fn workspace(&self, session: &str) -> PathBuf {
         self.session_base(session).join("workspace")
