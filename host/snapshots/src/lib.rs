@@ -23,6 +23,8 @@
 
 mod archive;
 mod manifest;
+mod owner;
+mod pointers;
 mod store;
 
 use std::collections::{BTreeMap, HashSet};
@@ -34,12 +36,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path as StorePath;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, WriteMultipart};
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use archive::export_archive;
 pub use manifest::{Entry, EntryKind, FileCache, MANIFEST_VERSION, Manifest};
+pub use owner::Owner;
 pub use store::{StoreConfig, open, probe};
 
 /// Why a snapshot operation failed.
@@ -212,6 +215,21 @@ impl Snapshots {
         cache: &mut FileCache,
         max_bytes: Option<u64>,
     ) -> Result<SnapshotInfo, SnapshotError> {
+        self.take_as(session, 0, sources, cache, max_bytes).await
+    }
+
+    /// Like [`Snapshots::take`], published at `epoch`: the epoch of the session's owner this
+    /// writer holds (see [`Owner`]). Its latest pointer is named by that epoch, and a pointer
+    /// of a greater epoch always wins: a worker that lost the session can still write, but never
+    /// again make its state the latest (see `pointers`).
+    pub async fn take_as(
+        &self,
+        session: &str,
+        epoch: u64,
+        sources: &[Source],
+        cache: &mut FileCache,
+        max_bytes: Option<u64>,
+    ) -> Result<SnapshotInfo, SnapshotError> {
         let created_at_ms = now_ms();
         let name = format!(
             "{created_at_ms:013}-{}",
@@ -251,7 +269,9 @@ impl Snapshots {
         let announced = serde_json::to_vec(&announced)
             .map_err(|e| SnapshotError::Io(std::io::Error::other(e)))?;
         self.store.put(&intent, announced.into()).await?;
-        let stored = self.store_snapshot(&manifest, sources, uploads).await;
+        let stored = self
+            .store_snapshot(&manifest, sources, uploads, epoch)
+            .await;
         // Done or failed, the manifest (or nothing) now speaks for the blobs.
         if let Err(e) = self.store.delete(&intent).await {
             tracing::warn!(error = %e, intent = %intent, "could not remove a snapshot's intent");
@@ -280,6 +300,7 @@ impl Snapshots {
         manifest: &Manifest,
         sources: &[Source],
         uploads: BTreeMap<String, (manifest::Located, u64)>,
+        epoch: u64,
     ) -> Result<(Vec<(u64, bool)>, bool), SnapshotError> {
         // Owned items and a cloned handle per upload: the futures must not borrow across the
         // stream, or they could not be sent between threads.
@@ -301,7 +322,7 @@ impl Snapshots {
             )
             .await?;
         let latest = self
-            .advance_latest(&manifest.session, &manifest.name)
+            .advance_latest(&manifest.session, &manifest.name, epoch)
             .await?;
         Ok((results, latest))
     }
@@ -371,82 +392,15 @@ impl Snapshots {
         Ok((size, true))
     }
 
-    /// Points the session's latest at `name`. A pointer is an object `<seq>-<name>`, created
-    /// only if absent, and the latest is the greatest `(seq, name)`: a writer takes the next
-    /// sequence number after the latest it sees, unless that one is newer than its own. Two
-    /// writers racing for one number both land, and the newer name wins the tie, so no update
-    /// ever overwrites another, whatever the store's own atomicity. Returns whether `name` is
-    /// the latest afterwards.
-    async fn advance_latest(&self, session: &str, name: &str) -> Result<bool, SnapshotError> {
-        let next = match self.latest_pointer(session).await? {
-            Some((_, theirs)) if theirs.as_str() > name => return Ok(false),
-            Some((seq, _)) => seq + 1,
-            None => 0,
-        };
-        let put = self
-            .store
-            .put_opts(
-                &pointer_path(session, next, name),
-                Bytes::from(name.to_owned()).into(),
-                PutOptions::from(PutMode::Create),
-            )
-            .await;
-        match put {
-            // Only a retried request of our own can find our unique key taken.
-            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let pointers = self.pointers(session).await?;
-        let newest_seq = pointers.last().map(|(seq, _, _)| *seq).unwrap_or(0);
-        // Older pointers are history; keep a few for whoever is reading them now.
-        for (seq, _, location) in &pointers {
-            if seq + POINTERS_KEPT <= newest_seq {
-                match self.store.delete(location).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-        Ok(pointers.last().is_some_and(|(_, latest, _)| latest == name))
-    }
-
-    /// Every pointer of `session`, ordered by `(seq, name)`: the last is the latest.
-    async fn pointers(
-        &self,
-        session: &str,
-    ) -> Result<Vec<(u64, String, StorePath)>, SnapshotError> {
-        let prefix = StorePath::from(format!("sessions/{session}/latest"));
-        let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
-        let mut pointers: Vec<_> = metas
-            .into_iter()
-            .filter_map(|meta| {
-                let (seq, name) = meta.location.filename()?.split_once('-')?;
-                Some((
-                    seq.parse::<u64>().ok()?,
-                    name.to_owned(),
-                    meta.location.clone(),
-                ))
-            })
-            .collect();
-        pointers.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        Ok(pointers)
-    }
-
-    /// The latest pointer of `session`: its sequence number and the snapshot it names.
-    async fn latest_pointer(&self, session: &str) -> Result<Option<(u64, String)>, SnapshotError> {
-        Ok(self
-            .pointers(session)
-            .await?
-            .pop()
-            .map(|(seq, name, _)| (seq, name)))
-    }
-
     // -----------------------------------------------------------------------------------------
     // Listing
 
     /// The session's snapshots, oldest first.
     pub async fn list(&self, session: &str) -> Result<Vec<SnapshotInfo>, SnapshotError> {
-        let latest = self.latest_pointer(session).await?.map(|(_, name)| name);
+        let latest = self
+            .latest_pointer(session)
+            .await?
+            .map(|pointer| pointer.name);
         let mut names = self.manifest_names(session).await?;
         names.sort();
         let mut all = Vec::with_capacity(names.len());
@@ -516,11 +470,11 @@ impl Snapshots {
         let (session, name) = match reference.split_once('/') {
             Some((session, name)) => (session, name.to_owned()),
             None => {
-                let (_, name) = self
+                let pointer = self
                     .latest_pointer(reference)
                     .await?
                     .ok_or_else(|| SnapshotError::NotFound(reference.to_owned()))?;
-                (reference, name)
+                (reference, pointer.name)
             }
         };
         let plain = |s: &str| {
@@ -641,7 +595,10 @@ impl Snapshots {
 
     /// Deletes the session's oldest manifests beyond `keep` (never the latest). Returns how many.
     pub async fn prune(&self, session: &str, keep: usize) -> Result<usize, SnapshotError> {
-        let latest = self.latest_pointer(session).await?.map(|(_, name)| name);
+        let latest = self
+            .latest_pointer(session)
+            .await?
+            .map(|pointer| pointer.name);
         let mut names = self.manifest_names(session).await?;
         names.sort();
         let excess = names.len().saturating_sub(keep.max(1));
@@ -841,7 +798,6 @@ fn export_time(name: &str) -> Option<u64> {
 }
 
 /// Pointer objects kept per session.
-const POINTERS_KEPT: u64 = 4;
 
 /// After this many hours an intent is taken for a dead worker's and no longer protects blobs.
 const INTENT_HOURS: i64 = 24;
@@ -894,10 +850,6 @@ fn intent_path(session: &str, name: &str) -> StorePath {
 
 fn manifest_path(session: &str, name: &str) -> StorePath {
     StorePath::from(format!("sessions/{session}/snapshots/{name}.json"))
-}
-
-fn pointer_path(session: &str, seq: u64, name: &str) -> StorePath {
-    StorePath::from(format!("sessions/{session}/latest/{seq:020}-{name}"))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -340,3 +340,95 @@ async fn a_snapshot_past_its_budget_fails_before_reading_and_hard_links_count_on
     .await
     .unwrap();
 }
+
+/// The lost-update sequence: a worker that lost a session (a newer owner claimed it) writes a
+/// snapshot later, with a later name, and it still never becomes the latest.
+#[tokio::test]
+async fn a_worker_that_lost_the_session_never_publishes_the_latest() {
+    let (store, a_dir, b_dir) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let s = snapshots(store.path());
+    tree(a_dir.path(), 3);
+    tree(b_dir.path(), 3);
+    std::fs::write(a_dir.path().join("workspace/who.txt"), "a\n").unwrap();
+    std::fs::write(b_dir.path().join("workspace/who.txt"), "b\n").unwrap();
+    let a = s.claim("moved", "worker-a").await.unwrap();
+    assert_eq!(a.epoch, 1);
+    let first = s
+        .take_as(
+            "moved",
+            a.epoch,
+            &sources(a_dir.path()),
+            &mut FileCache::default(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(first.latest);
+    let b = s.claim("moved", "worker-b").await.unwrap();
+    assert_eq!(b.epoch, 2);
+    assert_eq!(s.owner("moved").await.unwrap().unwrap().worker, "worker-b");
+    let by_b = s
+        .take_as(
+            "moved",
+            b.epoch,
+            &sources(b_dir.path()),
+            &mut FileCache::default(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(by_b.latest);
+    // A, stale, publishes again (its name is later: its clock is ahead, or it is just later).
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let stale = s
+        .take_as(
+            "moved",
+            a.epoch,
+            &sources(a_dir.path()),
+            &mut FileCache::default(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(!stale.latest, "{stale:?}");
+    assert!(stale.id > by_b.id, "the stale one has the later name");
+    let latest = s.resolve("moved").await.unwrap();
+    assert_eq!(format!("moved/{}", latest.name), by_b.id);
+    // A pointer of the old format (before epochs) reads as epoch 0, below any claimed one.
+    let old = object_store::path::Path::from(
+        "sessions/moved/latest/00000000000000000099-9999999999999-ffffffff",
+    );
+    s.store()
+        .put(&old, bytes::Bytes::from_static(b"x").into())
+        .await
+        .unwrap();
+    assert_eq!(
+        format!("moved/{}", s.resolve("moved").await.unwrap().name),
+        by_b.id
+    );
+}
+
+/// Two workers claiming one session at once: each gets an epoch of its own, never the same.
+#[tokio::test]
+async fn racing_claims_get_distinct_epochs() {
+    let store = tempfile::tempdir().unwrap();
+    let s = snapshots(store.path());
+    let claims: Vec<_> = (0..6)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.claim("contested", &format!("w{i}")).await.unwrap() })
+        })
+        .collect();
+    let mut epochs = Vec::new();
+    for claim in claims {
+        epochs.push(claim.await.unwrap().epoch);
+    }
+    epochs.sort_unstable();
+    assert_eq!(epochs, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(s.owner("contested").await.unwrap().unwrap().epoch, 6);
+    assert!(s.owner("nobody").await.unwrap().is_none());
+}
