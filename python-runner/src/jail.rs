@@ -2,7 +2,8 @@
 //!
 //! `run_main` follows one fixed order (each step needs the privileges the later ones remove):
 //!
-//! 1. join the run's cgroups (memory, pids), named by `--join` arguments;
+//! 1. join the run's cgroups (v1: memory and pids; v2: the one group), named by `--join`
+//!    arguments;
 //! 2. `unshare` pid, network, IPC, UTS and cgroup namespaces — fail closed — and compile the
 //!    seccomp filters;
 //! 3. `fork`: the parent only relays the child's exit; the child is pid 1 of the new pid

@@ -390,6 +390,10 @@ impl Runner {
     /// `helper` is the `hearth-jail` binary; `python` the interpreter to offer (resolved now).
     pub fn new(helper: PathBuf, python: &str) -> Result<Self, RunError> {
         let interpreter = Interpreter::detect(python)?;
+        // The cgroup hierarchy, found now rather than by the first run: on v2 this moves the
+        // worker into a leaf group, best done before it starts helpers. A host without cgroups
+        // is not an error here; each run reports the layer as unavailable, with the reason.
+        let _ = crate::cgroup::host();
         let mut runtime = vec![Bind {
             source: "/usr".into(),
             target: "/usr".into(),

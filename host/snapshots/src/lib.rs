@@ -797,8 +797,6 @@ fn export_time(name: &str) -> Option<u64> {
         .flatten()
 }
 
-/// Pointer objects kept per session.
-
 /// After this many hours an intent is taken for a dead worker's and no longer protects blobs.
 const INTENT_HOURS: i64 = 24;
 

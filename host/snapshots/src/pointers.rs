@@ -146,7 +146,7 @@ mod tests {
         let parse = |text: &str| Pointer::parse(text).unwrap();
         let old_format = parse("00000000000000000009-1799999999999-ffffffff");
         assert_eq!((old_format.epoch, old_format.seq), (0, 9));
-        let mut pointers = vec![
+        let mut pointers = [
             parse("00000000000000000001.00000000000000000007-1799999999999-zzzzzzzz"),
             parse("00000000000000000002.00000000000000000000-1700000000000-aaaaaaaa"),
             old_format,

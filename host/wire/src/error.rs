@@ -102,6 +102,9 @@ error_codes! {
     SessionNotFound = 404, "session_not_found";
     /// The session expired after being idle; `details.snapshot` brings it back.
     SessionExpired = 404, "session_expired";
+    /// Another worker took the session over (its ownership moved on in the snapshot store);
+    /// this worker's copy is parked, not served. `details` says who and at which epoch.
+    SessionMoved = 404, "session_moved";
     /// The worker holds its maximum number of sessions.
     SessionLimit = 507, "session_limit";
     /// The session kept changing while its last snapshot was taken; it is kept.

@@ -16,7 +16,7 @@ use crate::{exec, git, rate, snapshots, storage};
 pub struct App {
     pub config: Config,
     pub runtime: Arc<Runtime>,
-    pub sessions: Sessions,
+    pub sessions: Arc<Sessions>,
     pub exec: exec::Exec,
     pub git: git::Git,
     pub snapshots: Arc<snapshots::SnapshotService>,
@@ -82,10 +82,12 @@ pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
         "tools loaded"
     );
     let git = git::Git::new(&config.git, config.max_tree_depth)?;
+    let worker = worker_id(&config).map_err(SessionError::Io)?;
     let snapshots = snapshots::SnapshotService::new(
         &config.snapshots,
         &config.data_dir,
         config.max_tree_depth,
+        worker,
     )?;
     snapshots.probe().await?;
     let (quota, dir) = (config.quota.clone(), config.data_dir.clone());
@@ -93,7 +95,9 @@ pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
         .await
         .map_err(|e| StartError::Join(e.to_string()))?
         .map_err(SessionError::from)?;
-    let sessions = Sessions::open(&config, storage)?;
+    let sessions = Arc::new(Sessions::open(&config, storage)?);
+    // Sessions another worker took over while this one was away are parked, not served.
+    snapshots.fence_all(&sessions).await;
     let (exec_config, data_dir) = (config.exec.clone(), config.data_dir.clone());
     let exec = tokio::task::spawn_blocking(move || exec::Exec::start(&exec_config, &data_dir))
         .await
@@ -121,6 +125,23 @@ pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
         metrics: Metrics::default(),
         started_nonce,
     }))
+}
+
+/// This worker's name in the snapshot store's ownership records: the configured one, or one
+/// made at the first start and kept in `<data_dir>/worker-id`, so a restart is the same worker.
+fn worker_id(config: &Config) -> std::io::Result<String> {
+    if let Some(id) = &config.worker_id {
+        return Ok(id.clone());
+    }
+    let path = config.data_dir.join("worker-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+        _ => {
+            let id = format!("w-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+            std::fs::write(&path, &id)?;
+            Ok(id)
+        }
+    }
 }
 
 /// Makes the data dir (when missing) and keeps it private to the worker: mode 0700, whatever

@@ -25,6 +25,9 @@ pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// This worker's name in the snapshot store's ownership records [default: a random one,
+    /// kept in `<data_dir>/worker-id`]. Unique within a fleet sharing a store.
+    pub worker_id: Option<String>,
     /// Bearer token every route but `/v1/health` requires. Without one the worker only listens
     /// on loopback.
     pub token: Option<String>,
@@ -494,6 +497,7 @@ impl Default for Config {
             max_tree_depth: 256,
             idle_expire_s: 0.0,
             drain_timeout_s: 60.0,
+            worker_id: None,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             max_sessions: DEFAULT_MAX_SESSIONS,
             max_concurrent_calls: hearth_runtime::DEFAULT_MAX_CONCURRENT_CALLS,

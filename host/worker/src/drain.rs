@@ -62,7 +62,7 @@ async fn last_snapshots(app: &Arc<App>) -> (usize, usize) {
         .map(|session| {
             let app = app.clone();
             async move {
-                match app.snapshots.take(&session).await {
+                match app.snapshots.take(&app.sessions, &session).await {
                     Ok(info) => {
                         tracing::info!(session = %session.id, snapshot = %info.id, "last snapshot");
                         true

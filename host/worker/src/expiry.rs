@@ -27,7 +27,7 @@ pub async fn run(sessions: &Sessions, snapshots: &SnapshotService, idle: f64) {
             {
                 continue;
             }
-            let snapshot = match snapshots.take(&session).await {
+            let snapshot = match snapshots.take(sessions, &session).await {
                 Ok(info) => info.id,
                 Err(e) => {
                     tracing::warn!(session = %session.id, error = %e, "an idle session could not be snapshotted; it stays");

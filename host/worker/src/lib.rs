@@ -60,7 +60,12 @@ pub async fn start(
     let router = http::router(app.clone());
     let background = tokio::spawn({
         let app = app.clone();
-        async move { app.snapshots.clone().run_background(&app.sessions).await }
+        async move {
+            app.snapshots
+                .clone()
+                .run_background(app.sessions.clone())
+                .await
+        }
     });
     let expiry = tokio::spawn({
         let app = app.clone();

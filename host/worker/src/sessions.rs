@@ -61,6 +61,15 @@ pub enum SessionError {
          back with POST /v1/sessions {{\"id\": \"{id}\", \"from_snapshot\": \"{id}\"}}"
     )]
     Expired { id: String, snapshot: String },
+    #[error(
+        "session `{id}` was taken over by worker `{worker}` (epoch {epoch}); this worker's copy \
+         is parked: ask that worker, or restore it from its latest snapshot"
+    )]
+    Moved {
+        id: String,
+        worker: String,
+        epoch: u64,
+    },
     #[error("this worker already holds its maximum of {0} sessions")]
     Full(usize),
     #[error("the configured view is invalid: {0}")]
@@ -85,6 +94,10 @@ struct Record {
     /// What the session asked its programs may reach (absent: the worker's `[egress] allow`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     egress: Option<Vec<String>>,
+    /// The ownership epoch this worker holds in the snapshot store (absent or 0: not claimed
+    /// yet; the first snapshot claims it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    epoch: Option<u64>,
 }
 
 /// One live session.
@@ -116,6 +129,8 @@ pub struct Session {
     network: Mutex<Option<Arc<crate::network::SessionNetwork>>>,
     /// What it asked its programs may reach (`None`: the worker's list).
     pub egress: Option<Vec<String>>,
+    /// The ownership epoch this worker holds (0: not claimed yet); see `hearth_snapshots::Owner`.
+    epoch: AtomicU64,
 }
 
 /// A run in progress: the session counts as changing from its start to its end (a snapshot
@@ -258,6 +273,11 @@ impl Session {
         self.git.lock().await
     }
 
+    /// The ownership epoch this worker holds (0: not claimed yet).
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
     /// When the session was last used (its lock taken or released).
     pub fn last_used_ms(&self) -> u64 {
         self.last_used_ms.load(Ordering::Acquire)
@@ -360,6 +380,8 @@ pub struct Sessions {
     /// Sessions expired for idleness, with the snapshot that holds them (at most
     /// [`EXPIRED_KEPT`] remembered, so a stale id says why it is gone).
     expired: Mutex<HashMap<String, String>>,
+    /// Sessions another worker took over, parked here: (worker, epoch) by id.
+    moved: Mutex<HashMap<String, (String, u64)>>,
     /// Background processes running on the worker, all sessions together.
     background_running: Arc<std::sync::atomic::AtomicUsize>,
     /// The outputs of ended background processes kept, all sessions together.
@@ -397,6 +419,7 @@ impl Sessions {
             live: RwLock::new(HashMap::new()),
             creating: Mutex::default(),
             expired: Mutex::default(),
+            moved: Mutex::default(),
             background_running: Arc::default(),
             retained_output: Arc::default(),
         };
@@ -407,6 +430,7 @@ impl Sessions {
             quota: None,
             token_sha256: None,
             egress: None,
+            epoch: None,
         })?;
         let mut live = HashMap::new();
         for entry in std::fs::read_dir(&sessions.root)? {
@@ -491,6 +515,7 @@ impl Sessions {
             processes: Arc::new(processes),
             network: Mutex::default(),
             egress: record.egress,
+            epoch: AtomicU64::new(record.epoch.unwrap_or(0)),
         })
     }
 
@@ -534,6 +559,32 @@ impl Sessions {
     /// Gives session `id` the token whose hash is `token_sha256`, revoking the one it had. The
     /// record is rewritten whole (a new file renamed over it), so a crash keeps one or the other.
     pub fn replace_token(&self, id: &str, token_sha256: String) -> Result<(), SessionError> {
+        let record = self.rewrite_record(id, |record| {
+            record.token_sha256 = Some(token_sha256);
+        })?;
+        let mut tokens = self.tokens.write().unwrap_or_else(|p| p.into_inner());
+        tokens.retain(|_, owner| owner != id);
+        if let Some(hash) = record.token_sha256 {
+            tokens.insert(hash, record.id);
+        }
+        Ok(())
+    }
+
+    /// Records that this worker holds session `id` at ownership `epoch`.
+    pub fn set_epoch(&self, id: &str, epoch: u64) -> Result<(), SessionError> {
+        let session = self.get(id)?;
+        self.rewrite_record(id, |record| record.epoch = Some(epoch))?;
+        session.epoch.store(epoch, Ordering::Release);
+        Ok(())
+    }
+
+    /// Rewrites session `id`'s record with `change`, whole (a new file renamed over it, so a
+    /// crash keeps one or the other); returns it as written.
+    fn rewrite_record(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Record),
+    ) -> Result<Record, SessionError> {
         let session = self.get(id)?;
         let _one_at_a_time = self.rewriting.lock().unwrap_or_else(|p| p.into_inner());
         let path = session.dir.join(RECORD);
@@ -543,16 +594,11 @@ impl Sessions {
             .ok_or_else(|| {
                 SessionError::Io(std::io::Error::other("the session's record is unreadable"))
             })?;
-        record.token_sha256 = Some(token_sha256);
+        change(&mut record);
         let temporary = path.with_extension("json.new");
         std::fs::write(&temporary, serde_json::to_vec(&record).unwrap_or_default())?;
         std::fs::rename(&temporary, &path)?;
-        let mut tokens = self.tokens.write().unwrap_or_else(|p| p.into_inner());
-        tokens.retain(|_, owner| owner != id);
-        if let Some(hash) = record.token_sha256 {
-            tokens.insert(hash, record.id);
-        }
-        Ok(())
+        Ok(record)
     }
 
     /// The worker's storage policy (quotas, the free-space floor).
@@ -571,7 +617,7 @@ impl Sessions {
         quota: Option<hearth_volume::Quota>,
         egress: Option<Vec<String>>,
         token_sha256: String,
-        prepare: impl FnOnce(&Path, &Path, &Path) -> Result<(), E>,
+        prepare: impl FnOnce(&str, &Path, &Path, &Path) -> Result<u64, E>,
     ) -> Result<Arc<Session>, E> {
         let id = match id {
             Some(id) if is_valid_id(&id) => id,
@@ -592,12 +638,13 @@ impl Sessions {
             hearth_content::remove_tree(&dir)
                 .map_err(|e| SessionError::Io(std::io::Error::other(e)))?;
         }
-        let record = Record {
+        let mut record = Record {
             id: id.clone(),
             created_at_ms: now_ms(),
             quota: quota.map(QuotaRecord::from),
             token_sha256: Some(token_sha256),
             egress,
+            epoch: None,
         };
         let made = (|| -> Result<PathBuf, SessionError> {
             std::fs::create_dir(&dir)?;
@@ -609,9 +656,10 @@ impl Sessions {
         .map_err(E::from)
         .and_then(|base| {
             let git = git_dir(&dir, quota.is_some());
-            prepare(&base.join("workspace"), &git, &dir.join("state"))
+            prepare(&id, &base.join("workspace"), &git, &dir.join("state"))
         })
-        .and_then(|()| {
+        .and_then(|epoch| {
+            record.epoch = (epoch > 0).then_some(epoch);
             // Written last: a directory without it is a session that was never finished.
             std::fs::write(
                 dir.join(RECORD),
@@ -676,6 +724,13 @@ impl Sessions {
         if let Some(session) = self.live.read().ok().and_then(|live| live.get(id).cloned()) {
             return Ok(session);
         }
+        if let Some((worker, epoch)) = self.moved.lock().ok().and_then(|m| m.get(id).cloned()) {
+            return Err(SessionError::Moved {
+                id: id.to_owned(),
+                worker,
+                epoch,
+            });
+        }
         let expired = self.expired.lock().ok().and_then(|e| e.get(id).cloned());
         Err(match expired {
             Some(snapshot) => SessionError::Expired {
@@ -724,6 +779,51 @@ impl Sessions {
     /// holds): nothing made after the snapshot is lost. Returns whether it was removed.
     pub async fn delete_if_unchanged(&self, id: &str, seen: u64) -> Result<bool, SessionError> {
         self.remove(id, Some(seen)).await
+    }
+
+    /// Stops serving session `id`, which worker `worker` took over at `epoch`: its programs
+    /// end, and its directory is kept, renamed `<id>.parked-<epoch>-<ms>` (a restart does not
+    /// serve it; an operator may look at it), not deleted. Requests for it answer 404
+    /// `session_moved`.
+    pub async fn park(&self, id: &str, worker: &str, epoch: u64) -> Result<(), SessionError> {
+        let session = self.get(id)?;
+        let _exclusive = session.lock.clone().write_owned().await;
+        if session.deleted.swap(true, Ordering::AcqRel) {
+            return Err(SessionError::NotFound(id.to_owned()));
+        }
+        if let Ok(mut moved) = self.moved.lock() {
+            if moved.len() >= EXPIRED_KEPT {
+                moved.clear();
+            }
+            moved.insert(id.to_owned(), (worker.to_owned(), epoch));
+        }
+        if let Ok(mut live) = self.live.write() {
+            live.remove(id);
+        }
+        self.tokens
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, owner| owner != id);
+        let (dir, parked) = (
+            session.dir.clone(),
+            self.root.join(format!("{id}.parked-{epoch}-{}", now_ms())),
+        );
+        let ending = session.clone();
+        tokio::task::spawn_blocking(move || {
+            ending.processes.close();
+            ending
+                .network
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            crate::scratch::release(&dir.join("tmp"));
+            Storage::release(&dir);
+            std::fs::rename(&dir, &parked)
+        })
+        .await
+        .map_err(|e| SessionError::Io(std::io::Error::other(e)))??;
+        tracing::warn!(session = %id, %worker, epoch, "another worker took the session over; this copy is parked");
+        Ok(())
     }
 
     async fn remove(&self, id: &str, seen: Option<u64>) -> Result<bool, SessionError> {

@@ -19,6 +19,19 @@ use crate::config::{ConfigError, SnapshotConfig};
 use crate::session_snapshots::Status;
 use crate::sessions::{Session, Sessions, now_ms};
 
+/// Says in the session's snapshot status that a snapshot failed, and when to try again.
+fn record_failure(session: &Session, e: &SnapshotError) {
+    let mut status = session
+        .snapshots
+        .status
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    status.failures += 1;
+    status.error = Some(e.to_string());
+    let backoff = (1_000u64 << status.failures.min(6)).min(MAX_BACKOFF_MS);
+    status.next_attempt_ms = now_ms() + backoff;
+}
+
 /// How many times a snapshot is taken when a file changed while it was stored (a program of
 /// the session writing it).
 const CHANGED_TRIES: usize = 3;
@@ -37,6 +50,8 @@ pub struct SnapshotService {
     /// Sessions one of whose snapshots was found missing a blob: their next snapshot trusts
     /// none of the blobs its cache remembers and uploads every one again.
     distrusted: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// This worker's name in ownership records.
+    pub worker: String,
 }
 
 /// What `state/snapshot-cache.json` holds.
@@ -63,6 +78,7 @@ impl SnapshotService {
         config: &SnapshotConfig,
         data_dir: &Path,
         max_depth: usize,
+        worker: String,
     ) -> Result<Self, ConfigError> {
         let store_config = StoreConfig {
             url: config.store_url.clone(),
@@ -85,7 +101,60 @@ impl SnapshotService {
             snapshots: Snapshots::new(store, tuning),
             config: config.clone(),
             distrusted: std::sync::Mutex::default(),
+            worker,
         })
+    }
+
+    /// Makes this worker the owner of session `id` at a new epoch (see
+    /// `hearth_snapshots::Owner`): from now on only what this worker publishes can be the
+    /// session's latest snapshot.
+    pub async fn claim(&self, id: &str) -> Result<u64, SnapshotError> {
+        let owner = self.snapshots.claim(id, &self.worker).await?;
+        tracing::info!(session = %id, epoch = owner.epoch, "session claimed");
+        Ok(owner.epoch)
+    }
+
+    /// Whether another worker took session `session` over since this one claimed it: then it
+    /// is parked here (and `Err` says so). A session not claimed yet is claimed now.
+    async fn fence(&self, sessions: &Sessions, session: &Session) -> Result<u64, TakeError> {
+        let mine = session.epoch();
+        if mine == 0 {
+            let epoch = self.claim(&session.id).await?;
+            sessions.set_epoch(&session.id, epoch)?;
+            return Ok(epoch);
+        }
+        match self.snapshots.owner(&session.id).await? {
+            Some(owner) if owner.epoch > mine => {
+                sessions
+                    .park(&session.id, &owner.worker, owner.epoch)
+                    .await?;
+                Err(crate::sessions::SessionError::Moved {
+                    id: session.id.clone(),
+                    worker: owner.worker,
+                    epoch: owner.epoch,
+                }
+                .into())
+            }
+            _ => Ok(mine),
+        }
+    }
+
+    /// Parks every session of `sessions` that another worker took over while this one was
+    /// away (at start-up). A store that does not answer leaves them served (and said).
+    pub async fn fence_all(&self, sessions: &Sessions) {
+        for session in sessions.list() {
+            if session.epoch() == 0 {
+                continue;
+            }
+            if let Err(e) = self.fence(sessions, &session).await {
+                match e {
+                    TakeError::Session(crate::sessions::SessionError::Moved { .. }) => {}
+                    other => {
+                        tracing::warn!(session = %session.id, error = %other, "could not check who owns the session; it is served")
+                    }
+                }
+            }
+        }
     }
 
     /// Proves the store works (a write, read and delete), at most `PROBE_TIMEOUT`: the worker
@@ -108,7 +177,20 @@ impl SnapshotService {
     }
 
     /// Takes a snapshot of `session` now; answers once it is durable.
-    pub async fn take(&self, session: &Arc<Session>) -> Result<SnapshotInfo, TakeError> {
+    pub async fn take(
+        &self,
+        sessions: &Sessions,
+        session: &Arc<Session>,
+    ) -> Result<SnapshotInfo, TakeError> {
+        // Who owns it first: a session another worker took over is parked, not published.
+        let epoch = match self.fence(sessions, session).await {
+            Ok(epoch) => epoch,
+            Err(TakeError::Snapshot(e)) => {
+                record_failure(session, &e);
+                return Err(e.into());
+            }
+            Err(e) => return Err(e),
+        };
         let state = &session.snapshots;
         let _running = state.running.lock().await;
         let _guard = session.lock(false).await?;
@@ -136,7 +218,13 @@ impl SnapshotService {
         for _ in 0..CHANGED_TRIES {
             taken = self
                 .snapshots
-                .take(&session.id, &sources, &mut persisted.cache, max_bytes)
+                .take_as(
+                    &session.id,
+                    epoch,
+                    &sources,
+                    &mut persisted.cache,
+                    max_bytes,
+                )
                 .await;
             if !matches!(taken, Err(hearth_snapshots::SnapshotError::Changed { .. })) {
                 break;
@@ -146,11 +234,7 @@ impl SnapshotService {
         let info = match taken {
             Ok(info) => info,
             Err(e) => {
-                let mut status = state.status.lock().unwrap_or_else(|p| p.into_inner());
-                status.failures += 1;
-                status.error = Some(e.to_string());
-                let backoff = (1_000u64 << status.failures.min(6)).min(MAX_BACKOFF_MS);
-                status.next_attempt_ms = now_ms() + backoff;
+                record_failure(session, &e);
                 return Err(e.into());
             }
         };
@@ -253,7 +337,7 @@ impl SnapshotService {
 
     /// Runs forever: snapshots every session whose last change is `auto_delay_s` old and not
     /// yet in a snapshot. Failures back off, and the next attempt catches up.
-    pub async fn run_background(self: Arc<Self>, sessions: &Sessions) {
+    pub async fn run_background(self: Arc<Self>, sessions: Arc<Sessions>) {
         let delay_ms = (self.config.auto_delay_s * 1000.0) as u64;
         if delay_ms == 0 {
             return;
@@ -268,9 +352,9 @@ impl SnapshotService {
                     session.changed_since(state.snapshotted_changes.load(Ordering::Acquire));
                 let due = now.saturating_sub(session.last_change_ms()) >= delay_ms;
                 if pending && due && self.may_try(&session) && state.running.try_lock().is_ok() {
-                    let service = self.clone();
+                    let (service, sessions) = (self.clone(), sessions.clone());
                     tokio::spawn(async move {
-                        match service.take(&session).await {
+                        match service.take(&sessions, &session).await {
                             Ok(info) => {
                                 tracing::info!(snapshot = %info.id, uploaded = info.uploaded_blobs, "background snapshot")
                             }

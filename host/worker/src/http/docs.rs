@@ -215,7 +215,11 @@ fn document_errors(path: &str, operation: &mut Value) {
         codes.insert(ErrorCode::InvalidPath);
     }
     if path.starts_with("/v1/sessions/{id}") {
-        codes.extend([ErrorCode::SessionNotFound, ErrorCode::SessionExpired]);
+        codes.extend([
+            ErrorCode::SessionNotFound,
+            ErrorCode::SessionExpired,
+            ErrorCode::SessionMoved,
+        ]);
     }
     let body_type = operation
         .pointer("/requestBody/content")

@@ -156,6 +156,10 @@ impl From<SessionError> for ApiError {
             SessionError::NotFound(_) => Self::new(ErrorCode::SessionNotFound, message),
             SessionError::Expired { snapshot, .. } => Self::new(ErrorCode::SessionExpired, message)
                 .with_details(json!({ "snapshot": snapshot })),
+            SessionError::Moved { worker, epoch, .. } => {
+                let details = json!({ "worker": worker, "epoch": epoch });
+                Self::new(ErrorCode::SessionMoved, message).with_details(details)
+            }
             SessionError::Full(_) => Self::new(ErrorCode::SessionLimit, message),
             SessionError::Storage(e) => e.into(),
             SessionError::InvalidView(_) | SessionError::Io(_) => Self::internal(message),

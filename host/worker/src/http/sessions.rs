@@ -91,11 +91,18 @@ pub(super) async fn create_session(
             quota,
             egress,
             token_sha256,
-            |work_tree, git_dir, state_dir| {
+            |id, work_tree, git_dir, state_dir| {
+                let runtime = tokio::runtime::Handle::current();
+                // Ownership first: from here on, what the session's previous owner (if any)
+                // publishes can no longer become its latest, so the restore below holds the
+                // last state anyone may publish before this worker.
+                let epoch = runtime
+                    .block_on(app2.snapshots.claim(id))
+                    .map_err(ApiError::from)?;
                 // A restore or clone larger than the quota fills the new volume.
                 let usage = || quota.and_then(|_| hearth_volume::Usage::of(work_tree).ok());
                 match &snapshot {
-                    Some(reference) => tokio::runtime::Handle::current()
+                    Some(reference) => runtime
                         .block_on(
                             app2.snapshots
                                 .restore(reference, work_tree, git_dir, state_dir),
@@ -106,6 +113,7 @@ pub(super) async fn create_session(
                         .create(work_tree, git_dir, source.as_ref())
                         .map_err(|e| write_failure(e, usage())),
                 }
+                .map(|()| epoch)
             },
         )
     })
@@ -215,7 +223,7 @@ pub(super) async fn delete_session(
 async fn last_snapshot_then_delete(app: &App, id: &str) -> Result<Deleted, ApiError> {
     for _ in 0..LAST_SNAPSHOT_TRIES {
         let session = app.sessions.get(id)?;
-        let last = app.snapshots.take(&session).await?;
+        let last = app.snapshots.take(&app.sessions, &session).await?;
         let seen = session.snapshots.snapshotted_changes();
         drop(session);
         if app.sessions.delete_if_unchanged(id, seen).await? {

@@ -43,7 +43,7 @@ pub(super) async fn take_snapshot(
     State(app): State<Arc<App>>,
     SessionParam(session): SessionParam,
 ) -> Result<(StatusCode, Json<SnapshotInfo>), ApiError> {
-    let info = app.snapshots.take(&session).await?;
+    let info = app.snapshots.take(&app.sessions, &session).await?;
     Ok((StatusCode::CREATED, Json(info)))
 }
 

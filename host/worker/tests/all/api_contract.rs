@@ -5,13 +5,6 @@ use serde_json::Value;
 
 use crate::support::{TOKEN, Worker, assert_error};
 
-fn documented() -> Vec<(String, String)> {
-    documented_with_security()
-        .into_iter()
-        .map(|(method, path, _)| (method, path))
-        .collect()
-}
-
 /// Every operation, and whether the document says it needs a token (`security: [{}]` is the
 /// one way it says none is needed).
 fn documented_with_security() -> Vec<(String, String, bool)> {

@@ -18,6 +18,7 @@ mod files_api;
 mod git_api;
 mod live_session;
 mod mcp_api;
+mod ownership;
 mod quota;
 mod sessions_api;
 mod snapshots_api;

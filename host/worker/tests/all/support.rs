@@ -85,7 +85,7 @@ impl Worker {
             .await
     }
 
-    async fn restart_with(mut self, adjust: impl FnOnce(&mut Config)) -> Self {
+    pub async fn restart_with(mut self, adjust: impl FnOnce(&mut Config)) -> Self {
         self.stop().await;
         let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
