@@ -41,6 +41,9 @@ echo "==> fuzzing the HTTP contract (schemathesis against a real worker)"
 echo "==> MCP (the official Python SDK, over streamable HTTP and the stdio bridge)"
 ./scripts/mcp.sh || failed+=("MCP")
 
+echo "==> Kubernetes manifests (kubectl kustomize, then offline validation of every object)"
+./scripts/k8s-check.sh || failed+=("Kubernetes manifests")
+
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED: ${failed[*]}" >&2
   exit 1
