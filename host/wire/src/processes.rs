@@ -60,10 +60,10 @@ pub struct ProcessList {
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct WaitQuery {
-    /// Seconds to wait for the process to end before answering (0–60; default 0: at once).
+    /// Seconds to wait for the process to end before answering (0–30; default 0: at once).
     /// The answer says `running` if it did not end in time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", param(minimum = 0, maximum = 60))]
+    #[cfg_attr(feature = "openapi", param(minimum = 0, maximum = 30))]
     pub wait_s: Option<f64>,
 }
 
@@ -86,10 +86,10 @@ pub struct OutputQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", param(minimum = 4, maximum = 1048576))]
     pub max_bytes: Option<u64>,
-    /// Seconds to wait for output past the cursors, or the end, when there is none yet (0–60;
+    /// Seconds to wait for output past the cursors, or the end, when there is none yet (0–30;
     /// default 0). A long poll: it answers as soon as there is something.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", param(minimum = 0, maximum = 60))]
+    #[cfg_attr(feature = "openapi", param(minimum = 0, maximum = 30))]
     pub wait_s: Option<f64>,
 }
 

@@ -101,7 +101,7 @@ fn main() {
     assert_eq!(status, 202);
     let id = json_of(&body)["id"].as_str().unwrap().to_owned();
     let process = format!("/v1/sessions/{session}/processes/{id}");
-    let (status, _) = api.request("GET", &format!("{process}?wait_s=60"), b"");
+    let (status, _) = api.request("GET", &format!("{process}?wait_s=30"), b"");
     assert_eq!(status, 200);
     let started = Instant::now();
     let (mut cursor, mut read) = (0u64, 0u64);

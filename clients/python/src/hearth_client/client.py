@@ -288,7 +288,7 @@ class Client:
         return self.send(routes.list_processes(session))
 
     def process(self, session: str, pid: str, wait_s: float | None = None) -> t.ProcessInfo:
-        """The process's state; with `wait_s` (0 to 60), once it ended or the wait is over."""
+        """The process's state; with `wait_s` (0 to 30), once it ended or the wait is over."""
         return self.send(routes.get_process(session, pid, wait_s=wait_s))
 
     def process_output(

@@ -348,7 +348,7 @@ def list_processes(session: str) -> Call[list[t.ProcessInfo]]:
 
 
 def get_process(session: str, pid: str, *, wait_s: float | None = None) -> Call[t.ProcessInfo]:
-    """A process's state; with `wait_s` (0 to 60), answered when it ends or the wait is over."""
+    """A process's state; with `wait_s` (0 to 30), answered when it ends or the wait is over."""
     return Call("GET", _process(session, pid), params=_drop_none(wait_s=wait_s), timeout=_waiting(wait_s))
 
 
@@ -362,7 +362,7 @@ def process_output(
     wait_s: float | None = None,
 ) -> Call[t.ProcessOutput]:
     """Each stream from its byte cursor (the `next` of the previous read), at most `max_bytes`
-    of each (4 B to 1 MiB, the default); with `wait_s` (0 to 60), a long poll answered as soon as
+    of each (4 B to 1 MiB, the default); with `wait_s` (0 to 30), a long poll answered as soon as
     there is output past the cursors, or the end."""
     params = _drop_none(stdout=stdout, stderr=stderr, max_bytes=max_bytes, wait_s=wait_s)
     return Call("GET", f"{_process(session, pid)}/output", params=params, timeout=_waiting(wait_s))

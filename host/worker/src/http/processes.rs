@@ -20,8 +20,9 @@ use super::extract::{JsonBody, PathParams, QueryParams, SessionParam, blocking};
 use crate::app::App;
 use crate::processes::Process;
 
-/// The longest any request here waits.
-const MAX_WAIT_S: f64 = 60.0;
+/// The longest any request here waits: well under the minute after which HTTP clients and
+/// proxies commonly give up on an answer.
+const MAX_WAIT_S: f64 = 30.0;
 /// The most of each stream one read answers.
 const MAX_READ_BYTES: u64 = 1024 * 1024;
 /// How long a write to stdin waits for the program to read before it is answered.

@@ -216,7 +216,7 @@ signal.signal(signal.SIGTERM, bye)\nprint('ready', flush=True)\ntime.sleep(60)";
     );
 
     // Refusals.
-    let path = format!("/v1/sessions/{s}/processes/{}?wait_s=61", cat.id);
+    let path = format!("/v1/sessions/{s}/processes/{}?wait_s=31", cat.id);
     assert_get_refused(&w, &path, 400, "invalid_query").await;
     let path = format!("/v1/sessions/{s}/processes/p999/output");
     assert_get_refused(&w, &path, 404, "process_not_found").await;
@@ -800,7 +800,7 @@ for i in range(1, 601):\n    with open('counter.txt.new', 'w') as f: f.write('%0
             "the run goes on"
         );
     }
-    let ended = c.process(&s, &p.id, Some(60.0)).await.unwrap();
+    let ended = c.process(&s, &p.id, Some(30.0)).await.unwrap();
     assert_eq!(ended.exit_code, Some(0));
     let last = c.take_snapshot(&s).await.unwrap();
     let copy = c
