@@ -355,45 +355,27 @@ async fn a_worker_that_lost_the_session_never_publishes_the_latest() {
     tree(b_dir.path(), 3);
     std::fs::write(a_dir.path().join("workspace/who.txt"), "a\n").unwrap();
     std::fs::write(b_dir.path().join("workspace/who.txt"), "b\n").unwrap();
+    // A worker's snapshot of its directory at the epoch it holds.
+    let publish = |epoch: u64, dir: &std::path::Path| {
+        let (s, sources) = (s.clone(), sources(dir));
+        async move {
+            s.take_as("moved", epoch, &sources, &mut FileCache::default(), None)
+                .await
+                .unwrap()
+        }
+    };
     let a = s.claim("moved", "worker-a").await.unwrap();
     assert_eq!(a.epoch, 1);
-    let first = s
-        .take_as(
-            "moved",
-            a.epoch,
-            &sources(a_dir.path()),
-            &mut FileCache::default(),
-            None,
-        )
-        .await
-        .unwrap();
+    let first = publish(a.epoch, a_dir.path()).await;
     assert!(first.latest);
     let b = s.claim("moved", "worker-b").await.unwrap();
     assert_eq!(b.epoch, 2);
     assert_eq!(s.owner("moved").await.unwrap().unwrap().worker, "worker-b");
-    let by_b = s
-        .take_as(
-            "moved",
-            b.epoch,
-            &sources(b_dir.path()),
-            &mut FileCache::default(),
-            None,
-        )
-        .await
-        .unwrap();
+    let by_b = publish(b.epoch, b_dir.path()).await;
     assert!(by_b.latest);
     // A, stale, publishes again (its name is later: its clock is ahead, or it is just later).
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let stale = s
-        .take_as(
-            "moved",
-            a.epoch,
-            &sources(a_dir.path()),
-            &mut FileCache::default(),
-            None,
-        )
-        .await
-        .unwrap();
+    let stale = publish(a.epoch, a_dir.path()).await;
     assert!(!stale.latest, "{stale:?}");
     assert!(stale.id > by_b.id, "the stale one has the later name");
     let latest = s.resolve("moved").await.unwrap();

@@ -283,6 +283,16 @@ impl Session {
         self.last_used_ms.load(Ordering::Acquire)
     }
 
+    /// Ends every run of the session and starts no more, and removes its network (blocking):
+    /// what happens when the session goes, is parked, or the worker stops.
+    fn end_runs(&self) {
+        self.processes.close();
+        self.network
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+    }
+
     /// Whether a call holds the session, or a program of it runs, right now.
     pub fn is_busy(&self) -> bool {
         self.lock.try_write().is_err() || self.processes.running() > 0
@@ -525,12 +535,7 @@ impl Sessions {
     pub fn release_volumes(&self) {
         let live = self.live.read().unwrap_or_else(|p| p.into_inner());
         for session in live.values() {
-            session.processes.close();
-            session
-                .network
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
+            session.end_runs();
         }
         for session in live.values().filter(|s| s.volume.is_some()) {
             Storage::release(&session.dir);
@@ -797,25 +802,14 @@ impl Sessions {
             }
             moved.insert(id.to_owned(), (worker.to_owned(), epoch));
         }
-        if let Ok(mut live) = self.live.write() {
-            live.remove(id);
-        }
-        self.tokens
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, owner| owner != id);
+        self.forget(id);
         let (dir, parked) = (
             session.dir.clone(),
             self.root.join(format!("{id}.parked-{epoch}-{}", now_ms())),
         );
         let ending = session.clone();
         tokio::task::spawn_blocking(move || {
-            ending.processes.close();
-            ending
-                .network
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
+            ending.end_runs();
             crate::scratch::release(&dir.join("tmp"));
             Storage::release(&dir);
             std::fs::rename(&dir, &parked)
@@ -824,6 +818,17 @@ impl Sessions {
         .map_err(|e| SessionError::Io(std::io::Error::other(e)))??;
         tracing::warn!(session = %id, %worker, epoch, "another worker took the session over; this copy is parked");
         Ok(())
+    }
+
+    /// Serves session `id` no more: out of the live map, its token opening nothing.
+    fn forget(&self, id: &str) {
+        if let Ok(mut live) = self.live.write() {
+            live.remove(id);
+        }
+        self.tokens
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, owner| owner != id);
     }
 
     async fn remove(&self, id: &str, seen: Option<u64>) -> Result<bool, SessionError> {
@@ -839,23 +844,10 @@ impl Sessions {
         session.deleted.store(true, Ordering::Release);
         // Its programs end with it, and its network.
         let ending = session.clone();
-        tokio::task::spawn_blocking(move || {
-            ending.processes.close();
-            ending
-                .network
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
-        })
-        .await
-        .map_err(|e| SessionError::Io(std::io::Error::other(e)))?;
-        if let Ok(mut live) = self.live.write() {
-            live.remove(id);
-        }
-        self.tokens
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, owner| owner != id);
+        tokio::task::spawn_blocking(move || ending.end_runs())
+            .await
+            .map_err(|e| SessionError::Io(std::io::Error::other(e)))?;
+        self.forget(id);
         let dir = session.dir.clone();
         // The record goes first: if the removal dies half-way, what is left is no longer a
         // session (a restart will not resurrect it, a create of the same id clears it).

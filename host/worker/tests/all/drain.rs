@@ -59,11 +59,7 @@ async fn a_draining_worker_refuses_work_and_snapshots_what_it_acknowledged() {
     );
 
     // Another worker on the same store serves the session from its last snapshot.
-    let store = first.data.path().join("store");
-    let second = Worker::start_with(|config| {
-        config.snapshots.store_url = Some(format!("file://{}", store.display()));
-    })
-    .await;
+    let second = first.sibling().await;
     let restored = second
         .client
         .create_session_json(json!({ "id": "busy", "from_snapshot": "busy" }))

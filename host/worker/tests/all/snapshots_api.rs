@@ -107,11 +107,7 @@ async fn snapshot_incremental_and_restore_on_another_worker() {
     assert_eq!(listed["changes"][0]["path"], "link.py", "{listed}");
 
     // A second worker, its own data dir, the same store.
-    let store = first.data.path().join("store");
-    let second = Worker::start_with(|config| {
-        config.snapshots.store_url = Some(format!("file://{}", store.display()));
-    })
-    .await;
+    let second = first.sibling().await;
     let restored = second
         .client
         .create_session_json(json!({ "id": "agent-1", "from_snapshot": "agent-1" }))

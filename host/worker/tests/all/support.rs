@@ -138,6 +138,13 @@ impl Worker {
         )
     }
 
+    /// Another worker, with a data dir of its own, on this one's snapshot store (the default
+    /// one under this worker's data dir): where a session snapshotted here is restored.
+    pub async fn sibling(&self) -> Worker {
+        let url = format!("file://{}", self.data.path().join("store").display());
+        Worker::start_with(|config| config.snapshots.store_url = Some(url)).await
+    }
+
     /// The worker's state (for what no route does, such as draining it in place).
     pub fn app(&self) -> &std::sync::Arc<hearth::App> {
         &self.app
