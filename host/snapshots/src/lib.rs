@@ -14,6 +14,8 @@
 //!                                             store, the local one included, supports), and the
 //!                                             greatest (seq, name) is the latest, so two writers
 //!                                             can never silently overwrite each other
+//! sessions/<session>/owner/<epoch>            who owns the session from that epoch on (`owner`)
+//! workers/<worker>/lease                      which workers are alive, and where (`lease`)
 //! exports/<session>/<name>.tar.zst            whole-session archives
 //! ```
 //!
@@ -22,6 +24,7 @@
 //! snapshot in progress never loses a blob it is about to reference).
 
 mod archive;
+mod lease;
 mod manifest;
 mod owner;
 mod pointers;
@@ -41,8 +44,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use archive::export_archive;
+pub use lease::Lease;
 pub use manifest::{Entry, EntryKind, FileCache, MANIFEST_VERSION, Manifest};
-pub use owner::Owner;
+pub use owner::{Claim, Ended, Owner};
 pub use store::{StoreConfig, open, probe};
 
 /// Why a snapshot operation failed.

@@ -364,11 +364,11 @@ async fn a_worker_that_lost_the_session_never_publishes_the_latest() {
                 .unwrap()
         }
     };
-    let a = s.claim("moved", "worker-a").await.unwrap();
+    let a = s.claim("moved", "worker-a", None).await.unwrap();
     assert_eq!(a.epoch, 1);
     let first = publish(a.epoch, a_dir.path()).await;
     assert!(first.latest);
-    let b = s.claim("moved", "worker-b").await.unwrap();
+    let b = s.claim("moved", "worker-b", None).await.unwrap();
     assert_eq!(b.epoch, 2);
     assert_eq!(s.owner("moved").await.unwrap().unwrap().worker, "worker-b");
     let by_b = publish(b.epoch, b_dir.path()).await;
@@ -402,7 +402,7 @@ async fn racing_claims_get_distinct_epochs() {
     let claims: Vec<_> = (0..6)
         .map(|i| {
             let s = s.clone();
-            tokio::spawn(async move { s.claim("contested", &format!("w{i}")).await.unwrap() })
+            tokio::spawn(async move { s.claim("contested", &format!("w{i}"), None).await.unwrap() })
         })
         .collect();
     let mut epochs = Vec::new();

@@ -105,6 +105,10 @@ error_codes! {
     /// Another worker took the session over (its ownership moved on in the snapshot store);
     /// this worker's copy is parked, not served. `details` says who and at which epoch.
     SessionMoved = 404, "session_moved";
+    /// The session's owner (another worker of the fleet) did not answer the forwarded request,
+    /// and its lease has not lapsed yet; `details.retry_after_ms` says when another worker may
+    /// take the session over.
+    OwnerUnreachable = 503, "owner_unreachable";
     /// The worker holds its maximum number of sessions.
     SessionLimit = 507, "session_limit";
     /// The session kept changing while its last snapshot was taken; it is kept.

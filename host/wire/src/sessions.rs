@@ -105,6 +105,20 @@ pub struct SessionInfo {
     pub quota: Option<QuotaUsage>,
     pub snapshot: SnapshotState,
     pub network: SessionNetwork,
+    /// Which worker serves the session, and since which ownership epoch.
+    pub owner: SessionOwner,
+}
+
+/// Which worker serves a session (see "Running a fleet" in the README).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionOwner {
+    /// The worker's id (`worker_id`).
+    pub worker: String,
+    /// The ownership epoch it holds (0: not claimed in the store yet).
+    pub epoch: u64,
+    /// Where the fleet reaches that worker (`fleet.advertise_url`); null outside a fleet.
+    pub url: Option<String>,
 }
 
 /// A created session: its info, and its own token (said once: the worker keeps its hash).

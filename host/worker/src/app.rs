@@ -27,6 +27,8 @@ pub struct App {
     pub tools_changed: tokio::sync::broadcast::Sender<()>,
     /// Connections all sessions' egress proxies may hold together.
     pub proxied_connections: Arc<tokio::sync::Semaphore>,
+    /// This worker's part in a fleet (`None`: it stands alone).
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
     /// Set when the worker starts draining (see `drain`): it takes no more work.
     pub draining: std::sync::atomic::AtomicBool,
     /// Distinguishes request ids of this process from those of earlier ones.
@@ -90,6 +92,16 @@ pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
         worker,
     )?;
     snapshots.probe().await?;
+    let snapshots = Arc::new(snapshots);
+    let fleet = crate::fleet::Fleet::new(&config.fleet, snapshots.clone());
+    if let Some(fleet) = &fleet {
+        // Alive before serving: doors forward this worker's sessions here from now on.
+        fleet
+            .renew()
+            .await
+            .map_err(|e| ConfigError::Snapshots(format!("taking this worker's lease: {e}")))?;
+        tracing::info!(worker = %fleet.me, url = %fleet.url, "fleet lease taken");
+    }
     let (quota, dir) = (config.quota.clone(), config.data_dir.clone());
     let storage = tokio::task::spawn_blocking(move || storage::Storage::open(&quota, &dir))
         .await
@@ -121,7 +133,8 @@ pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
         sessions,
         exec,
         git,
-        snapshots: Arc::new(snapshots),
+        snapshots,
+        fleet,
         metrics: Metrics::default(),
         started_nonce,
     }))

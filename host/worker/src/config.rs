@@ -69,6 +69,7 @@ pub struct Config {
     pub tools: ToolsConfig,
     pub mcp: McpConfig,
     pub egress: crate::network::EgressConfig,
+    pub fleet: crate::fleet::FleetConfig,
 }
 
 /// MCP at `/v1/sessions/{id}/mcp`.
@@ -510,6 +511,7 @@ impl Default for Config {
             tools: ToolsConfig::default(),
             mcp: McpConfig::default(),
             egress: crate::network::EgressConfig::default(),
+            fleet: crate::fleet::FleetConfig::default(),
         }
     }
 }
@@ -639,6 +641,9 @@ impl Config {
         self.egress
             .policy()
             .map_err(|why| ConfigError::Invalid(format!("egress: {why}")))?;
+        self.fleet
+            .check()
+            .map_err(|why| ConfigError::Invalid(format!("fleet: {why}")))?;
         if self.quota.enabled {
             let (default, max) = (self.quota.default_quota(), self.quota.max_quota());
             default

@@ -7,7 +7,11 @@
 //! 3. Each session that changed since its last snapshot gets one more: taken under the
 //!    session's shared lock, it waits for the writers that were running, so it holds every
 //!    change that was answered.
-//! 4. The worker exits — after `drain_timeout_s` at the latest, whatever is left undone (and
+//! 4. In a fleet, the worker gives its lease up, so another worker takes its sessions over at
+//!    once (from the snapshots just taken) instead of after the lease's lifetime. Not if a
+//!    last snapshot failed: then the lease lapses on its own, and a restart of this worker on
+//!    the same disk within its lifetime still has the changes.
+//! 5. The worker exits — after `drain_timeout_s` at the latest, whatever is left undone (and
 //!    said in its log).
 
 use std::sync::Arc;
@@ -35,12 +39,28 @@ pub async fn drain(app: &Arc<App>) {
     match done {
         Ok((taken, failed)) => {
             tracing::info!(taken, failed, "drained");
+            release_lease(app, failed).await;
         }
         Err(_) => tracing::error!(
             bound_s = bound.as_secs_f64(),
             "the drain ran out of time: sessions changed since their last snapshot keep those \
              changes only on this worker's disk"
         ),
+    }
+}
+
+/// Gives the fleet lease up after a drain that snapshotted everything.
+async fn release_lease(app: &App, failed: usize) {
+    let Some(fleet) = &app.fleet else {
+        return;
+    };
+    if failed > 0 {
+        tracing::warn!(failed, "the lease is kept to lapse: a last snapshot failed");
+        return;
+    }
+    match fleet.release().await {
+        Ok(()) => tracing::info!("lease released: other workers take the sessions over"),
+        Err(e) => tracing::warn!(error = %e, "the lease could not be released; it lapses"),
     }
 }
 
@@ -54,10 +74,14 @@ async fn last_snapshots(app: &Arc<App>) -> (usize, usize) {
         }
     })
     .await;
+    // In a fleet, a session never snapshotted gets one too (a clone at create is not a
+    // change): another worker takes it over from the store.
+    let in_fleet = app.fleet.is_some();
     let results: Vec<bool> = futures_util::stream::iter(sessions)
         .filter(|session| {
             let seen = session.snapshots.snapshotted_changes();
-            std::future::ready(session.changed_since(seen))
+            let never = in_fleet && app.snapshots.state(session).last.is_none();
+            std::future::ready(never || session.changed_since(seen))
         })
         .map(|session| {
             let app = app.clone();

@@ -7,11 +7,17 @@
 
 use std::time::Duration;
 
+use crate::fleet::Fleet;
 use crate::sessions::{Sessions, now_ms};
 use crate::snapshots::SnapshotService;
 
 /// Checks sessions for idleness until the worker stops (off when `idle` is 0 s).
-pub async fn run(sessions: &Sessions, snapshots: &SnapshotService, idle: f64) {
+pub async fn run(
+    sessions: &Sessions,
+    snapshots: &SnapshotService,
+    fleet: Option<&Fleet>,
+    idle: f64,
+) {
     if idle <= 0.0 {
         return;
     }
@@ -35,9 +41,20 @@ pub async fn run(sessions: &Sessions, snapshots: &SnapshotService, idle: f64) {
                 }
             };
             let seen = session.snapshots.snapshotted_changes();
+            let epoch = session.epoch();
             match sessions.delete_if_unchanged(&session.id, seen).await {
                 Ok(true) => {
                     sessions.mark_expired(&session.id, &snapshot);
+                    if let Some(fleet) = fleet {
+                        // Any door then answers `session_expired` with the snapshot.
+                        let ended = hearth_snapshots::Ended {
+                            reason: "expired".into(),
+                            snapshot: Some(snapshot.clone()),
+                        };
+                        if let Err(e) = fleet.end(&session.id, epoch, ended).await {
+                            tracing::warn!(session = %session.id, error = %e, "the expiry could not be recorded in the store");
+                        }
+                    }
                     tracing::info!(session = %session.id, %snapshot, "idle session expired");
                 }
                 // Used again since the snapshot: it stays.

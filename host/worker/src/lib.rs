@@ -13,6 +13,7 @@ pub mod drain;
 pub mod exec;
 pub mod expiry;
 pub mod files;
+pub mod fleet;
 pub mod git;
 pub mod http;
 pub mod metrics;
@@ -49,14 +50,16 @@ pub async fn start(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, StartError> {
+    let mut config = config;
     let addr = config.listen;
-    let app = build_app(config).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|error| StartError::Bind { addr, error })?;
     let addr = listener
         .local_addr()
         .map_err(|error| StartError::Bind { addr, error })?;
+    config.fleet.advertise_port(addr.port());
+    let app = build_app(config).await?;
     let router = http::router(app.clone());
     let background = tokio::spawn({
         let app = app.clone();
@@ -71,9 +74,13 @@ pub async fn start(
         let app = app.clone();
         async move {
             let idle = app.config.idle_expire_s;
-            expiry::run(&app.sessions, &app.snapshots, idle).await
+            expiry::run(&app.sessions, &app.snapshots, app.fleet.as_deref(), idle).await
         }
     });
+    let lease = app
+        .fleet
+        .clone()
+        .map(|fleet| tokio::spawn(fleet::keep_lease(fleet)));
     let limits = http::serve::Limits {
         header_timeout: std::time::Duration::from_secs_f64(app.config.http.header_timeout_s),
         max_connections: app.config.http.max_connections,
@@ -90,6 +97,9 @@ pub async fn start(
         let served = http::serve::serve(listener, router, limits, shutdown).await;
         background.abort();
         expiry.abort();
+        if let Some(lease) = lease {
+            lease.abort();
+        }
         // A stopped worker leaves no volume mounted (its data dir can be moved or deleted); the
         // next start mounts its sessions' volumes again. A killed one leaves them, and the next
         // start finds them in place.

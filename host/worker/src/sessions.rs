@@ -575,6 +575,17 @@ impl Sessions {
         Ok(())
     }
 
+    /// What another worker needs to serve session `id` (see `fleet::Terms`), from its record.
+    pub fn terms(&self, id: &str) -> Result<crate::fleet::Terms, SessionError> {
+        let record = self.rewrite_record(id, |_| {})?;
+        Ok(crate::fleet::Terms {
+            token_sha256: record.token_sha256,
+            quota_bytes: record.quota.as_ref().map(|q| q.bytes),
+            quota_inodes: record.quota.as_ref().map(|q| q.inodes),
+            egress: record.egress,
+        })
+    }
+
     /// Records that this worker holds session `id` at ownership `epoch`.
     pub fn set_epoch(&self, id: &str, epoch: u64) -> Result<(), SessionError> {
         let session = self.get(id)?;
@@ -633,6 +644,9 @@ impl Sessions {
         let _reservation = self.reserve(&id)?;
         if let Ok(mut expired) = self.expired.lock() {
             expired.remove(&id);
+        }
+        if let Ok(mut moved) = self.moved.lock() {
+            moved.remove(&id);
         }
         let dir = self.root.join(&id);
         // Leftovers of a create or delete that died half-way are not a session: clear them.

@@ -108,8 +108,12 @@ impl SnapshotService {
     /// Makes this worker the owner of session `id` at a new epoch (see
     /// `hearth_snapshots::Owner`): from now on only what this worker publishes can be the
     /// session's latest snapshot.
-    pub async fn claim(&self, id: &str) -> Result<u64, SnapshotError> {
-        let owner = self.snapshots.claim(id, &self.worker).await?;
+    pub async fn claim(
+        &self,
+        id: &str,
+        terms: Option<serde_json::Value>,
+    ) -> Result<u64, SnapshotError> {
+        let owner = self.snapshots.claim(id, &self.worker, terms).await?;
         tracing::info!(session = %id, epoch = owner.epoch, "session claimed");
         Ok(owner.epoch)
     }
@@ -119,7 +123,7 @@ impl SnapshotService {
     async fn fence(&self, sessions: &Sessions, session: &Session) -> Result<u64, TakeError> {
         let mine = session.epoch();
         if mine == 0 {
-            let epoch = self.claim(&session.id).await?;
+            let epoch = self.claim(&session.id, None).await?;
             sessions.set_epoch(&session.id, epoch)?;
             return Ok(epoch);
         }

@@ -154,7 +154,7 @@ pub(super) async fn authenticate(
 
 /// The token a request presents: `Authorization: Bearer`, or the API-key header for clients
 /// that cannot set Authorization (some MCP and webhook clients).
-fn presented_token(request: &Request) -> Option<&str> {
+pub(super) fn presented_token(request: &Request) -> Option<&str> {
     let bearer = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -285,7 +285,7 @@ fn has_body(request: &Request) -> bool {
 }
 
 /// Equal-length comparison without early exit; lengths are not secret.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

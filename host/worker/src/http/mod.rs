@@ -5,6 +5,7 @@
 //! test fails when the two differ.
 
 mod docs;
+mod door;
 pub mod error;
 mod exec;
 pub mod extract;
@@ -15,6 +16,7 @@ mod mcp;
 mod middleware;
 mod ports;
 mod processes;
+mod relay;
 pub mod serve;
 mod sessions;
 mod snapshots;
@@ -134,6 +136,7 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(from_fn_with_state(app.clone(), middleware::read_whole_body))
         .layer(from_fn_with_state(app.clone(), middleware::authenticate))
+        .layer(from_fn_with_state(app.clone(), door::door))
         .layer(from_fn_with_state(app.clone(), middleware::observe))
         .with_state(app)
 }

@@ -17,6 +17,7 @@ use hyper_util::rt::TokioIo;
 use super::docs::SessionId;
 use super::error::ApiError;
 use super::extract::{PathParams, SessionParam};
+use super::relay;
 
 /// How long the program's server may take to start answering.
 const ANSWER_WAIT: Duration = Duration::from_secs(300);
@@ -76,7 +77,7 @@ pub(super) async fn forward(
     let prefix = format!("/v1/sessions/{}/ports/{port}", session.id);
     let (mut parts, body) = request.into_parts();
     let client_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
-    let upgrading = is_upgrade(&parts.headers);
+    let upgrading = relay::is_upgrade(&parts.headers);
     // The path as the client wrote it (percent-encoding kept), past `…/ports/{port}`.
     let path = parts.uri.path().splitn(7, '/').nth(6).unwrap_or("");
     let target = match parts.uri.query() {
@@ -105,54 +106,16 @@ pub(super) async fn forward(
         .map_err(|e| unreachable(e.to_string()))?;
 
     if answer.status() == axum::http::StatusCode::SWITCHING_PROTOCOLS {
-        let server_upgrade = hyper::upgrade::on(&mut answer);
-        let Some(client_upgrade) = client_upgrade else {
-            return Err(ApiError::internal(
-                "an upgrade without the client's connection",
-            ));
-        };
-        tokio::spawn(async move {
-            if let (Ok(client), Ok(server)) = (client_upgrade.await, server_upgrade.await) {
-                let (mut client, mut server) = (TokioIo::new(client), TokioIo::new(server));
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-            }
-        });
+        relay::join_upgrade(client_upgrade, &mut answer)?;
     } else {
         clean_headers(answer.headers_mut(), false);
     }
     Ok(answer.map(Body::new))
 }
 
-/// Whether a request asks to switch protocols (a WebSocket).
-fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| {
-                v.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-            })
-}
-
-/// Removes the worker's credentials and the hop-by-hop headers (but `Connection: upgrade` and
-/// `Upgrade` on an upgrade, which are the request).
+/// Removes the worker's credentials (the program never sees them) and the hop-by-hop headers.
 fn clean_headers(headers: &mut HeaderMap, upgrading: bool) {
-    for name in [
-        header::AUTHORIZATION,
-        HeaderName::from_static("x-api-key"),
-        HeaderName::from_static("keep-alive"),
-        header::PROXY_AUTHORIZATION,
-        header::PROXY_AUTHENTICATE,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-    ] {
-        headers.remove(name);
-    }
-    if !upgrading {
-        headers.remove(header::CONNECTION);
-        headers.remove(header::UPGRADE);
-    }
+    headers.remove(header::AUTHORIZATION);
+    headers.remove(HeaderName::from_static("x-api-key"));
+    relay::drop_hop_by_hop(headers, upgrading);
 }

@@ -15,7 +15,7 @@ use super::docs::SessionId;
 use super::error::{ApiError, write_failure};
 use super::extract::{JsonBody, QueryParams, SessionParam, blocking};
 use crate::app::App;
-use crate::sessions::Session;
+use crate::sessions::{Session, SessionError};
 
 fn session_info(app: &App, session: &Session) -> SessionInfo {
     SessionInfo {
@@ -44,6 +44,11 @@ fn session_info(app: &App, session: &Session) -> SessionInfo {
                 .existing_network()
                 .and_then(|network| network.proxy_env().remove("HTTP_PROXY")),
             running_processes: session.processes.running(),
+        },
+        owner: hearth_wire::sessions::SessionOwner {
+            worker: app.snapshots.worker.clone(),
+            epoch: session.epoch(),
+            url: app.config.fleet.advertise_url.clone(),
         },
     }
 }
@@ -83,6 +88,13 @@ pub(super) async fn create_session(
         .session_policy(egress.as_deref())
         .map_err(|why| ApiError::new(ErrorCode::InvalidNetwork, why))?;
     let (token, token_sha256) = crate::tokens::mint();
+    let terms = crate::fleet::Terms {
+        token_sha256: Some(token_sha256.clone()),
+        quota_bytes: quota.map(|q| q.bytes),
+        quota_inodes: quota.map(|q| q.inodes),
+        egress: egress.clone(),
+    };
+    let filled = request.git.is_some() || request.from_snapshot.is_some();
     let app2 = app.clone();
     let session = blocking(move || {
         let (source, snapshot) = (request.git, request.from_snapshot);
@@ -96,9 +108,22 @@ pub(super) async fn create_session(
                 // Ownership first: from here on, what the session's previous owner (if any)
                 // publishes can no longer become its latest, so the restore below holds the
                 // last state anyone may publish before this worker.
-                let epoch = runtime
-                    .block_on(app2.snapshots.claim(id))
-                    .map_err(ApiError::from)?;
+                let epoch = match &app2.fleet {
+                    None => runtime
+                        .block_on(app2.snapshots.claim(id, Some(terms.to_value())))
+                        .map_err(ApiError::from)?,
+                    // In a fleet an id some worker serves is taken, unless this restores the
+                    // session's own snapshot: moving it here on purpose.
+                    Some(fleet) => {
+                        let moving = snapshot
+                            .as_deref()
+                            .is_some_and(|reference| reference.split('/').next() == Some(id));
+                        runtime
+                            .block_on(fleet.claim_new(id, &terms, moving))
+                            .map_err(ApiError::from)?
+                            .ok_or_else(|| ApiError::from(SessionError::Exists(id.to_owned())))?
+                    }
+                };
                 // A restore or clone larger than the quota fills the new volume.
                 let usage = || quota.and_then(|_| hearth_volume::Usage::of(work_tree).ok());
                 match &snapshot {
@@ -119,6 +144,11 @@ pub(super) async fn create_session(
     })
     .await??;
     tracing::info!(session = %session.id, "session created");
+    if app.fleet.is_some() && filled {
+        // What the create put there is work a crash must not lose either: a change, so the
+        // background snapshot takes it.
+        drop(session.lock(true).await?);
+    }
     let answer = CreatedSession {
         session: session_info(&app, &session),
         // Said once, here: the worker keeps only its hash.
@@ -138,6 +168,18 @@ pub(super) async fn replace_token(
     SessionParam(session): SessionParam,
 ) -> Result<Json<SessionToken>, ApiError> {
     let (token, token_sha256) = crate::tokens::mint();
+    if let Some(fleet) = &app.fleet {
+        // The store first: a takeover must not bring the revoked token back.
+        let mut terms = app.sessions.terms(&session.id)?;
+        terms.token_sha256 = Some(token_sha256.clone());
+        match fleet
+            .publish_terms(&session.id, session.epoch(), &terms)
+            .await?
+        {
+            Some(epoch) => app.sessions.set_epoch(&session.id, epoch)?,
+            None => return Err(moved_away(&app, &session).await),
+        }
+    }
     let (app2, id) = (app.clone(), session.id.clone());
     blocking(move || app2.sessions.replace_token(&id, token_sha256)).await??;
     tracing::info!(session = %session.id, "session token replaced");
@@ -145,6 +187,35 @@ pub(super) async fn replace_token(
         id: session.id.clone(),
         token,
     }))
+}
+
+/// The answer for a session another worker took over while this one served it: it is parked
+/// here (see `Sessions::park`), and the caller asks again (through any door).
+async fn moved_away(app: &App, session: &Session) -> ApiError {
+    let owner = app.snapshots.snapshots.owner(&session.id).await;
+    let (worker, epoch) = match owner {
+        Ok(Some(owner)) => (owner.worker, owner.epoch),
+        _ => ("another worker".to_owned(), session.epoch() + 1),
+    };
+    if let Err(e) = app.sessions.park(&session.id, &worker, epoch).await {
+        tracing::warn!(session = %session.id, error = %e, "parking a session taken over failed");
+    }
+    ApiError::from(SessionError::Moved {
+        id: session.id.clone(),
+        worker,
+        epoch,
+    })
+}
+
+/// Leaves the fleet a tombstone for a session this worker just ended (deleted or expired), so
+/// that no door takes it over and brings it back.
+pub(crate) async fn tombstone(app: &App, id: &str, epoch: u64, ended: hearth_snapshots::Ended) {
+    let Some(fleet) = &app.fleet else {
+        return;
+    };
+    if let Err(e) = fleet.end(id, epoch, ended).await {
+        tracing::error!(session = %id, error = %e, "the session's end could not be recorded in the store: a takeover may bring back its last snapshot");
+    }
 }
 
 /// All sessions on this worker, oldest first.
@@ -193,7 +264,17 @@ pub(super) async fn delete_session(
         .snapshot
         .unwrap_or(app.config.snapshots.snapshot_on_delete)
     {
+        let epoch = session.epoch();
         drop(session);
+        if let Some(fleet) = &app.fleet {
+            // The tombstone first: without it, a door could take the session over later and
+            // bring its last snapshot back. If the store fails, the session stays.
+            let ended = hearth_snapshots::Ended {
+                reason: "deleted".into(),
+                snapshot: None,
+            };
+            fleet.end(&id, epoch, ended).await?;
+        }
         app.sessions.delete(&id).await?;
         tracing::info!(session = %id, "session deleted");
         return Ok(Json(Deleted {
@@ -225,8 +306,14 @@ async fn last_snapshot_then_delete(app: &App, id: &str) -> Result<Deleted, ApiEr
         let session = app.sessions.get(id)?;
         let last = app.snapshots.take(&app.sessions, &session).await?;
         let seen = session.snapshots.snapshotted_changes();
+        let epoch = session.epoch();
         drop(session);
         if app.sessions.delete_if_unchanged(id, seen).await? {
+            let ended = hearth_snapshots::Ended {
+                reason: "deleted".into(),
+                snapshot: Some(last.id.clone()),
+            };
+            tombstone(app, id, epoch, ended).await;
             tracing::info!(session = %id, snapshot = %last.id, "session deleted");
             return Ok(Deleted {
                 id: id.to_owned(),

@@ -15,6 +15,8 @@ mod bounded;
 mod drain;
 mod exec_api;
 mod files_api;
+mod fleet;
+mod fleet_binary;
 mod git_api;
 mod live_session;
 mod mcp_api;
