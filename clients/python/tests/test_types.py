@@ -60,6 +60,7 @@ CHECKED: dict[type, tuple[str, ...]] = {
     types.ExportInfo: ("ExportInfo",),
     types.GcOutcome: ("GcReport",),
     types.SessionNetwork: ("SessionNetwork",),
+    types.SessionOwner: ("SessionOwner",),
     types.NetworkBody: ("NetworkRequest",),
     types.ProcessInfo: ("ProcessInfo",),
     types.ProcessList: ("ProcessList",),

@@ -190,6 +190,17 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             {
                 config.tools.operator_token = Some(token);
             }
+            // Per replica, where one file configures them all (a StatefulSet's pod name).
+            if let Ok(id) = std::env::var("HEARTH_WORKER_ID")
+                && !id.is_empty()
+            {
+                config.worker_id = Some(id);
+            }
+            if let Ok(url) = std::env::var("HEARTH_ADVERTISE_URL")
+                && !url.is_empty()
+            {
+                config.fleet.advertise_url = Some(url);
+            }
             serve(config).await
         }
         Command::Session { action } => {

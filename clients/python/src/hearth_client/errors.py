@@ -86,6 +86,12 @@ class Draining(Unavailable):
     (its sessions are served from their last snapshots)."""
 
 
+class OwnerUnreachable(Unavailable):
+    """503 `owner_unreachable`: the session's owner (another worker of the fleet) did not answer
+    and its lease has not lapsed; `details["retry_after_ms"]` says when any worker takes the
+    session over. Retrying then, through any worker, reaches it."""
+
+
 class DeadlineExceeded(HearthError):
     """504: the tool or operation ran out of time."""
 
@@ -163,6 +169,7 @@ _BY_CODE: dict[str, type[HearthError]] = {
     "process_limit": ProcessLimit,
     "port_unreachable": PortUnreachable,
     "draining": Draining,
+    "owner_unreachable": OwnerUnreachable,
 }
 
 

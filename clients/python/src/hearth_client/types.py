@@ -66,6 +66,14 @@ class NetworkBody(TypedDict):
     allow: list[str]
 
 
+class SessionOwner(TypedDict):
+    worker: str
+    epoch: int
+    """The ownership epoch: it grows at every takeover (0: not claimed in the store yet)."""
+    url: str | None
+    """Where the fleet reaches that worker; None outside a fleet."""
+
+
 class Session(TypedDict):
     id: str
     created_at: str
@@ -75,6 +83,8 @@ class Session(TypedDict):
     quota: QuotaUsage | None
     """None on a worker with quotas off."""
     network: SessionNetwork
+    owner: SessionOwner
+    """Which worker of the fleet serves the session (through any worker's door)."""
     token: NotRequired[str]
     """The session's own token (opens this session's routes and nothing else): in the create
     answer only."""

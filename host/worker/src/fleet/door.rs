@@ -78,12 +78,17 @@ impl Fleet {
             Some(owner) => {
                 self.count_lease_request();
                 match store.lease(&owner.worker).await? {
-                    Some(lease) if lease.is_live() => Route::Forward {
-                        worker: owner.worker.clone(),
-                        url: lease.url.clone(),
-                        lease_remaining_ms: lease.remaining_ms(),
-                        terms: Terms::of(&owner),
-                    },
+                    Some(lease) if lease.is_live() => {
+                        super::check_url(&lease.url).map_err(|why| {
+                            SnapshotError::Store(format!("the lease of {}: {why}", owner.worker))
+                        })?;
+                        Route::Forward {
+                            worker: owner.worker.clone(),
+                            url: lease.url.clone(),
+                            lease_remaining_ms: lease.remaining_ms(),
+                            terms: Terms::of(&owner),
+                        }
+                    }
                     _ => Route::TakeOver(owner),
                 }
             }
@@ -168,6 +173,8 @@ impl Fleet {
         }
         self.forget(id);
         let session = made?;
+        self.taken_over
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(
             target: "audit",
             session = %id,

@@ -34,6 +34,24 @@ impl Default for FleetConfig {
     }
 }
 
+/// Why `url` cannot be a worker's advertised URL, if it cannot: `http://host[:port]`, nothing
+/// more. Checked where it is configured and again where a lease read from the store names it.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let parsed: hyper::Uri = url
+        .parse()
+        .map_err(|e| format!("advertise_url {url:?}: {e}"))?;
+    if parsed.scheme_str() != Some("http") || parsed.host().is_none() {
+        return Err(format!(
+            "advertise_url {url:?} must be http://host[:port] (workers forward to each other \
+             over the cluster's network)"
+        ));
+    }
+    if parsed.path() != "/" && !parsed.path().is_empty() || parsed.query().is_some() {
+        return Err(format!("advertise_url {url:?} must have no path"));
+    }
+    Ok(())
+}
+
 impl FleetConfig {
     /// Whether this worker is part of a fleet.
     pub fn enabled(&self) -> bool {
@@ -57,18 +75,7 @@ impl FleetConfig {
     /// Why the settings cannot work, if they cannot.
     pub fn check(&self) -> Result<(), String> {
         if let Some(url) = &self.advertise_url {
-            let parsed: hyper::Uri = url
-                .parse()
-                .map_err(|e| format!("advertise_url {url:?}: {e}"))?;
-            if parsed.scheme_str() != Some("http") || parsed.host().is_none() {
-                return Err(format!(
-                    "advertise_url {url:?} must be http://host[:port] (workers forward to each \
-                     other over the cluster's network)"
-                ));
-            }
-            if parsed.path() != "/" && !parsed.path().is_empty() {
-                return Err(format!("advertise_url {url:?} must have no path"));
-            }
+            check_url(url)?;
         }
         let positive = |v: f64| v.is_finite() && v > 0.0;
         if !(positive(self.lease_ttl_s)
@@ -162,8 +169,13 @@ pub struct Fleet {
     routes: Mutex<HashMap<String, (Instant, Route)>>,
     /// One takeover at a time per session on this worker.
     takeovers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Store requests spent on this worker's lease (for the benchmark and the metrics).
+    /// Store requests spent on leases: this worker's renewals and release, and doors reading
+    /// others' (for the metrics and the benchmark).
     pub lease_requests: std::sync::atomic::AtomicU64,
+    /// Requests this worker forwarded to another.
+    pub forwarded: std::sync::atomic::AtomicU64,
+    /// Sessions this worker took over.
+    pub taken_over: std::sync::atomic::AtomicU64,
 }
 
 impl Fleet {
@@ -178,6 +190,8 @@ impl Fleet {
             routes: Mutex::default(),
             takeovers: Mutex::default(),
             lease_requests: std::sync::atomic::AtomicU64::new(0),
+            forwarded: std::sync::atomic::AtomicU64::new(0),
+            taken_over: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -248,6 +262,37 @@ impl Fleet {
                 .map(|o| o.epoch)),
             _ => Ok(None),
         }
+    }
+
+    /// The fleet's counters, in Prometheus' text format.
+    pub fn render_metrics(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let counters = [
+            (
+                "hearth_fleet_lease_store_requests_total",
+                "Store requests spent on leases.",
+                &self.lease_requests,
+            ),
+            (
+                "hearth_fleet_forwarded_total",
+                "Requests forwarded to the session's owner.",
+                &self.forwarded,
+            ),
+            (
+                "hearth_fleet_takeovers_total",
+                "Sessions taken over by this worker.",
+                &self.taken_over,
+            ),
+        ];
+        counters
+            .iter()
+            .map(|(name, help, value)| {
+                format!(
+                    "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                    value.load(Relaxed)
+                )
+            })
+            .collect()
     }
 
     /// Drops what this worker remembers of where session `id` is served.

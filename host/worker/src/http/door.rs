@@ -185,6 +185,9 @@ async fn forward(
         parts.headers.insert(FORWARDED_BY, me);
     }
     parts.version = axum::http::Version::HTTP_11;
+    fleet
+        .forwarded
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let wait = Duration::from_secs_f64(app.config.fleet.forward_timeout_s);
     let sent = tokio::time::timeout(wait, CLIENT.request(Request::from_parts(parts, body))).await;
     let mut answer = match sent {

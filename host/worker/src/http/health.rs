@@ -81,6 +81,9 @@ pub(super) async fn openapi() -> Response {
     responses((status = 200, description = "The Prometheus text format.",
         content_type = "text/plain", body = String)))]
 pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let text = app.metrics.render(app.sessions.len());
+    let mut text = app.metrics.render(app.sessions.len());
+    if let Some(fleet) = &app.fleet {
+        text.push_str(&fleet.render_metrics());
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
