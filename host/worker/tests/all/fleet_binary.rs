@@ -122,7 +122,7 @@ async fn owner_of(client: &Client, session: &str) -> (String, u64) {
 #[tokio::test]
 async fn three_workers_on_s3_keep_every_acknowledged_change_through_kill_and_drain() {
     let s3 = S3Server::start().await;
-    let mut fleet = vec![
+    let mut fleet = [
         Member::start("w0", &s3).await,
         Member::start("w1", &s3).await,
         Member::start("w2", &s3).await,
