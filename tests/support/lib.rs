@@ -16,6 +16,9 @@ use tempfile::TempDir;
 /// The test-only `hostile` component (built from `guest-tools/test-guests/hostile`).
 pub const HOSTILE_WASM: &str = env!("HEARTH_TEST_GUEST_HOSTILE");
 
+/// The built-in `ls`'s component, for tests that need a second, well-behaved one.
+pub const LS_WASM: &str = env!("HEARTH_TEST_TOOL_LS");
+
 /// A session on disk:
 ///
 /// ```text

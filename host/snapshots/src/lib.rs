@@ -16,6 +16,8 @@
 //!                                             can never silently overwrite each other
 //! sessions/<session>/owner/<epoch>            who owns the session from that epoch on (`owner`)
 //! workers/<worker>/lease                      which workers are alive, and where (`lease`)
+//! tools/registry/<name>.json                  the tools a fleet serves, and their components
+//! tools/components/<sha256>                   under `tools/components/` (`tools`)
 //! exports/<session>/<name>.tar.zst            whole-session archives
 //! ```
 //!
@@ -29,6 +31,7 @@ mod manifest;
 mod owner;
 mod pointers;
 mod store;
+mod tools;
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
@@ -48,6 +51,7 @@ pub use lease::Lease;
 pub use manifest::{Entry, EntryKind, FileCache, MANIFEST_VERSION, Manifest};
 pub use owner::{Claim, Ended, Owner};
 pub use store::{StoreConfig, open, probe};
+pub use tools::{ToolListing, ToolRecord, ToolState};
 
 /// Why a snapshot operation failed.
 #[derive(Debug, thiserror::Error)]

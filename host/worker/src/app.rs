@@ -94,6 +94,7 @@ pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
     snapshots.probe().await?;
     let snapshots = Arc::new(snapshots);
     let fleet = crate::fleet::Fleet::new(&config.fleet, snapshots.clone());
+    let lease_taken_at = crate::sessions::now_ms();
     if let Some(fleet) = &fleet {
         // Alive before serving: doors forward this worker's sessions here from now on.
         fleet
@@ -110,6 +111,10 @@ pub async fn build_app(config: Config) -> Result<Arc<App>, StartError> {
     let sessions = Arc::new(Sessions::open(&config, storage)?);
     // Sessions another worker took over while this one was away are parked, not served.
     snapshots.fence_all(&sessions).await;
+    if let Some(fleet) = &fleet {
+        // Every session held is checked: the lease counts from its taking.
+        fleet.renewed(lease_taken_at);
+    }
     let (exec_config, data_dir) = (config.exec.clone(), config.data_dir.clone());
     let exec = tokio::task::spawn_blocking(move || exec::Exec::start(&exec_config, &data_dir))
         .await

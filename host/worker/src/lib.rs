@@ -79,8 +79,21 @@ pub async fn start(
     });
     let lease = app
         .fleet
-        .clone()
-        .map(|fleet| tokio::spawn(fleet::keep_lease(fleet)));
+        .is_some()
+        .then(|| tokio::spawn(fleet::keep_lease(app.clone())));
+    // A worker joining a fleet serves the fleet's tools from its first request (if the store
+    // answers in time; the next pass catches up otherwise).
+    if let Some(fleet) = &app.fleet {
+        match tokio::time::timeout(fleet::FIRST_PASS, fleet::sync_tools(&app, fleet)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "the fleet's tools could not be read"),
+            Err(_) => tracing::warn!("the fleet's tools were not read in time"),
+        }
+    }
+    let tools = app
+        .fleet
+        .is_some()
+        .then(|| tokio::spawn(fleet::keep_tools(app.clone())));
     let limits = http::serve::Limits {
         header_timeout: std::time::Duration::from_secs_f64(app.config.http.header_timeout_s),
         max_connections: app.config.http.max_connections,
@@ -97,8 +110,8 @@ pub async fn start(
         let served = http::serve::serve(listener, router, limits, shutdown).await;
         background.abort();
         expiry.abort();
-        if let Some(lease) = lease {
-            lease.abort();
+        for task in [lease, tools].into_iter().flatten() {
+            task.abort();
         }
         // A stopped worker leaves no volume mounted (its data dir can be moved or deleted); the
         // next start mounts its sessions' volumes again. A killed one leaves them, and the next

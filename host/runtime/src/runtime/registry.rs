@@ -131,6 +131,16 @@ impl Runtime {
         Ok(current)
     }
 
+    /// The manifest text installed tool `name` was installed with (`""` for none), if `name`
+    /// is an installed tool: what a fleet compares with its record of the tool.
+    pub fn installed_manifest(&self, name: &str) -> Option<String> {
+        let dir = self.installed_dir.as_ref()?;
+        if !is_valid_tool_name(name) || self.tool(name)?.source != ToolSource::Installed {
+            return None;
+        }
+        std::fs::read_to_string(dir.join(name).join("tool.toml")).ok()
+    }
+
     fn check_replaceable(&self, name: &str, replace_builtins: bool) -> Result<(), InstallError> {
         match self.tool(name).map(|t| t.source) {
             Some(ToolSource::Builtin) if !replace_builtins => {

@@ -102,9 +102,11 @@ impl FleetConfig {
 
 mod door;
 mod keeper;
+mod tools;
 
 pub use door::{Route, TakeOverError};
 pub use keeper::keep_lease;
+pub use tools::{FIRST_PASS, ToolsGuard, keep_tools, sync_tools};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -172,10 +174,16 @@ pub struct Fleet {
     /// Store requests spent on leases: this worker's renewals and release, and doors reading
     /// others' (for the metrics and the benchmark).
     pub lease_requests: std::sync::atomic::AtomicU64,
+    /// When the last renewal that counts was sent (see `keeper`).
+    last_renewed_ms: std::sync::atomic::AtomicU64,
     /// Requests this worker forwarded to another.
     pub forwarded: std::sync::atomic::AtomicU64,
     /// Sessions this worker took over.
     pub taken_over: std::sync::atomic::AtomicU64,
+    /// The version of each tool record this worker last read (see `tools`).
+    tools_seen: tokio::sync::Mutex<tools::SeenRecords>,
+    /// Tool changes this worker made because the fleet's registry said so.
+    pub tools_applied: std::sync::atomic::AtomicU64,
 }
 
 impl Fleet {
@@ -190,8 +198,11 @@ impl Fleet {
             routes: Mutex::default(),
             takeovers: Mutex::default(),
             lease_requests: std::sync::atomic::AtomicU64::new(0),
+            last_renewed_ms: std::sync::atomic::AtomicU64::new(0),
             forwarded: std::sync::atomic::AtomicU64::new(0),
             taken_over: std::sync::atomic::AtomicU64::new(0),
+            tools_seen: tokio::sync::Mutex::default(),
+            tools_applied: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -282,6 +293,11 @@ impl Fleet {
                 "hearth_fleet_takeovers_total",
                 "Sessions taken over by this worker.",
                 &self.taken_over,
+            ),
+            (
+                "hearth_fleet_tools_applied_total",
+                "Tool installs, upgrades and removals made here from the fleet's registry.",
+                &self.tools_applied,
             ),
         ];
         counters

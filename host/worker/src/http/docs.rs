@@ -220,6 +220,9 @@ fn document_errors(path: &str, operation: &mut Value) {
             ErrorCode::SessionExpired,
             ErrorCode::SessionMoved,
         ]);
+        // In a fleet, any worker is a door: the owner may be unreachable, and a worker
+        // whose lease is in doubt refuses rather than answer for a session it may have lost.
+        codes.extend([ErrorCode::OwnerUnreachable, ErrorCode::StoreUnavailable]);
     }
     let body_type = operation
         .pointer("/requestBody/content")

@@ -65,7 +65,14 @@ pub(super) async fn door(State(app): State<Arc<App>>, request: Request, next: Ne
     };
     // Held here (or parked here: the door asks where it went), or a draining worker, which
     // takes nothing (authentication answers 503 `draining`).
-    let held = app.sessions.get(&id).is_ok();
+    let held = match app.sessions.get(&id) {
+        Ok(session) if fleet.lease_in_doubt() => match still_mine(&app, &session).await {
+            Ok(mine) => mine,
+            Err(refused) => return refused.into_response(),
+        },
+        Ok(_) => true,
+        Err(_) => false,
+    };
     if held
         || app.draining.load(std::sync::atomic::Ordering::Acquire)
         || !crate::sessions::is_valid_id(&id)
@@ -83,6 +90,30 @@ pub(super) async fn door(State(app): State<Arc<App>>, request: Request, next: Ne
             .await
             .unwrap_or_else(IntoResponse::into_response),
         Err(refused) => refused.into_response(),
+    }
+}
+
+/// Whether a session held here is still this worker's, asked of the store while this worker's
+/// lease is in doubt (see `fleet::keeper`): one another worker took over is parked, and the
+/// request goes where it is served now. A store that cannot say gets the request refused:
+/// serving it could answer for a session another worker serves.
+async fn still_mine(app: &App, session: &crate::sessions::Session) -> Result<bool, ApiError> {
+    let owner = app.snapshots.snapshots.owner(&session.id).await.map_err(|e| {
+        ApiError::new(
+            ErrorCode::StoreUnavailable,
+            format!(
+                "this worker could not renew its lease, and the store cannot say whether it still owns the session: {e}"
+            ),
+        )
+    })?;
+    match owner {
+        Some(owner) if owner.epoch > session.epoch() => {
+            app.sessions
+                .park(&session.id, &owner.worker, owner.epoch)
+                .await?;
+            Ok(false)
+        }
+        _ => Ok(true),
     }
 }
 

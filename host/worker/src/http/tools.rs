@@ -44,7 +44,9 @@ pub(super) async fn get_tool(
 /// `component` part and a `manifest` part (`tool.toml`). The tool is compiled, checked (the
 /// `hearth:tool` world, its schema, its manifest against the operator's grant) and only then
 /// swapped in: calls already running finish on the version they began with, and a refused
-/// install leaves the old version serving. Installed tools are kept across restarts.
+/// install leaves the old version serving. Installed tools are kept across restarts. In a
+/// fleet, the tool is recorded in the shared store and every worker serves it within
+/// `fleet.tools_sync_s`.
 #[utoipa::path(put, path = "/v1/tools/{name}", tag = "tools", params(ToolName),
     request_body(
         content(
@@ -58,7 +60,7 @@ pub(super) async fn get_tool(
         (status = 200, description = "The tool was upgraded.", body = ToolInstalled)),
     extensions(("x-errors" = json!([
         ErrorCode::OperatorOnly, ErrorCode::InvalidTool, ErrorCode::ToolProtected,
-        ErrorCode::InvalidBody
+        ErrorCode::InvalidBody, ErrorCode::StoreUnavailable
     ]))))]
 pub(super) async fn install_tool(
     State(app): State<Arc<App>>,
@@ -66,13 +68,30 @@ pub(super) async fn install_tool(
     request: Request,
 ) -> Result<(StatusCode, Json<ToolInstalled>), ApiError> {
     let (wasm, manifest) = component_and_manifest(request).await?;
+    // In a fleet, no sync pass runs between the install here and its record in the store.
+    let mut fleet_tools = match &app.fleet {
+        Some(fleet) => Some((fleet, fleet.lock_tools().await)),
+        None => None,
+    };
     let replace_builtins = app.config.tools.replace_builtins;
     let runtime = app.runtime.clone();
-    let name2 = name.clone();
+    let (name2, wasm2, manifest2) = (name.clone(), wasm.clone(), manifest.clone());
     let installed =
-        blocking(move || runtime.install(&name2, &wasm, manifest.as_deref(), replace_builtins))
+        blocking(move || runtime.install(&name2, &wasm2, manifest2.as_deref(), replace_builtins))
             .await?
             .map_err(install_error)?;
+    if let Some((fleet, guard)) = &mut fleet_tools
+        && let Err(e) = fleet.record_installed(guard, &name, wasm, manifest).await
+    {
+        // A new tool is taken back at once; an upgrade is undone by the next sync pass, which
+        // brings this worker back to the fleet's record.
+        if installed.previous.is_none() {
+            let runtime = app.runtime.clone();
+            let name = name.clone();
+            let _ = blocking(move || runtime.remove(&name)).await;
+        }
+        return Err(unrecorded(&name, e));
+    }
     let previous_version = installed.previous.as_ref().map(|p| p.version.clone());
     tracing::info!(
         target: "audit",
@@ -108,17 +127,28 @@ pub(super) async fn install_tool(
 #[utoipa::path(delete, path = "/v1/tools/{name}", tag = "tools", params(ToolName),
     responses((status = 200, description = "The tool is gone.", body = ToolRemoved)),
     extensions(("x-errors" = json!([
-        ErrorCode::OperatorOnly, ErrorCode::UnknownTool, ErrorCode::ToolProtected
+        ErrorCode::OperatorOnly, ErrorCode::UnknownTool, ErrorCode::ToolProtected,
+        ErrorCode::StoreUnavailable
     ]))))]
 pub(super) async fn remove_tool(
     State(app): State<Arc<App>>,
     PathParams(name): PathParams<String>,
 ) -> Result<Json<ToolRemoved>, ApiError> {
+    let mut fleet_tools = match &app.fleet {
+        Some(fleet) => Some((fleet, fleet.lock_tools().await)),
+        None => None,
+    };
     let runtime = app.runtime.clone();
     let name2 = name.clone();
     let removed = blocking(move || runtime.remove(&name2))
         .await?
         .map_err(install_error)?;
+    if let Some((fleet, guard)) = &mut fleet_tools
+        && let Err(e) = fleet.record_removed(guard, &name).await
+    {
+        // The next sync pass brings the tool back as the fleet's record has it.
+        return Err(unrecorded(&name, e));
+    }
     let _ = app.tools_changed.send(());
     tracing::info!(target: "audit", action = "remove", by = "operator", tool = %name, version = %removed.version, "tool removed");
     Ok(Json(ToolRemoved {
@@ -177,6 +207,18 @@ async fn component_and_manifest(request: Request) -> Result<(Bytes, Option<Strin
     }
     let component = component.ok_or_else(|| bad("the form has no `component` part".into()))?;
     Ok((component, manifest))
+}
+
+/// A change made on this worker that the fleet's store did not take: the change does not stand.
+fn unrecorded(name: &str, e: hearth_snapshots::SnapshotError) -> ApiError {
+    ApiError::new(
+        ErrorCode::StoreUnavailable,
+        format!(
+            "the fleet's store did not record the change to `{name}` ({e}), so the fleet does \
+             not serve it: this worker returns to the fleet's version of the tool within \
+             `fleet.tools_sync_s`; repeat the request"
+        ),
+    )
 }
 
 fn install_error(e: InstallError) -> ApiError {

@@ -10,7 +10,7 @@ use hearth_client::wire::processes::OutputQuery;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::{TOKEN, Worker, assert_error, read, write};
+use crate::support::{S3Server, TOKEN, Worker, assert_error, read, write};
 
 /// A worker of a fleet on the store at `store`, named `worker`.
 pub(crate) fn in_fleet(store: &std::path::Path, worker: &str) -> impl FnOnce(&mut hearth::Config) {
@@ -219,4 +219,75 @@ async fn a_drained_worker_hands_its_sessions_over_at_once_with_all_it_acknowledg
         .raw(Method::GET, "/v1/sessions/handed", Some(&token), None)
         .await;
     assert_eq!(new.0, 200, "{new:?}");
+}
+
+/// Fleet settings with a short lease, for a worker on `s3`.
+fn short_lease(worker: &str) -> impl FnOnce(&mut hearth::Config) {
+    let worker = worker.to_owned();
+    move |config: &mut hearth::Config| {
+        config.snapshots.auto_delay_s = 0.0;
+        config.worker_id = Some(worker);
+        config.fleet.advertise_url = Some("http://127.0.0.1:0".into());
+        config.fleet.lease_ttl_s = 2.0;
+        config.fleet.lease_renew_s = 0.5;
+    }
+}
+
+#[tokio::test]
+async fn a_worker_cut_off_from_the_store_never_answers_for_a_session_taken_over() {
+    let mut s3 = S3Server::start().await;
+    // a reaches the store through the proxy `down` cuts; b straight.
+    let a = Worker::start_with(|c| {
+        s3.configure(c);
+        short_lease("a")(c)
+    })
+    .await;
+    let b = Worker::start_with(|c| {
+        s3.configure_direct(c);
+        short_lease("b")(c)
+    })
+    .await;
+    a.client.create_session(Some("cut")).await.unwrap();
+    write(&a.client, "cut", "/workspace/state.txt", "on a\n").await;
+    a.client.take_snapshot("cut").await.unwrap();
+
+    s3.down().await;
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    // a's lease is in doubt: it does not answer for the session without the store.
+    let path = "/v1/sessions/cut/files/workspace/state.txt";
+    let refused = a.raw(Method::GET, path, Some(TOKEN), None).await;
+    assert_error(&refused, 503, "store_unavailable");
+    // b takes it over (a's lease lapsed) from its last snapshot, and works on.
+    assert_eq!(
+        read(&b.client, "cut", "workspace/state.txt").await,
+        "on a\n"
+    );
+    write(&b.client, "cut", "/workspace/state.txt", "on b\n").await;
+
+    // a reaches the store again: it renews, finds the session taken over, parks its copy and
+    // forwards to b from then on.
+    s3.up().await;
+    let started = Instant::now();
+    loop {
+        let answer = a.raw(Method::GET, path, Some(TOKEN), None).await;
+        if answer.0 == 200 {
+            assert_eq!(
+                answer.1,
+                serde_json::Value::String("on b\n".into()),
+                "stale"
+            );
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{answer:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let parked = std::fs::read_dir(a.data.path().join("sessions"))
+        .unwrap()
+        .any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("cut.parked-2-")
+        });
+    assert!(parked);
 }

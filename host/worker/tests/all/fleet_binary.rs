@@ -14,6 +14,8 @@ use crate::binary::serve;
 use crate::support::{DataDir, S3Server, TOKEN, read, write};
 
 /// Lease lifetime of these workers: the bound of a takeover after a kill.
+/// The operator's token of the fleet's workers.
+const OPERATOR: &str = "operator-token-of-the-fleet";
 const LEASE_TTL_S: f64 = 3.0;
 
 struct Member {
@@ -41,10 +43,11 @@ impl Member {
             &path,
             format!(
                 "worker_id = \"{id}\"\ndrain_timeout_s = 30\n\
+                 [tools]\noperator_token = \"{OPERATOR}\"\n\
                  [snapshots]\nstore_url = \"{}\"\nauto_delay_s = 0\nretry_timeout_s = 5\n\
                  [snapshots.store_options]\n{options}\
                  [fleet]\nadvertise_url = \"http://127.0.0.1:0\"\nlease_ttl_s = {LEASE_TTL_S}\n\
-                 lease_renew_s = 0.5\n",
+                 lease_renew_s = 0.5\ntools_sync_s = 0.5\n",
                 config.snapshots.store_url.unwrap()
             ),
         )
@@ -128,6 +131,15 @@ async fn three_workers_on_s3_keep_every_acknowledged_change_through_kill_and_dra
         Member::start("w2", &s3).await,
     ];
     let mut doors = Doors(17);
+    // A tool installed through one door, for every worker to serve (checked at the end, after
+    // a kill, a restart and a drain).
+    let hostile = std::fs::read(hearth_tests::HOSTILE_WASM).unwrap();
+    let version = Client::new(&fleet[2].url, Some(OPERATOR.into()))
+        .install_tool("hostile", hostile, None)
+        .await
+        .unwrap()
+        .tool
+        .version;
 
     // 30 sessions through random doors, then a mixed load through others; each ends with a
     // snapshot (what a crash keeps).
@@ -289,4 +301,11 @@ async fn three_workers_on_s3_keep_every_acknowledged_change_through_kill_and_dra
         "{:?}",
         drained.elapsed()
     );
+    // The tool installed through w2 at the start is served by every worker still up, the
+    // restarted victim included.
+    for member in fleet.iter().filter(|m| m.child.is_some()) {
+        let tool = member.client.tool("hostile").await.unwrap();
+        assert_eq!(tool.version, version, "{}", member.id);
+        assert_eq!(tool.source, "installed");
+    }
 }

@@ -17,6 +17,7 @@ mod exec_api;
 mod files_api;
 mod fleet;
 mod fleet_binary;
+mod fleet_tools;
 mod git_api;
 mod live_session;
 mod mcp_api;

@@ -431,6 +431,15 @@ impl S3Server {
         config.snapshots.max_retries = 2;
     }
 
+    /// Like `configure`, straight to the server: `down` does not cut this worker off.
+    pub fn configure_direct(&self, config: &mut hearth::Config) {
+        self.configure(config);
+        config.snapshots.store_options.insert(
+            "aws_endpoint".into(),
+            format!("http://127.0.0.1:{}", self.moto_port),
+        );
+    }
+
     /// Takes the store off the network: connections to it are refused.
     pub async fn down(&mut self) {
         if let Some(proxy) = self.proxy.lock().unwrap().take() {
