@@ -2,11 +2,12 @@
 //! in `exchange`), commit, look (status, log, diff) and undo with a reset. None of these reaches
 //! a remote.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use git2::build::CheckoutBuilder;
 use git2::{
-    Commit, DiffFormat, DiffOptions, IndexAddOption, Oid, Repository, RepositoryInitOptions,
+    Commit, Delta, DiffFormat, DiffOptions, Oid, Repository, RepositoryInitOptions,
     RepositoryState, ResetType, Sort, Status as GitStatus, StatusOptions,
 };
 
@@ -134,26 +135,59 @@ impl SessionRepo {
         })
     }
 
-    /// The index made equal to the work tree; returns its tree.
-    /// Stages the whole work tree. A directory holding a `.git` of its own (a nested
-    /// repository, or a `.git` file naming any directory of the host) is left out: libgit2 would
-    /// open it as a submodule — another repository, wherever its `.git` points — to record its
-    /// head. git would add it as a gitlink; here it is simply not part of the session's history.
+    /// The index made equal to the work tree (`.gitignore` honoured, deletions included);
+    /// returns its tree.
+    ///
+    /// One look at the work tree: the index-to-work-tree diff names what is new, changed, gone
+    /// or conflicted, and only those paths are added or removed. (`add_all` then `update_all`
+    /// walked the tree twice, and the second walk hashed every file changed since the index was
+    /// written once more: each was newer than the index, so "racily clean" to libgit2.) The
+    /// trees are git's own: a test holds them to `git add -A`.
+    ///
+    /// A directory holding a `.git` of its own (a nested repository, or a `.git` file naming
+    /// any directory of the host) is left out: libgit2 would open it as a submodule — another
+    /// repository, wherever its `.git` points — to record its head. git would add it as a
+    /// gitlink; here it is simply not part of the session's history.
     pub(super) fn stage_all(&self) -> Result<Oid, GitError> {
         let mut index = self.repo.index()?;
-        let mut skip_nested = |path: &Path, _: &[u8]| -> i32 {
-            let nested = path.as_os_str().as_encoded_bytes().ends_with(b"/");
-            if nested {
-                tracing::info!(path = ?path, "left a nested repository out of a commit");
+        let mut options = DiffOptions::new();
+        options
+            .include_untracked(true)
+            .recurse_untracked_dirs(true)
+            .include_typechange(true);
+        let diff = self
+            .repo
+            .diff_index_to_workdir(Some(&index), Some(&mut options))?;
+        let mut gone = Vec::new();
+        let mut present = Vec::new();
+        for delta in diff.deltas() {
+            let file = match delta.status() {
+                Delta::Deleted => delta.old_file(),
+                _ => delta.new_file(),
+            };
+            let Some(path) = file.path_bytes() else {
+                continue;
+            };
+            let path = Path::new(std::ffi::OsStr::from_bytes(path)).to_owned();
+            match delta.status() {
+                Delta::Unmodified | Delta::Ignored => {}
+                Delta::Deleted => gone.push(path),
+                _ if path.as_os_str().as_bytes().ends_with(b"/") => {
+                    tracing::info!(path = ?path, "left a nested repository out of a commit");
+                }
+                _ => present.push(path),
             }
-            i32::from(nested)
-        };
-        index.add_all(
-            ["*"],
-            IndexAddOption::DEFAULT,
-            Some(&mut skip_nested as &mut git2::IndexMatchedPath<'_>),
-        )?;
-        index.update_all(["*"], None)?;
+        }
+        for path in &gone {
+            index.remove_path(path)?;
+        }
+        for path in &present {
+            match index.add_path(path) {
+                // Gone since the diff looked (or a conflict whose file was deleted).
+                Err(e) if e.code() == git2::ErrorCode::NotFound => index.remove_path(path)?,
+                other => other?,
+            }
+        }
         index.write()?;
         Ok(index.write_tree()?)
     }
@@ -443,6 +477,85 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    /// The tree `git add -A` makes of the same work tree (with an index of its own).
+    fn tree_by_the_git_cli(git_dir: &Path, work: &Path) -> String {
+        let index = git_dir.join("cli-index");
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .arg("--git-dir")
+                .arg(git_dir)
+                .arg("--work-tree")
+                .arg(work)
+                .args(args)
+                .env("GIT_INDEX_FILE", &index)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("HOME", git_dir)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        };
+        git(&["read-tree", "HEAD"]);
+        git(&["add", "-A"]);
+        git(&["write-tree"])
+    }
+
+    #[test]
+    fn staging_makes_the_trees_git_add_all_makes() {
+        use std::os::unix::fs::{PermissionsExt, symlink};
+        let root = tempfile::tempdir().unwrap();
+        let (git_dir, work) = (root.path().join("git"), root.path().join("work"));
+        let file = |relative: &str, text: &str| {
+            let path = work.join(relative);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        file(".gitignore", "*.log\nbuild/\n");
+        file("src/main.py", "print(1)\n");
+        file("src/util/helpers.py", "def f(): pass\n");
+        file("notes.log", "ignored\n");
+        file("build/out.bin", "ignored\n");
+        file("gone.txt", "soon deleted\n");
+        file("becomes_dir", "a file first\n");
+        file("tracked.log", "tracked, then ignored\n");
+        file("run.sh", "#!/bin/sh\n");
+        std::fs::set_permissions(work.join("run.sh"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        symlink("src/main.py", work.join("link")).unwrap();
+        let repo = SessionRepo::init(&git_dir, &work, "main", &author()).unwrap();
+        // `tracked.log` is tracked although ignored (added before the rule covered it).
+        std::fs::write(work.join(".gitignore"), "build/\n").unwrap();
+        repo.commit("first", &author()).unwrap();
+        std::fs::write(work.join(".gitignore"), "*.log\nbuild/\n").unwrap();
+        for round in 0..2 {
+            let tree = repo.stage_all().unwrap().to_string();
+            assert_eq!(tree, tree_by_the_git_cli(&git_dir, &work), "round {round}");
+            repo.commit(&format!("round {round}"), &author()).unwrap();
+            // Changes of every kind for the next round.
+            file("src/main.py", &format!("print({round})\n"));
+            file("tracked.log", &format!("changed {round}\n"));
+            file(&format!("new/deep/file{round}.txt"), "new\n");
+            let _ = std::fs::remove_file(work.join("gone.txt"));
+            if round == 0 {
+                std::fs::remove_file(work.join("becomes_dir")).unwrap();
+                file("becomes_dir/inside.txt", "now a directory\n");
+                std::fs::remove_file(work.join("link")).unwrap();
+                symlink("run.sh", work.join("link")).unwrap();
+                std::fs::set_permissions(
+                    work.join("run.sh"),
+                    std::fs::Permissions::from_mode(0o644),
+                )
+                .unwrap();
+            }
+        }
+        let tree = repo.stage_all().unwrap().to_string();
+        assert_eq!(tree, tree_by_the_git_cli(&git_dir, &work), "last round");
     }
 
     #[test]
