@@ -59,28 +59,42 @@ pub async fn sync_tools(app: &App, fleet: &Fleet) -> Result<usize, SnapshotError
     let store = &fleet.snapshots.snapshots;
     let mut seen = fleet.lock_tools().await;
     let mut changed = 0;
+    let mut outcome = Ok(());
     for listed in store.list_tool_records().await? {
         if seen.get(&listed.name) == Some(&listed.version) {
             continue;
         }
-        let Some(record) = store.tool_record(&listed.name).await.or_else(unreadable)? else {
-            continue;
+        let record = match store.tool_record(&listed.name).await.or_else(unreadable) {
+            Ok(Some(record)) => record,
+            // Gone, or not a record: not read again until its version changes.
+            Ok(None) => {
+                seen.insert(listed.name, listed.version);
+                continue;
+            }
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
         };
         match apply(app, &record).await {
             Ok(true) => changed += 1,
             Ok(false) => {}
             // The store failed half-way: the next pass tries this record again.
-            Err(Retry(e)) => return Err(e),
+            Err(Retry(e)) => {
+                outcome = Err(e);
+                break;
+            }
         }
         seen.insert(listed.name, listed.version);
     }
+    // What changed before a failure is said all the same (MCP clients list the tools again).
     if changed > 0 {
         fleet
             .tools_applied
             .fetch_add(changed as u64, Ordering::Relaxed);
         let _ = app.tools_changed.send(());
     }
-    Ok(changed)
+    outcome.map(|()| changed)
 }
 
 /// A record that cannot be read as one is said and skipped (it is not this code's, or it is
