@@ -244,6 +244,25 @@ def test_a_long_execute_answers_as_the_foreground_one(any_backend: Any, command:
 
 
 @pytest.mark.usefixtures("low_threshold")
+def test_a_follower_that_falls_behind_still_answers_as_the_foreground_one(worker: WorkerProcess, session: str) -> None:
+    # The run writes 1.4 MB at once while its follower waits a second before its first read: a
+    # ring of the last 1 MiB would have lost the start by then; the first bytes are kept instead.
+    def late_first_read(request: httpx.Request) -> None:
+        if request.url.path.endswith("/output") and request.url.params.get("stdout", "0") == "0":
+            time.sleep(1.0)
+
+    http = httpx.Client(
+        base_url=worker.url,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        event_hooks={"request": [late_first_read]},
+    )
+    backend = HearthBackend(session, client=Client(http=http))
+    command = COMMANDS[-1]
+    assert backend.execute(command, timeout=60) == backend.execute(command)
+    backend.close()
+
+
+@pytest.mark.usefixtures("low_threshold")
 def test_a_long_execute_is_a_followed_background_process(worker: WorkerProcess, session: str) -> None:
     sent: list[httpx.Request] = []
     backend = HearthBackend(session, client=_recording_client(worker, sent), env={"MODE": "bg"})
@@ -258,6 +277,7 @@ def test_a_long_execute_is_a_followed_background_process(worker: WorkerProcess, 
         "timeout_s": 30,
         "env": {"MODE": "bg"},
         "background": True,
+        "keep_output": "first",
     }
     polls = [r for r in sent if r.url.path.endswith("/output")]
     assert len(polls) >= 2  # it waited across more than one long poll

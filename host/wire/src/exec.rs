@@ -48,6 +48,25 @@ pub struct ExecRequest {
     /// with `commit` or `call` (nothing waits for their end), nor on `exec/stream`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub background: bool,
+    /// With `background`: which bytes of each stream the worker keeps for readers (at most its
+    /// `exec.background_output_bytes`). `last` (the default) keeps a ring of the newest, for a
+    /// server's log; `first` keeps the start, as a foreground run's answer does, so that a
+    /// reader that falls behind a fast writer still reads the start whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_output: Option<KeepOutput>,
+}
+
+/// Which bytes of a background process's stream are kept once it has written more than the
+/// worker keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum KeepOutput {
+    /// The newest bytes (a ring: the oldest go first).
+    #[default]
+    Last,
+    /// The first bytes; what comes after them is counted, not kept.
+    First,
 }
 
 impl ExecRequest {

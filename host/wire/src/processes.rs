@@ -104,8 +104,8 @@ pub struct ProcessOutput {
 }
 
 /// One stream's part of a read. Each stream keeps its last bytes (the worker's
-/// `exec.background_output_bytes`) in a ring: a reader that went away loses nothing still in
-/// it, and `missed` says what it lost to the ring.
+/// `exec.background_output_bytes`) in a ring, or its first ones (`keep_output`): a reader that
+/// went away loses nothing still kept, and `missed` says what it lost.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OutputRead {
@@ -116,7 +116,8 @@ pub struct OutputRead {
     pub cursor: u64,
     /// The cursor of the next read.
     pub next: u64,
-    /// Bytes between the asked cursor and `cursor` that the ring no longer holds.
+    /// Bytes between the asked cursor and `cursor` that are not kept (the ring dropped them,
+    /// or they came after the first bytes kept).
     pub missed: u64,
     /// The stream is closed and everything in it was read.
     pub eof: bool,

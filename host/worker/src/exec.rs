@@ -159,6 +159,9 @@ impl Exec {
         if background && (commit.is_some() || request.call.is_some()) {
             return Err(JobError::Background);
         }
+        if !background && request.keep_output.is_some() {
+            return Err(JobError::KeepOutput);
+        }
         let mut stdin = request.stdin.unwrap_or_default().into_bytes();
         let mut result_bytes = None;
         let mut summary = String::new();
@@ -291,6 +294,10 @@ pub enum JobError {
     ResultPointer,
     #[error("`background` takes no `commit` nor `call`: nothing waits for a background run's end")]
     Background,
+    #[error(
+        "`keep_output` is for a `background` run: a foreground run's answer keeps the first bytes"
+    )]
+    KeepOutput,
 }
 
 /// A job (a `call` has a result channel, `job.limits.result_bytes`) and the commit to make if

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hearth_python_runner::{Outcome, OutputSink, RunControl, RunStdin, Running, Stream};
+use hearth_wire::exec::KeepOutput;
 use hearth_wire::processes::{OutputRead, ProcessInfo, ProcessState};
 use serde::{Deserialize, Serialize};
 
@@ -97,6 +98,8 @@ pub struct ProcessLimits {
     pub worker_max: usize,
     /// Bytes of each stream kept.
     pub output_bytes: usize,
+    /// Which of them.
+    pub keep_output: KeepOutput,
 }
 
 impl Processes {
@@ -181,7 +184,7 @@ impl Processes {
         }
         let slot = WorkerSlot(self.worker_running.clone());
         let id = format!("p{}", self.next_number());
-        let output = Arc::new(Output::new(limits.output_bytes));
+        let output = Arc::new(Output::new(limits.output_bytes, limits.keep_output));
         let sink_output = output.clone();
         let sink: OutputSink = Arc::new(move |stream: Stream, chunk: &[u8]| {
             sink_output.push(stream, chunk);
@@ -385,7 +388,7 @@ struct Recorded {
 
 impl Process {
     fn recorded(record: Recorded) -> Arc<Self> {
-        let output = Output::new(0);
+        let output = Output::new(0, KeepOutput::Last);
         output.close_at(record.stdout_bytes, record.stderr_bytes);
         Arc::new(Self {
             id: record.id,
@@ -536,9 +539,9 @@ pub struct Output {
 }
 
 impl Output {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, keep: KeepOutput) -> Self {
         Self {
-            rings: Mutex::new([Ring::new(capacity), Ring::new(capacity)]),
+            rings: Mutex::new([Ring::new(capacity, keep), Ring::new(capacity, keep)]),
             events: tokio::sync::watch::Sender::new(()),
         }
     }
@@ -568,7 +571,7 @@ impl Output {
     fn close_at(&self, stdout: u64, stderr: u64) {
         let mut rings = self.rings();
         for (ring, total) in rings.iter_mut().zip([stdout, stderr]) {
-            ring.start = total;
+            ring.empty_at(total);
             ring.closed = true;
         }
     }
@@ -577,8 +580,7 @@ impl Output {
     /// missed), giving their memory back.
     fn forget(&self) {
         for ring in self.rings().iter_mut() {
-            ring.start = ring.end();
-            ring.bytes = VecDeque::new();
+            ring.empty_at(ring.end());
         }
     }
 
@@ -596,59 +598,99 @@ impl Output {
     }
 }
 
-/// The last `capacity` bytes of a stream, addressed by their offset in the whole stream.
+/// The last (or first) `capacity` bytes of a stream, addressed by their offset in the whole
+/// stream.
 struct Ring {
     bytes: VecDeque<u8>,
     capacity: usize,
+    keep: KeepOutput,
     /// The offset of `bytes[0]`.
     start: u64,
+    /// Every byte written, kept or not: past `stored_end` only when the first are kept.
+    total: u64,
     closed: bool,
 }
 
 impl Ring {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, keep: KeepOutput) -> Self {
         Self {
             bytes: VecDeque::new(),
             capacity,
+            keep,
             start: 0,
+            total: 0,
             closed: false,
         }
     }
 
+    /// Every byte written.
     fn end(&self) -> u64 {
+        self.total
+    }
+
+    /// Where the kept bytes end.
+    fn stored_end(&self) -> u64 {
         self.start + self.bytes.len() as u64
     }
 
+    /// Empty, with everything up to `total` read or lost.
+    fn empty_at(&mut self, total: u64) {
+        self.bytes = VecDeque::new();
+        self.start = total;
+        self.total = total;
+    }
+
     fn push(&mut self, chunk: &[u8]) {
-        self.bytes.extend(chunk);
-        let over = self.bytes.len().saturating_sub(self.capacity);
-        if over > 0 {
-            self.bytes.drain(..over);
-            self.start += over as u64;
+        self.total += chunk.len() as u64;
+        match self.keep {
+            KeepOutput::Last => {
+                self.bytes.extend(chunk);
+                let over = self.bytes.len().saturating_sub(self.capacity);
+                if over > 0 {
+                    self.bytes.drain(..over);
+                    self.start += over as u64;
+                }
+            }
+            KeepOutput::First => {
+                let room = self.capacity.saturating_sub(self.bytes.len());
+                self.bytes.extend(&chunk[..room.min(chunk.len())]);
+            }
         }
     }
 
+    /// Whether no more bytes will be kept: closed, or the first `capacity` are.
+    fn stored_final(&self) -> bool {
+        self.closed || (self.keep == KeepOutput::First && self.stored_end() < self.total)
+    }
+
     /// Up to `max_bytes` from `cursor`, cut so no character is split: a cut character's
-    /// start waits for the next read (unless the stream is closed), and the continuation bytes
-    /// of one whose start the ring dropped count as missed.
+    /// start waits for the next read (unless no more will be kept: then it is replaced, as a
+    /// foreground run's answer replaces it), and the continuation bytes of one whose start the
+    /// ring dropped count as missed, as do the bytes written past the first ones kept.
     fn read(&self, cursor: u64, max_bytes: usize) -> OutputRead {
-        let end = self.end();
+        let (stored_end, end) = (self.stored_end(), self.end());
         let mut from = cursor.clamp(self.start, end);
+        if from >= stored_end {
+            from = end;
+        }
         let offset = |at: u64| (at - self.start) as usize;
         // A read starting inside a character (a cursor in one, or the ring dropped its start)
         // starts at the next one.
         let mut skipped = 0;
-        while from < end && skipped < 3 && is_continuation(self.bytes[offset(from)]) {
+        while from < stored_end && skipped < 3 && is_continuation(self.bytes[offset(from)]) {
             from += 1;
             skipped += 1;
         }
-        let until = end.min(from + max_bytes as u64);
-        let mut taken: Vec<u8> = self
-            .bytes
-            .range(offset(from)..offset(until))
-            .copied()
-            .collect();
-        if !(self.closed && until == end) {
+        let until = stored_end.min(from + max_bytes as u64);
+        let mut taken: Vec<u8> = if from < until {
+            self.bytes
+                .range(offset(from)..offset(until))
+                .copied()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if !(self.stored_final() && until == stored_end) {
             // Hold back a character cut at the end.
             if let Err(e) = std::str::from_utf8(&taken)
                 && e.error_len().is_none()
@@ -677,7 +719,7 @@ mod tests {
 
     #[test]
     fn a_ring_keeps_the_last_bytes_and_says_what_was_missed() {
-        let mut ring = Ring::new(8);
+        let mut ring = Ring::new(8, KeepOutput::Last);
         ring.push(b"hello ");
         ring.push(b"world!");
         assert_eq!((ring.start, ring.end()), (4, 12));
@@ -700,7 +742,7 @@ mod tests {
 
     #[test]
     fn characters_are_never_split() {
-        let mut ring = Ring::new(64);
+        let mut ring = Ring::new(64, KeepOutput::Last);
         let text = "añb€";
         ring.push(&text.as_bytes()[..2]); // "a" and the first byte of "ñ"
         let read = ring.read(0, 100);
@@ -714,5 +756,50 @@ mod tests {
         // A cap inside a character holds it back.
         let read = ring.read(4, 2);
         assert_eq!((read.data.as_str(), read.next), ("", 4));
+    }
+
+    #[test]
+    fn a_ring_that_keeps_the_first_bytes_counts_the_rest_as_missed() {
+        let mut ring = Ring::new(8, KeepOutput::First);
+        ring.push(b"hello ");
+        ring.push(b"world!");
+        assert_eq!((ring.start, ring.stored_end(), ring.end()), (0, 8, 12));
+        // However late the reader, the start is there.
+        let read = ring.read(0, 3);
+        assert_eq!((read.data.as_str(), read.next, read.missed), ("hel", 3, 0));
+        let read = ring.read(3, 100);
+        assert_eq!(
+            (read.data.as_str(), read.next, read.missed),
+            ("lo wo", 8, 0)
+        );
+        // Past the kept bytes: what was written there is missed, and the reader is at the end.
+        let read = ring.read(8, 100);
+        assert_eq!(
+            (
+                read.data.as_str(),
+                read.cursor,
+                read.next,
+                read.missed,
+                read.eof
+            ),
+            ("", 12, 12, 4, false)
+        );
+        ring.push(b"more");
+        let read = ring.read(12, 100);
+        assert_eq!((read.data.as_str(), read.next, read.missed), ("", 16, 4));
+        ring.closed = true;
+        assert!(ring.read(16, 100).eof);
+    }
+
+    #[test]
+    fn a_character_cut_by_the_first_bytes_kept_is_replaced_not_held_back() {
+        let mut ring = Ring::new(4, KeepOutput::First);
+        ring.push("ab€".as_bytes()); // "€" is 3 bytes: 2 of them are kept
+        let read = ring.read(0, 100);
+        assert_eq!((read.data.as_str(), read.next), ("ab\u{fffd}", 4));
+        // Still open and not full: a cut character waits, as in a ring of the last bytes.
+        let mut ring = Ring::new(64, KeepOutput::First);
+        ring.push(&"a€".as_bytes()[..2]);
+        assert_eq!(ring.read(0, 100).data, "a");
     }
 }

@@ -475,8 +475,10 @@ class HearthBackend(SandboxBackendProtocol):
         # 0 is the worker's longest run, which only the worker knows: it alone ends it then.
         deadline = started + timeout_s + KILL_GRACE_S if timeout_s else None
         try:
+            # The worker keeps each stream's first bytes, as a foreground run's answer does:
+            # however far this follower falls behind, it reads them whole.
             process: t.ProcessInfo = yield routes.exec_background(
-                session, command=command, timeout=timeout_s, env=self._env
+                session, command=command, timeout=timeout_s, env=self._env, keep_output="first"
             )
         except HearthError as e:
             if e.code == "process_limit":

@@ -275,12 +275,22 @@ class Client:
         timeout: float | None = None,
         stdin: str | None = None,
         env: Mapping[str, str] | None = None,
+        keep_output: t.KeepOutput | None = None,
     ) -> t.ProcessInfo:
         """Start `command`, `argv` or `script` (with `args`) as a background process and answer at
         once with it; `timeout` is its wall time in seconds (default: the worker's
-        `exec.background_timeout_s`; 0: the longest it allows)."""
+        `exec.background_timeout_s`; 0: the longest it allows); `keep_output` is which bytes of
+        each stream the worker keeps for readers (`"last"`, the default, or `"first"`)."""
         call = routes.exec_background(
-            session, command=command, argv=argv, script=script, args=args, timeout=timeout, stdin=stdin, env=env
+            session,
+            command=command,
+            argv=argv,
+            script=script,
+            args=args,
+            timeout=timeout,
+            stdin=stdin,
+            env=env,
+            keep_output=keep_output,
         )
         return self.send(call)
 
@@ -563,9 +573,18 @@ class AsyncClient:
         timeout: float | None = None,
         stdin: str | None = None,
         env: Mapping[str, str] | None = None,
+        keep_output: t.KeepOutput | None = None,
     ) -> t.ProcessInfo:
         call = routes.exec_background(
-            session, command=command, argv=argv, script=script, args=args, timeout=timeout, stdin=stdin, env=env
+            session,
+            command=command,
+            argv=argv,
+            script=script,
+            args=args,
+            timeout=timeout,
+            stdin=stdin,
+            env=env,
+            keep_output=keep_output,
         )
         return await self.send(call)
 

@@ -324,11 +324,13 @@ def exec_background(
     timeout: float | None = None,
     stdin: str | None = None,
     env: Mapping[str, str] | None = None,
+    keep_output: t.KeepOutput | None = None,
 ) -> Call[t.ProcessInfo]:
     """Start one of `command`, `argv` or `script` (with `args`) as a background process: the
     answer (202) is the started process, which runs on. `timeout` is its wall time in seconds
     (default: the worker's `exec.background_timeout_s`; 0: the longest it allows); `stdin` is
-    written first and stdin stays open (`write_stdin`)."""
+    written first and stdin stays open (`write_stdin`); `keep_output` is which bytes of each
+    stream the worker keeps for readers (`"last"`, the default, or `"first"`)."""
     body = _drop_none(
         command=command,
         argv=None if argv is None else list(argv),
@@ -338,6 +340,7 @@ def exec_background(
         stdin=stdin,
         env=None if env is None else dict(env),
         background=True,
+        keep_output=keep_output,
     )
     return Call("POST", f"{_session(session)}/exec", json=body)
 

@@ -278,6 +278,9 @@ class ExecResult(TypedDict):
     commit: NotRequired[CommitOutcome]
 
 
+KeepOutput = Literal["last", "first"]
+
+
 class ExecBody(TypedDict, total=False):
     """What `/exec` runs: exactly one of `command` (a shell line, as deepagents' `execute`),
     `argv`, `script` (a view path, with `args`) or `call` (`"module:function"`, with JSON `kwargs`;
@@ -296,6 +299,8 @@ class ExecBody(TypedDict, total=False):
     commit: dict[str, Any]
     background: bool
     """Answer at once (202) with the started `ProcessInfo` (`Client.exec_background`)."""
+    keep_output: KeepOutput
+    """With `background`: which bytes of each stream the worker keeps for readers."""
 
 
 StreamName = Literal["stdout", "stderr"]

@@ -121,12 +121,14 @@ async fn start_background(
     session: Arc<Session>,
     request: ExecRequest,
 ) -> Result<ProcessInfo, ApiError> {
+    let keep_output = request.keep_output.unwrap_or_default();
     let (prepared, ticket) = prepare_exec(app, &session, request).await?;
     let config = &app.config.exec;
     let limits = ProcessLimits {
         session_max: config.max_background,
         worker_max: config.max_background_total,
         output_bytes: config.background_output_bytes,
+        keep_output,
     };
     let app2 = app.clone();
     let process = blocking(move || {

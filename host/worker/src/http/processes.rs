@@ -93,8 +93,8 @@ pub(super) async fn get_process(
 /// Read a background process's output.
 ///
 /// Each stream from its cursor (`next` of the previous read); a stream keeps its last bytes
-/// (`exec.background_output_bytes`), so a reader that comes back later loses nothing still
-/// kept, and `missed` says what it lost. With `wait_s`, a long poll: the answer comes as soon
+/// (`exec.background_output_bytes`), or its first with `"keep_output": "first"`, so a reader
+/// that comes back later loses nothing still kept, and `missed` says what it lost. With `wait_s`, a long poll: the answer comes as soon
 /// as there is output past the cursors, or the end.
 #[utoipa::path(get, path = "/v1/sessions/{id}/processes/{process}/output", tag = "processes",
     params(SessionId, ProcessId, OutputQuery),

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use hearth_client::Client;
-use hearth_client::wire::exec::ExecRequest;
+use hearth_client::wire::exec::{ExecRequest, KeepOutput};
 use hearth_client::wire::processes::{OutputQuery, ProcessState, SignalName};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -127,6 +127,39 @@ async fn a_ring_keeps_the_last_output_and_says_what_was_missed() {
 }
 
 #[tokio::test]
+async fn a_process_that_keeps_its_first_output_keeps_it_for_a_late_reader() {
+    let w = Worker::start_with(|c| c.exec.background_output_bytes = 1_000).await;
+    let s = w.client.create_session(None).await.unwrap().session.id;
+    let request = ExecRequest {
+        keep_output: Some(KeepOutput::First),
+        ..background("seq 1 1000; echo é >&2")
+    };
+    let p = w.client.exec_background(&s, &request).await.unwrap();
+    // Read only after it ended: the first 1,000 bytes are there, whole.
+    w.client.process(&s, &p.id, Some(30.0)).await.unwrap();
+    let read = w
+        .client
+        .process_output(&s, &p.id, &OutputQuery::default())
+        .await
+        .unwrap();
+    let expected: String = (1..=1000).map(|n| format!("{n}\n")).collect();
+    assert_eq!(read.stdout.data, expected[..1_000]);
+    assert_eq!((read.stdout.cursor, read.stdout.next), (0, 1_000));
+    assert_eq!((read.stdout.missed, read.stdout.eof), (0, false));
+    assert_eq!((read.stderr.data.as_str(), read.stderr.eof), ("é\n", true));
+    // The next read is past the rest, which it says it missed.
+    let query = OutputQuery {
+        stdout: Some(read.stdout.next),
+        stderr: Some(read.stderr.next),
+        ..OutputQuery::default()
+    };
+    let rest = w.client.process_output(&s, &p.id, &query).await.unwrap();
+    assert_eq!(rest.stdout.data, "");
+    assert_eq!((rest.stdout.next, rest.stdout.missed), (3_893, 2_893));
+    assert!(rest.stdout.eof);
+}
+
+#[tokio::test]
 async fn stdin_signals_waits_and_kills() {
     let w = Worker::start().await;
     let c = &w.client;
@@ -227,9 +260,24 @@ signal.signal(signal.SIGTERM, bye)\nprint('ready', flush=True)\ntime.sleep(60)";
         400,
         "invalid_request",
     );
+    let path = format!("/v1/sessions/{s}/exec");
+    let wrong_keep = json!({ "command": "true", "background": true, "keep_output": "middle" });
+    assert_error(
+        &w.raw(
+            Method::POST,
+            &path,
+            Some(TOKEN),
+            Some(wrong_keep.to_string().into_bytes()),
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
     for bad in [
         json!({ "command": "true", "background": true, "commit": { "message": "x" } }),
         json!({ "call": "m:f", "background": true }),
+        // Which bytes a background process keeps: a foreground run's answer keeps the first.
+        json!({ "command": "true", "keep_output": "first" }),
     ] {
         assert_client_error(c.exec_json(&s, bad).await, 400, "invalid_exec");
     }
