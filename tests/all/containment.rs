@@ -144,6 +144,32 @@ fn symlinks_out_of_the_view_are_not_followed() {
         ),
         "list dir-link",
     );
+    // The host's one-call listing: the same directories as WASI, no further.
+    let listed = raw(&s, json!({ "action": "host_list", "path": "/workspace" }));
+    assert_eq!(listed["ok"], true, "{listed}");
+    assert!(
+        listed["value"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("dir-link"))
+    );
+    let root = s.root.path().to_str().unwrap().to_owned();
+    for path in [
+        "/workspace/dir-link",
+        "/workspace/dir-link/",
+        "/workspace/../",
+        "/workspace/..",
+        "/",
+        "/etc",
+        root.as_str(),
+        "workspace",
+        "",
+    ] {
+        assert_refused(
+            &raw(&s, json!({ "action": "host_list", "path": path })),
+            &format!("host_list {path}"),
+        );
+    }
     let grep = s.ok("grep", json!({ "pattern": "secret" }));
     assert_eq!(grep["matches"], json!([]), "walks do not follow links out");
 
@@ -293,6 +319,12 @@ fn one_session_cannot_see_another() {
             "{path}"
         );
         assert_refused(&raw(&b, json!({ "action": "read", "path": path })), path);
+    }
+    let a_workspace = a.workspace.display().to_string();
+    let climb_dir = climb.trim_end_matches("/private.txt");
+    for path in [a_workspace.as_str(), climb_dir] {
+        let listed = raw(&b, json!({ "action": "host_list", "path": path }));
+        assert_eq!(listed["ok"], false, "host_list {path}: {listed}");
     }
     std::os::unix::fs::symlink(&a_file, b.workspace.join("peek")).unwrap();
     assert!(

@@ -65,12 +65,25 @@ impl From<&fs::Metadata> for Stat {
     }
 }
 
+/// How much [`list`] learns of each entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// Its kind only, which the directory stream carries: no host call per entry beyond the
+    /// stream's own. What a walk needs (it stats only the files it keeps).
+    Kinds,
+    /// Its kind, size and time too: one more host call per entry (a `stat` on the open
+    /// directory). What a listing shows.
+    Stats,
+}
+
 /// One entry of a directory.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub name: String,
-    /// The entry itself, not a symlink's target; `None` when it could not be looked at (it
-    /// vanished between the listing and the look).
+    /// The entry itself, not a symlink's target.
+    pub kind: Kind,
+    /// With [`Look::Stats`]: the entry itself, not a symlink's target; `None` when not asked
+    /// for, or when it could not be looked at (it vanished between the listing and the look).
     pub stat: Option<Stat>,
 }
 
@@ -97,12 +110,52 @@ enum Item {
     Gone,
 }
 
+/// What [`OpenDir::read_file`] found.
+#[derive(Debug)]
+pub enum FileBytes {
+    /// The file's bytes (at most the `max` asked for).
+    Bytes(Vec<u8>),
+    /// Larger than `max`: not read.
+    TooLarge,
+    /// Not a regular file (any more).
+    NotAFile,
+}
+
+/// A directory kept open after its listing, so its entries are looked at and read through it:
+/// one name below an open directory is the host's cheapest lookup, and nothing is resolved
+/// twice.
+pub struct OpenDir(sys::OpenDir);
+
+impl OpenDir {
+    /// The entry `name` itself (a symlink is not followed); `None` when it is gone.
+    pub fn stat(&self, name: &str) -> Option<Stat> {
+        self.0.stat(name)
+    }
+
+    /// The regular file `name` (a symlink is not followed), when it holds at most `max` bytes.
+    pub fn read_file(&self, name: &str, max: u64) -> io::Result<FileBytes> {
+        self.0.read_file(name, max)
+    }
+}
+
 /// Reads the directory at view path `path` (following a symlink at `path` itself), looking at
-/// no more than `budget` items. Fails only when the directory cannot be opened or read at all.
-pub fn list(path: &str, budget: usize) -> io::Result<Listing> {
+/// no more than `budget` items, each as far as `look` says. Fails only when the directory cannot
+/// be opened or read at all.
+pub fn list(path: &str, budget: usize, look: Look) -> io::Result<Listing> {
+    list_open(path, budget, look).map(|(listing, _)| listing)
+}
+
+/// [`list`], and the directory, still open, to look at and read its entries through.
+pub fn list_open(path: &str, budget: usize, look: Look) -> io::Result<(Listing, OpenDir)> {
+    // Kinds only: the host's `listing` gives the whole directory in one call (within the
+    // most it lists at once; a larger budget reads the stream).
+    #[cfg(target_os = "wasi")]
+    if look == Look::Kinds && budget <= sys::MAX_HOST_LISTING {
+        return sys::list_kinds(path, budget);
+    }
     let mut dir = sys::Dir::open(path)?;
     let mut listing = Listing::default();
-    while let Some(item) = dir.next_item() {
+    while let Some(item) = dir.next_item(look) {
         if listing.read == budget {
             listing.truncated = true;
             break;
@@ -117,7 +170,7 @@ pub fn list(path: &str, budget: usize) -> io::Result<Listing> {
             Item::Unreadable => listing.skipped_names += 1,
         }
     }
-    Ok(listing)
+    Ok((listing, OpenDir(dir.finish())))
 }
 
 /// On WASI: the `wasi:filesystem` directory stream, which reports an error per entry.
@@ -131,8 +184,117 @@ mod sys {
         ErrorCode, OpenFlags, PathFlags,
     };
 
-    use super::{Entry, Item, Kind, Stat};
+    use super::{Entry, FileBytes, Item, Kind, Listing, Look, Stat};
     use crate::atomic::{preopen_for, to_io};
+    use crate::bindings::hearth::tool::listing::{self, EntryKind, ListError};
+
+    /// The most items the host's `listing` looks at in one call.
+    pub(super) const MAX_HOST_LISTING: usize = 262_144;
+
+    /// The directory's entries by kind, in one host call, and the directory opened.
+    pub(super) fn list_kinds(path: &str, budget: usize) -> io::Result<(Listing, super::OpenDir)> {
+        let descriptor = open_directory(path)?;
+        let budget = u32::try_from(budget).unwrap_or(u32::MAX);
+        let found = listing::list_directory(path, budget).map_err(|e| {
+            let kind = match e {
+                ListError::NotFound => io::ErrorKind::NotFound,
+                ListError::NotDirectory => io::ErrorKind::NotADirectory,
+                ListError::NotPermitted => io::ErrorKind::PermissionDenied,
+                ListError::Io => io::ErrorKind::Other,
+            };
+            io::Error::new(kind, format!("listing `{path}`: {e:?}"))
+        })?;
+        let entries = found
+            .entries
+            .into_iter()
+            .map(|entry| Entry {
+                name: entry.name,
+                kind: match entry.kind {
+                    EntryKind::File => Kind::File,
+                    EntryKind::Directory => Kind::Dir,
+                    EntryKind::Symlink => Kind::Symlink,
+                    EntryKind::Other => Kind::Other,
+                },
+                stat: None,
+            })
+            .collect();
+        let listing = Listing {
+            entries,
+            skipped_names: found.skipped_names as usize,
+            read: found.read as usize,
+            truncated: found.truncated,
+        };
+        Ok((listing, super::OpenDir(OpenDir(descriptor))))
+    }
+
+    /// The directory at view path `path` (a symlink at `path` itself followed).
+    fn open_directory(path: &str) -> io::Result<Descriptor> {
+        let (preopen, relative) = preopen_for(path)?;
+        if relative.is_empty() {
+            return Ok(preopen);
+        }
+        preopen
+            .open_at(
+                PathFlags::SYMLINK_FOLLOW,
+                &relative,
+                OpenFlags::DIRECTORY,
+                DescriptorFlags::READ,
+            )
+            .map_err(to_io)
+    }
+
+    /// The most bytes one `descriptor.read` returns: wasmtime-wasi 48 allocates no more per
+    /// call (`MAX_READ_SIZE_ALLOC`), so a read that asks for at most this and gets less has
+    /// met the end of the file.
+    const READ_CHUNK_BYTES: u64 = 64 * 1024;
+
+    pub(super) struct OpenDir(Descriptor);
+
+    impl OpenDir {
+        pub(super) fn stat(&self, name: &str) -> Option<Stat> {
+            self.0.stat_at(PathFlags::empty(), name).ok().map(stat_from)
+        }
+
+        /// Opened without following a link, checked on the open file, then read with
+        /// positional reads on the calling thread (`std` would read through a stream: more
+        /// host calls per file).
+        pub(super) fn read_file(&self, name: &str, max: u64) -> io::Result<FileBytes> {
+            let file = self
+                .0
+                .open_at(
+                    PathFlags::empty(),
+                    name,
+                    OpenFlags::empty(),
+                    DescriptorFlags::READ,
+                )
+                .map_err(to_io)?;
+            let stat = file.stat().map_err(to_io)?;
+            if stat.type_ != DescriptorType::RegularFile {
+                return Ok(FileBytes::NotAFile);
+            }
+            if stat.size > max {
+                return Ok(FileBytes::TooLarge);
+            }
+            let mut bytes = Vec::with_capacity(stat.size as usize);
+            loop {
+                let read = bytes.len() as u64;
+                // One byte past the size asks for the end too: a small file takes one read.
+                let want = (stat.size.saturating_sub(read) + 1)
+                    .min(READ_CHUNK_BYTES)
+                    .min(max - read);
+                if want == 0 {
+                    break;
+                }
+                let (chunk, end) = file.read(want, read).map_err(to_io)?;
+                let short = (chunk.len() as u64) < want;
+                bytes.extend_from_slice(&chunk);
+                if end || short {
+                    break;
+                }
+            }
+            Ok(FileBytes::Bytes(bytes))
+        }
+    }
 
     pub(super) struct Dir {
         // Declared first so it is dropped before the directory it reads.
@@ -141,37 +303,35 @@ mod sys {
     }
 
     impl Dir {
+        /// The directory, its stream dropped.
+        pub(super) fn finish(self) -> OpenDir {
+            drop(self.stream);
+            OpenDir(self.descriptor)
+        }
+
         pub(super) fn open(path: &str) -> io::Result<Self> {
-            let (preopen, relative) = preopen_for(path)?;
-            let descriptor = if relative.is_empty() {
-                preopen
-            } else {
-                preopen
-                    .open_at(
-                        PathFlags::SYMLINK_FOLLOW,
-                        &relative,
-                        OpenFlags::DIRECTORY,
-                        DescriptorFlags::READ,
-                    )
-                    .map_err(to_io)?
-            };
+            let descriptor = open_directory(path)?;
             let stream = descriptor.read_directory().map_err(to_io)?;
             Ok(Self { stream, descriptor })
         }
 
-        pub(super) fn next_item(&mut self) -> Option<Item> {
+        pub(super) fn next_item(&mut self, look: Look) -> Option<Item> {
             match self.stream.read_directory_entry() {
                 Ok(None) => None,
                 Ok(Some(entry)) => {
-                    // One `fstatat` on the open directory; the entry's own type is not enough
-                    // (the size and time are wanted too).
-                    let stat = self
-                        .descriptor
-                        .stat_at(PathFlags::empty(), &entry.name)
-                        .ok()
-                        .map(stat_from);
+                    // The host looked at the entry itself (not following a link) to give its
+                    // type; size and time cost one `fstatat` more on the open directory.
+                    let stat = match look {
+                        Look::Kinds => None,
+                        Look::Stats => self
+                            .descriptor
+                            .stat_at(PathFlags::empty(), &entry.name)
+                            .ok()
+                            .map(stat_from),
+                    };
                     Some(Item::Named(Entry {
                         name: entry.name,
+                        kind: kind_from(entry.type_),
                         stat,
                     }))
                 }
@@ -183,13 +343,17 @@ mod sys {
         }
     }
 
-    fn stat_from(s: DescriptorStat) -> Stat {
-        let kind = match s.type_ {
+    fn kind_from(type_: DescriptorType) -> Kind {
+        match type_ {
             DescriptorType::RegularFile => Kind::File,
             DescriptorType::Directory => Kind::Dir,
             DescriptorType::SymbolicLink => Kind::Symlink,
             _ => Kind::Other,
-        };
+        }
+    }
+
+    fn stat_from(s: DescriptorStat) -> Stat {
+        let kind = kind_from(s.type_);
         // Checked: the timestamp comes from the host and must not be able to panic the tool.
         let modified = s.data_modification_timestamp.and_then(|t| {
             UNIX_EPOCH
@@ -210,27 +374,69 @@ mod sys {
 mod sys {
     use std::{fs, io};
 
-    use super::{Entry, Item, Stat};
+    use std::io::Read;
+    use std::path::PathBuf;
 
-    pub(super) struct Dir(fs::ReadDir);
+    use super::{Entry, FileBytes, Item, Kind, Look, Stat};
+
+    pub(super) struct OpenDir(PathBuf);
+
+    impl OpenDir {
+        pub(super) fn stat(&self, name: &str) -> Option<Stat> {
+            let metadata = fs::symlink_metadata(self.0.join(name)).ok()?;
+            Some(Stat::from(&metadata))
+        }
+
+        pub(super) fn read_file(&self, name: &str, max: u64) -> io::Result<FileBytes> {
+            let path = self.0.join(name);
+            if fs::symlink_metadata(&path)?.file_type().is_symlink() {
+                return Ok(FileBytes::NotAFile);
+            }
+            let file = fs::File::open(path)?;
+            let metadata = file.metadata()?;
+            if !metadata.is_file() {
+                return Ok(FileBytes::NotAFile);
+            }
+            if metadata.len() > max {
+                return Ok(FileBytes::TooLarge);
+            }
+            let mut bytes = Vec::with_capacity(metadata.len() as usize);
+            file.take(max).read_to_end(&mut bytes)?;
+            Ok(FileBytes::Bytes(bytes))
+        }
+    }
+
+    pub(super) struct Dir(fs::ReadDir, PathBuf);
 
     impl Dir {
         pub(super) fn open(path: &str) -> io::Result<Self> {
-            fs::read_dir(path).map(Self)
+            fs::read_dir(path).map(|entries| Self(entries, PathBuf::from(path)))
         }
 
-        pub(super) fn next_item(&mut self) -> Option<Item> {
-            Some(match self.0.next()? {
-                Ok(entry) => match entry.file_name().into_string() {
-                    Ok(name) => Item::Named(Entry {
-                        name,
-                        stat: entry.metadata().ok().map(|m| Stat::from(&m)),
-                    }),
-                    Err(_) => Item::Unreadable,
-                },
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Item::Gone,
-                Err(_) => Item::Unreadable,
-            })
+        pub(super) fn finish(self) -> OpenDir {
+            OpenDir(self.1)
+        }
+
+        pub(super) fn next_item(&mut self, look: Look) -> Option<Item> {
+            let entry = match self.0.next()? {
+                Ok(entry) => entry,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Some(Item::Gone),
+                Err(_) => return Some(Item::Unreadable),
+            };
+            let Ok(name) = entry.file_name().into_string() else {
+                return Some(Item::Unreadable);
+            };
+            let kind = match entry.file_type() {
+                Ok(t) if t.is_symlink() => Kind::Symlink,
+                Ok(t) if t.is_dir() => Kind::Dir,
+                Ok(t) if t.is_file() => Kind::File,
+                _ => Kind::Other,
+            };
+            let stat = match look {
+                Look::Kinds => None,
+                Look::Stats => entry.metadata().ok().map(|m| Stat::from(&m)),
+            };
+            Some(Item::Named(Entry { name, kind, stat }))
         }
     }
 }
@@ -249,7 +455,7 @@ pub(crate) mod tests {
         fs::write(dir.join(OsStr::from_bytes(b"\xff.txt")), "x").unwrap();
         fs::write(dir.join("ok.txt"), "hello").unwrap();
         fs::create_dir(dir.join("sub")).unwrap();
-        let listing = list(dir.to_str().unwrap(), usize::MAX).unwrap();
+        let listing = list(dir.to_str().unwrap(), usize::MAX, Look::Stats).unwrap();
         let mut names: Vec<_> = listing.entries.iter().map(|e| e.name.as_str()).collect();
         names.sort_unstable();
         assert_eq!(names, ["ok.txt", "sub"]);
@@ -259,6 +465,18 @@ pub(crate) mod tests {
         let ok = listing.entries.iter().find(|e| e.name == "ok.txt").unwrap();
         let stat = ok.stat.unwrap();
         assert!(stat.is_file() && stat.size == 5 && stat.modified.is_some());
+        // Kinds only: the same entries and kinds, no stats.
+        let kinds = list(dir.to_str().unwrap(), usize::MAX, Look::Kinds).unwrap();
+        let mut kinds: Vec<_> = kinds
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.kind, e.stat))
+            .collect();
+        kinds.sort_unstable_by_key(|k| k.0);
+        assert_eq!(
+            kinds,
+            [("ok.txt", Kind::File, None), ("sub", Kind::Dir, None)]
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -268,11 +486,11 @@ pub(crate) mod tests {
         for name in ["a", "b", "c"] {
             fs::write(dir.join(name), "").unwrap();
         }
-        let listing = list(dir.to_str().unwrap(), 2).unwrap();
+        let listing = list(dir.to_str().unwrap(), 2, Look::Kinds).unwrap();
         assert_eq!((listing.entries.len(), listing.truncated), (2, true));
-        let listing = list(dir.to_str().unwrap(), 3).unwrap();
+        let listing = list(dir.to_str().unwrap(), 3, Look::Kinds).unwrap();
         assert_eq!((listing.entries.len(), listing.truncated), (3, false));
-        assert!(list(dir.join("missing").to_str().unwrap(), 3).is_err());
+        assert!(list(dir.join("missing").to_str().unwrap(), 3, Look::Kinds).is_err());
         fs::remove_dir_all(&dir).unwrap();
     }
 

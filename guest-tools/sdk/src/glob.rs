@@ -65,12 +65,22 @@ impl Glob {
 
     /// Whether `relative` (a `/`-separated path below the search root, no leading `/`) matches.
     pub fn matches(&self, relative: &str) -> bool {
-        let segments: Vec<&str> = relative.split('/').filter(|s| !s.is_empty()).collect();
+        let name = relative.rsplit('/').find(|s| !s.is_empty());
+        let mut segments: Option<Vec<&str>> = None;
         self.alternatives.iter().any(|alt| match alt {
-            Alternative::Basename(p) => {
-                segments.last().is_some_and(|name| segment_matches(p, name))
+            Alternative::Basename(p) => name.is_some_and(|name| segment_matches(p, name)),
+            Alternative::Path(p) => {
+                // A last pattern segment takes exactly the last path segment: most paths a walk
+                // meets fail here, before any segment list is built.
+                if let Some(Segment::Pattern(last)) = p.last()
+                    && !name.is_some_and(|name| segment_matches(last, name))
+                {
+                    return false;
+                }
+                let segments = segments
+                    .get_or_insert_with(|| relative.split('/').filter(|s| !s.is_empty()).collect());
+                path_matches(p, segments)
             }
-            Alternative::Path(p) => path_matches(p, &segments),
         })
     }
 }
@@ -106,6 +116,10 @@ fn path_matches(pattern: &[Segment], path: &[&str]) -> bool {
 fn segment_matches(pattern: &[char], name: &str) -> bool {
     if name.starts_with('.') && pattern.first() != Some(&'.') {
         return false;
+    }
+    if !pattern.iter().any(|c| matches!(c, '*' | '?' | '[' | '\\')) {
+        // A literal segment: the name itself, compared without collecting it.
+        return name.chars().eq(pattern.iter().copied());
     }
     let name: Vec<char> = name.chars().collect();
     wildcard(pattern, &name)

@@ -8,10 +8,12 @@
 //! [`WalkSummary::skipped_names`].
 
 use std::fs;
+use std::io;
 use std::ops::ControlFlow;
+use std::rc::Rc;
 
 use crate::ToolError;
-use crate::dir::{self, Stat};
+use crate::dir::{self, FileBytes, Kind, Look, OpenDir, Stat};
 use crate::view::{self, Resolved, View};
 
 /// How many directory entries one walk may look at before it stops and reports `truncated`.
@@ -23,7 +25,54 @@ pub struct FileEntry<'a> {
     pub path: &'a str,
     /// Path relative to the walk's root (the file name when the root is the file itself).
     pub relative: &'a str,
-    pub stat: &'a Stat,
+    /// Where the file was listed: the directory, still open, and its name there (`None` for a
+    /// root, reached by its path).
+    listed: Option<(&'a OpenDir, &'a str)>,
+    /// Its stat when the walk already had it (a root); otherwise [`FileEntry::stat`] looks.
+    known: Option<Stat>,
+}
+
+impl FileEntry<'_> {
+    /// The file's size and time, looked at now (one host call: the walk itself learns only
+    /// kinds, so a tool pays this for the files it keeps, not for every entry). `None` when it
+    /// is no longer a regular file: it vanished or was replaced since the listing, and is to
+    /// be left out as if the walk had never seen it.
+    pub fn stat(&self) -> Option<Stat> {
+        if self.known.is_some() {
+            return self.known;
+        }
+        let stat = match self.listed {
+            Some((dir, name)) => dir.stat(name),
+            None => fs::symlink_metadata(self.path).ok().map(|m| Stat::from(&m)),
+        };
+        stat.filter(Stat::is_file)
+    }
+
+    /// The file's bytes when it holds at most `max` (through the directory it was listed in: no
+    /// path resolved again, no link followed).
+    pub fn read(&self, max: u64) -> io::Result<FileBytes> {
+        match self.listed {
+            Some((dir, name)) => dir.read_file(name, max),
+            None => read_by_path(self.path, max),
+        }
+    }
+}
+
+/// A root file, reached by its path (a symlink given as the root is followed, as any path
+/// argument is).
+fn read_by_path(path: &str, max: u64) -> io::Result<FileBytes> {
+    use std::io::Read;
+    let file = fs::File::open(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Ok(FileBytes::NotAFile);
+    }
+    if metadata.len() > max {
+        return Ok(FileBytes::TooLarge);
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    file.take(max).read_to_end(&mut bytes)?;
+    Ok(FileBytes::Bytes(bytes))
 }
 
 /// What a finished walk knows about its own completeness.
@@ -41,7 +90,24 @@ pub struct WalkSummary {
 struct Pending {
     path: String,
     relative: String,
-    stat: Stat,
+    kind: Kind,
+    /// The directory it was listed in (kept open while any of its files waits).
+    parent: Option<Rc<OpenDir>>,
+    /// Known for the roots only.
+    stat: Option<Stat>,
+}
+
+impl Pending {
+    fn root(path: String, relative: String, metadata: &fs::Metadata) -> Self {
+        let stat = Stat::from(metadata);
+        Self {
+            path,
+            relative,
+            kind: stat.kind,
+            parent: None,
+            stat: Some(stat),
+        }
+    }
 }
 
 /// Calls `visit` for every regular file below `root` (or `root` itself when it is a file), in
@@ -59,11 +125,8 @@ pub fn walk_files(
             tops.sort_unstable_by(|a, b| b.cmp(a));
             for top in tops {
                 let metadata = fs::metadata(top).map_err(ToolError::io(top))?;
-                stack.push(Pending {
-                    path: top.to_owned(),
-                    relative: top.trim_start_matches('/').to_owned(),
-                    stat: Stat::from(&metadata),
-                });
+                let relative = top.trim_start_matches('/').to_owned();
+                stack.push(Pending::root(top.to_owned(), relative, &metadata));
             }
         }
         Resolved::InMount { path, .. } => {
@@ -73,21 +136,19 @@ pub fn walk_files(
             } else {
                 String::new()
             };
-            stack.push(Pending {
-                path: path.clone(),
-                relative,
-                stat: Stat::from(&metadata),
-            });
+            stack.push(Pending::root(path.clone(), relative, &metadata));
         }
     }
 
     let mut seen = 0usize;
     while let Some(entry) = stack.pop() {
-        if entry.stat.is_file() {
+        if entry.kind == Kind::File {
+            let name = entry.path.rsplit('/').next().unwrap_or_default();
             let file = FileEntry {
                 path: &entry.path,
                 relative: &entry.relative,
-                stat: &entry.stat,
+                listed: entry.parent.as_deref().map(|dir| (dir, name)),
+                known: entry.stat,
             };
             if visit(&file).is_break() {
                 summary.truncated = true;
@@ -95,10 +156,11 @@ pub fn walk_files(
             }
             continue;
         }
-        if !entry.stat.is_dir() {
+        if entry.kind != Kind::Dir {
             continue; // symlinks, sockets, devices
         }
-        let Ok(listing) = dir::list(&entry.path, MAX_WALK_ENTRIES - seen) else {
+        let Ok((listing, open)) = dir::list_open(&entry.path, MAX_WALK_ENTRIES - seen, Look::Kinds)
+        else {
             summary.unreadable_dirs += 1;
             continue;
         };
@@ -108,26 +170,29 @@ pub fn walk_files(
             summary.truncated = true;
             return Ok(summary);
         }
-        let mut children: Vec<(String, Stat)> = Vec::new();
+        let mut children: Vec<(String, Kind, Option<Stat>)> = Vec::new();
+        let mounts_below = view.child_mounts(&entry.path).next().is_some();
         for child in listing.entries {
             // A mount shadows whatever the parent directory holds under that name.
-            if view.is_mount_root(&view::join(&entry.path, &child.name)) {
+            if mounts_below && view.is_mount_root(&view::join(&entry.path, &child.name)) {
                 continue;
             }
-            // The entry's own stat: symlinks are not followed.
-            if let Some(stat) = child.stat {
-                children.push((child.name, stat));
-            }
+            // The entry's own kind: symlinks are not followed.
+            children.push((child.name, child.kind, None));
         }
         for mount in view.child_mounts(&entry.path) {
             if let Ok(metadata) = fs::metadata(&mount.path) {
                 let name = mount.path.rsplit('/').next().unwrap_or_default().to_owned();
-                children.push((name, Stat::from(&metadata)));
+                let stat = Stat::from(&metadata);
+                children.push((name, stat.kind, Some(stat)));
             }
         }
         // Reverse name order on the stack pops children in name order.
         children.sort_by(|a, b| b.0.cmp(&a.0));
-        for (name, stat) in children {
+        let open = Rc::new(open);
+        for (name, kind, stat) in children {
+            // Files are read through their directory; a directory is opened by its own path.
+            let parent = (kind == Kind::File && stat.is_none()).then(|| open.clone());
             let relative = if entry.relative.is_empty() {
                 name.clone()
             } else {
@@ -136,6 +201,8 @@ pub fn walk_files(
             stack.push(Pending {
                 path: view::join(&entry.path, &name),
                 relative,
+                kind,
+                parent,
                 stat,
             });
         }

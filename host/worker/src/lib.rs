@@ -14,6 +14,8 @@ pub mod exec;
 pub mod expiry;
 pub mod files;
 pub mod fleet;
+#[cfg(feature = "bench-floor")]
+pub mod floor;
 pub mod git;
 pub mod http;
 pub mod metrics;

@@ -26,6 +26,8 @@ enum Args {
     Write { path: String, content: String },
     /// Lists a directory by raw path.
     List { path: String },
+    /// Lists a directory through the host's `listing` import, by raw path.
+    HostList { path: String },
     /// Opens a TCP connection.
     Connect { addr: String },
     /// Reports the environment and arguments it was given.
@@ -50,7 +52,7 @@ impl hearth_tool_sdk::Tool for Hostile {
             "properties": {
                 "action": {
                     "type": "string",
-                    "enum": ["spin", "hog", "panic", "read", "write", "list", "connect", "env", "print", "sleep", "exit"]
+                    "enum": ["spin", "hog", "panic", "read", "write", "list", "host_list", "connect", "env", "print", "sleep", "exit"]
                 },
                 "path": { "type": "string" },
                 "content": { "type": "string" },
@@ -89,6 +91,16 @@ impl hearth_tool_sdk::Tool for Hostile {
                     .map(|e| Value::String(e.file_name().to_string_lossy().into_owned()))
                     .collect()
             })),
+            Args::HostList { path } => {
+                use hearth_tool_sdk::bindings::hearth::tool::listing;
+                match listing::list_directory(&path, 1_000) {
+                    Ok(found) => json!({
+                        "ok": true,
+                        "value": found.entries.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
+                    }),
+                    Err(e) => json!({ "ok": false, "error": format!("{e:?}") }),
+                }
+            }
             Args::Connect { addr } => {
                 outcome(std::net::TcpStream::connect(addr.as_str()).map(|_| Value::Null))
             }

@@ -95,12 +95,12 @@ fn remove_tree(root: &str) -> io::Result<usize> {
             }
             continue;
         }
-        let listing = dir::list(&path, usize::MAX)?;
+        let listing = dir::list(&path, usize::MAX, dir::Look::Kinds)?;
         stack.push((path.clone(), Some(left)));
         left += listing.skipped_names;
         for entry in listing.entries {
             let child = view::join(&path, &entry.name);
-            if entry.stat.is_some_and(|s| s.is_dir()) {
+            if entry.kind == dir::Kind::Dir {
                 stack.push((child, None));
             } else {
                 ignore_not_found(fs::remove_file(&child))?;

@@ -57,18 +57,23 @@ impl hearth_tool_sdk::Tool for GlobTool {
         let mut matches = Vec::new();
         let mut more = false;
         let walk = walk_files(view, &root, |file| {
-            if glob.matches(file.relative) {
-                if matches.len() == MAX_GLOB_MATCHES {
-                    more = true;
-                    return ControlFlow::Break(());
-                }
-                matches.push(json!({
-                    "path": file.path,
-                    "is_dir": false,
-                    "size": file.stat.size,
-                    "modified_at": file.stat.modified.map(time::rfc3339),
-                }));
+            if !glob.matches(file.relative) {
+                return ControlFlow::Continue(());
             }
+            // Looked at for a match only; gone since the listing, it is not a match.
+            let Some(stat) = file.stat() else {
+                return ControlFlow::Continue(());
+            };
+            if matches.len() == MAX_GLOB_MATCHES {
+                more = true;
+                return ControlFlow::Break(());
+            }
+            matches.push(json!({
+                "path": file.path,
+                "is_dir": false,
+                "size": stat.size,
+                "modified_at": stat.modified.map(time::rfc3339),
+            }));
             ControlFlow::Continue(())
         })?;
         matches.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));

@@ -1,11 +1,11 @@
 //! `grep`: literal text search in files.
 
-use std::fs;
-use std::io::Read;
+use std::io;
 use std::ops::ControlFlow;
 
+use hearth_tool_sdk::dir::FileBytes;
 use hearth_tool_sdk::glob::Glob;
-use hearth_tool_sdk::walk::walk_files;
+use hearth_tool_sdk::walk::{FileEntry, walk_files};
 use hearth_tool_sdk::{ToolError, View, export_tool};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -84,9 +84,14 @@ impl hearth_tool_sdk::Tool for Grep {
             if filter.as_ref().is_some_and(|g| !g.matches(file.relative)) {
                 return ControlFlow::Continue(());
             }
-            let Some(content) = read_text(file.path, file.stat.size) else {
-                files_skipped += 1;
-                return ControlFlow::Continue(());
+            let content = match read_text(file) {
+                Text::Searchable(content) => content,
+                Text::Skipped => {
+                    files_skipped += 1;
+                    return ControlFlow::Continue(());
+                }
+                // Gone since the listing: as if the walk had never seen it.
+                Text::Gone => return ControlFlow::Continue(()),
             };
             for (index, line) in content.split(|&b| b == b'\n').enumerate() {
                 if finder.find(line).is_none() {
@@ -112,19 +117,24 @@ impl hearth_tool_sdk::Tool for Grep {
     }
 }
 
-/// The file's bytes when it is a searchable text file; `None` for binary, oversized or
-/// unreadable files.
-fn read_text(path: &str, len: u64) -> Option<Vec<u8>> {
-    if len > MAX_FILE_BYTES {
-        return None;
+/// What [`read_text`] found.
+enum Text {
+    Searchable(Vec<u8>),
+    /// Binary, oversized, unreadable or no longer a regular file: counted as skipped.
+    Skipped,
+    /// Removed since the walk listed it.
+    Gone,
+}
+
+/// The file's bytes when it is a searchable text file.
+fn read_text(file: &FileEntry<'_>) -> Text {
+    match file.read(MAX_FILE_BYTES) {
+        Ok(FileBytes::Bytes(bytes)) if !bytes[..bytes.len().min(SNIFF_BYTES)].contains(&0) => {
+            Text::Searchable(bytes)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Text::Gone,
+        _ => Text::Skipped,
     }
-    let mut bytes = Vec::with_capacity(len as usize);
-    fs::File::open(path)
-        .ok()?
-        .take(MAX_FILE_BYTES)
-        .read_to_end(&mut bytes)
-        .ok()?;
-    (!bytes[..bytes.len().min(SNIFF_BYTES)].contains(&0)).then_some(bytes)
 }
 
 fn display(line: &[u8]) -> String {

@@ -2,7 +2,7 @@
 
 use std::fs;
 
-use hearth_tool_sdk::dir::Stat;
+use hearth_tool_sdk::dir::{Look, Stat};
 use hearth_tool_sdk::view::{self, Resolved, View};
 use hearth_tool_sdk::walk::MAX_WALK_ENTRIES;
 use hearth_tool_sdk::{ToolError, export_tool, time};
@@ -63,7 +63,7 @@ impl hearth_tool_sdk::Tool for Ls {
                     args.path
                 )));
             }
-            let listing = hearth_tool_sdk::dir::list(&dir, MAX_WALK_ENTRIES)
+            let listing = hearth_tool_sdk::dir::list(&dir, MAX_WALK_ENTRIES, Look::Stats)
                 .map_err(ToolError::io(&args.path))?;
             skipped_names = listing.skipped_names;
             // Beyond the budget the listing stops early rather than run into the deadline.

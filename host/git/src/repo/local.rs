@@ -528,6 +528,13 @@ mod tests {
         std::fs::set_permissions(work.join("run.sh"), std::fs::Permissions::from_mode(0o755))
             .unwrap();
         symlink("src/main.py", work.join("link")).unwrap();
+        // What git never stages: a FIFO (which must not be opened: nothing writes to it) and a
+        // socket.
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(work.join("src/pipe"))
+            .status();
+        assert!(fifo.unwrap().success());
+        let _socket = std::os::unix::net::UnixListener::bind(work.join("src/socket")).unwrap();
         let repo = SessionRepo::init(&git_dir, &work, "main", &author()).unwrap();
         // `tracked.log` is tracked although ignored (added before the rule covered it).
         std::fs::write(work.join(".gitignore"), "build/\n").unwrap();

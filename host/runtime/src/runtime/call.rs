@@ -8,6 +8,7 @@ use serde_json::Value;
 use wasmtime::Trap;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
+use super::listing::ListingGrant;
 use super::store::{CallState, new_store};
 use super::{LoadedTool, Runtime, ToolInfo, wit};
 use crate::capture::CapturedOutput;
@@ -87,6 +88,7 @@ impl Runtime {
             wasi.env(name, value);
         }
         let mut mounts = Vec::with_capacity(view.mounts().len());
+        let mut listable = Vec::with_capacity(view.mounts().len());
         for mount in view.mounts() {
             let Some(access) = tool.policy.mount(&mount.view_path, mount.writable) else {
                 continue;
@@ -103,6 +105,7 @@ impl Runtime {
                 path: mount.view_path.clone(),
                 writable,
             });
+            listable.push((mount.view_path.clone(), mount.host_path.clone()));
         }
         mounts.sort_by_key(|m| std::cmp::Reverse(m.path.len()));
 
@@ -113,7 +116,8 @@ impl Runtime {
             info.limits.memory_bytes,
             info.limits.deadline,
             network,
-        );
+        )
+        .with_listing(ListingGrant::new(listable));
         let mut store = new_store(&self.engine, state, info.limits.deadline);
         let context = wit::CallContext {
             mounts,

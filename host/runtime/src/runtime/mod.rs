@@ -23,6 +23,7 @@ use crate::manifest::{Grant, MountAccess, Policy};
 use crate::schema::Schema;
 
 mod call;
+mod listing;
 mod load;
 mod registry;
 mod store;

@@ -11,6 +11,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::listing::ListingGrant;
 use super::wit;
 use crate::clock::{CallClock, CallDeadline};
 use crate::network::CallNetwork;
@@ -42,6 +43,8 @@ pub(super) struct CallState {
     http: WasiHttpCtx,
     /// Where the call's HTTP requests may go (`crate::network`): nowhere unless granted.
     network: CallNetwork,
+    /// What the `listing` import may list: the call's mounts (none until granted).
+    listing: ListingGrant,
 }
 
 impl CallState {
@@ -64,7 +67,18 @@ impl CallState {
             sleep_cut: Arc::default(),
             http: WasiHttpCtx::new(),
             network: CallNetwork::new(network.0, network.1, deadline),
+            listing: ListingGrant::default(),
         }
+    }
+
+    /// Lets the `listing` import list `grant`'s directories: the same mounts as the preopens.
+    pub(super) fn with_listing(mut self, grant: ListingGrant) -> Self {
+        self.listing = grant;
+        self
+    }
+
+    pub(super) fn listing(&self) -> &ListingGrant {
+        &self.listing
     }
 }
 

@@ -16,6 +16,15 @@ pub const TOKEN: &str = "bench-token";
 /// Starts the release `hearth serve` on a free loopback port.
 /// `config` is the TOML of a config file, written into the data dir.
 pub fn start_worker(data_dir: &std::path::Path, config: &str) -> (Child, String) {
+    start_worker_with_env(data_dir, config, &[])
+}
+
+/// [`start_worker`] with variables added to its (otherwise empty) environment.
+pub fn start_worker_with_env(
+    data_dir: &std::path::Path,
+    config: &str,
+    env: &[(&str, &str)],
+) -> (Child, String) {
     let config_file = data_dir.join("bench.toml");
     std::fs::write(&config_file, config).unwrap();
     let mut server = Command::new(env!("CARGO_BIN_EXE_hearth"))
@@ -26,6 +35,7 @@ pub fn start_worker(data_dir: &std::path::Path, config: &str) -> (Child, String)
         .env_clear()
         .env("HEARTH_TOKEN", TOKEN)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();

@@ -321,6 +321,12 @@ pub(super) async fn call_in_session(
     let runtime = app.runtime.clone();
     let tool = name.to_owned();
     let outcome = with_session(session, access, move |session| {
+        #[cfg(feature = "bench-floor")]
+        if crate::floor::enabled()
+            && let Some(floor) = crate::floor::call(&session.view, &tool, &args)
+        {
+            return floor;
+        }
         runtime.call(&session.view, &tool, &args)
     })
     .await?
