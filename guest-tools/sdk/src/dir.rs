@@ -138,6 +138,23 @@ impl OpenDir {
     }
 }
 
+/// The file at `path` (a symlink followed) when it is a regular file of at most `max` bytes:
+/// checked on the open file, read through `std`.
+pub fn read_path(path: &std::path::Path, max: u64) -> io::Result<FileBytes> {
+    use std::io::Read;
+    let file = fs::File::open(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Ok(FileBytes::NotAFile);
+    }
+    if metadata.len() > max {
+        return Ok(FileBytes::TooLarge);
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    file.take(max).read_to_end(&mut bytes)?;
+    Ok(FileBytes::Bytes(bytes))
+}
+
 /// Reads the directory at view path `path` (following a symlink at `path` itself), looking at
 /// no more than `budget` items, each as far as `look` says. Fails only when the directory cannot
 /// be opened or read at all.
@@ -374,7 +391,6 @@ mod sys {
 mod sys {
     use std::{fs, io};
 
-    use std::io::Read;
     use std::path::PathBuf;
 
     use super::{Entry, FileBytes, Item, Kind, Look, Stat};
@@ -392,17 +408,7 @@ mod sys {
             if fs::symlink_metadata(&path)?.file_type().is_symlink() {
                 return Ok(FileBytes::NotAFile);
             }
-            let file = fs::File::open(path)?;
-            let metadata = file.metadata()?;
-            if !metadata.is_file() {
-                return Ok(FileBytes::NotAFile);
-            }
-            if metadata.len() > max {
-                return Ok(FileBytes::TooLarge);
-            }
-            let mut bytes = Vec::with_capacity(metadata.len() as usize);
-            file.take(max).read_to_end(&mut bytes)?;
-            Ok(FileBytes::Bytes(bytes))
+            super::read_path(&path, max)
         }
     }
 

@@ -53,26 +53,11 @@ impl FileEntry<'_> {
     pub fn read(&self, max: u64) -> io::Result<FileBytes> {
         match self.listed {
             Some((dir, name)) => dir.read_file(name, max),
-            None => read_by_path(self.path, max),
+            // A root, reached by its path (a symlink given as the root is followed, as any
+            // path argument is).
+            None => dir::read_path(std::path::Path::new(self.path), max),
         }
     }
-}
-
-/// A root file, reached by its path (a symlink given as the root is followed, as any path
-/// argument is).
-fn read_by_path(path: &str, max: u64) -> io::Result<FileBytes> {
-    use std::io::Read;
-    let file = fs::File::open(path)?;
-    let metadata = file.metadata()?;
-    if !metadata.is_file() {
-        return Ok(FileBytes::NotAFile);
-    }
-    if metadata.len() > max {
-        return Ok(FileBytes::TooLarge);
-    }
-    let mut bytes = Vec::with_capacity(metadata.len() as usize);
-    file.take(max).read_to_end(&mut bytes)?;
-    Ok(FileBytes::Bytes(bytes))
 }
 
 /// What a finished walk knows about its own completeness.
