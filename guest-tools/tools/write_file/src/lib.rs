@@ -1,9 +1,8 @@
 //! `write_file`: creates or replaces a file, atomically.
 
-use std::fs;
-
 use base64::Engine as _;
-use hearth_tool_sdk::{ToolError, View, atomic, export_tool};
+use hearth_tool_sdk::atomic::{Existing, Target};
+use hearth_tool_sdk::{ToolError, View, export_tool};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -69,23 +68,25 @@ impl hearth_tool_sdk::Tool for WriteFile {
                     ToolError::InvalidInput(format!("`content` is not valid base64: {e}"))
                 })?,
         };
-        let created = match fs::symlink_metadata(&path) {
-            Ok(m) if m.is_dir() => {
-                return Err(ToolError::IsDirectory(format!(
-                    "`{}` is a directory",
-                    args.file_path
-                )));
-            }
-            Ok(_) => false,
-            Err(_) => true,
-        };
         if view.is_mount_root(&path) {
             return Err(ToolError::IsDirectory(format!(
                 "`{}` is a directory",
                 args.file_path
             )));
         }
-        atomic::write_atomic(&path, &bytes).map_err(ToolError::io(&args.file_path))?;
+        let io_error = ToolError::io(&args.file_path);
+        let target = Target::resolve(&path).map_err(&io_error)?;
+        let created = match target.existing() {
+            Existing::Directory => {
+                return Err(ToolError::IsDirectory(format!(
+                    "`{}` is a directory",
+                    args.file_path
+                )));
+            }
+            Existing::Other => false,
+            Existing::Nothing => true,
+        };
+        target.write(&bytes).map_err(io_error)?;
         Ok(json!({ "path": path, "bytes_written": bytes.len(), "created": created }))
     }
 }
