@@ -49,8 +49,16 @@ pub(crate) fn build_engine(
 
 /// A counting semaphore over the pool's slots. Blocking is fine: calls run on blocking threads.
 pub(crate) struct CallSlots {
-    free: Mutex<u32>,
+    state: Mutex<SlotCount>,
     freed: Condvar,
+}
+
+struct SlotCount {
+    free: u32,
+    /// Callers blocked in [`CallSlots::acquire`]. A release wakes one only when there is one:
+    /// `Condvar::notify_one` is a `futex` system call even with no waiter, and it was one per
+    /// tool call (issue 19).
+    waiting: u32,
 }
 
 /// One held slot; returned on drop.
@@ -59,37 +67,43 @@ pub(crate) struct CallSlot<'a>(&'a CallSlots);
 impl CallSlots {
     pub(crate) fn new(slots: u32) -> Self {
         Self {
-            free: Mutex::new(slots),
+            state: Mutex::new(SlotCount {
+                free: slots,
+                waiting: 0,
+            }),
             freed: Condvar::new(),
         }
     }
 
     /// Waits for a free slot.
     pub(crate) fn acquire(&self) -> CallSlot<'_> {
-        let mut free = self
-            .free
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        while *free == 0 {
-            free = self
+        let mut state = self.lock();
+        while state.free == 0 {
+            state.waiting += 1;
+            state = self
                 .freed
-                .wait(free)
+                .wait(state)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
+            state.waiting -= 1;
         }
-        *free -= 1;
+        state.free -= 1;
         CallSlot(self)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotCount> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 impl Drop for CallSlot<'_> {
     fn drop(&mut self) {
-        let mut free = self
-            .0
-            .free
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *free += 1;
-        self.0.freed.notify_one();
+        let mut state = self.0.lock();
+        state.free += 1;
+        if state.waiting > 0 {
+            self.0.freed.notify_one();
+        }
     }
 }
 
@@ -115,5 +129,28 @@ mod tests {
         );
         drop(held);
         waiter.join().unwrap();
+    }
+
+    #[test]
+    fn every_waiter_gets_a_slot_in_turn() {
+        let slots = Arc::new(CallSlots::new(2));
+        let held = [slots.acquire(), slots.acquire()];
+        let waiters: Vec<_> = (0..6)
+            .map(|_| {
+                let slots = slots.clone();
+                std::thread::spawn(move || {
+                    let _slot = slots.acquire();
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(waiters.iter().all(|w| !w.is_finished()));
+        drop(held);
+        for waiter in waiters {
+            waiter.join().unwrap();
+        }
+        let state = slots.lock();
+        assert_eq!((state.free, state.waiting), (2, 0));
     }
 }
