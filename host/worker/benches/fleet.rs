@@ -19,7 +19,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Conn, report, start_worker};
+use common::{BenchDir, Conn, report, start_worker};
 use serde_json::json;
 
 const CALLS: usize = 2_000;
@@ -69,7 +69,7 @@ fn first_answer(door: &str, session: &str, since: Instant) -> Duration {
 }
 
 fn main() {
-    let base = tempfile::tempdir().unwrap();
+    let base = BenchDir::new();
     let store = base.path().join("store");
     let dirs: Vec<_> = ["a", "b", "c"]
         .iter()

@@ -21,7 +21,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Conn, report, start_worker};
+use common::{BenchDir, Conn, report, start_worker};
 use serde_json::{Value, json};
 
 const STARTS: usize = 100;
@@ -29,7 +29,7 @@ const REQUESTS: usize = 500;
 const OUTPUT_MIB: usize = 32;
 
 fn main() {
-    let base = tempfile::tempdir().unwrap();
+    let base = BenchDir::new();
     let site = base.path().join("site");
     std::fs::create_dir_all(&site).unwrap();
     std::fs::write(site.join("small.txt"), "x".repeat(1024)).unwrap();

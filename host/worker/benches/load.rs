@@ -17,7 +17,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Conn, report, start_worker};
+use common::{BenchDir, Conn, report, start_worker};
 use serde_json::{Value, json};
 
 const CONCURRENCY: usize = 64;
@@ -27,10 +27,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3000);
-    let data = match std::env::var_os("HEARTH_BENCH_DIR") {
-        Some(dir) => tempfile::tempdir_in(dir).unwrap(),
-        None => tempfile::tempdir().unwrap(),
-    };
+    let data = BenchDir::new();
     // The load generator is one noisy controller on purpose: no rate limit.
     let (mut server, addr) = start_worker(data.path(), "[http]\nrate_per_s = 0\n");
     println!("worker data dir: {}\n", data.path().display());

@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{Conn, report, start_worker};
+use common::{BenchDir, Conn, report, start_worker};
 use serde_json::json;
 
 const CALLS: usize = 1000;
@@ -20,7 +20,7 @@ const MCP_HEADERS: &str =
     "Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-11-25\r\n";
 
 fn main() {
-    let base = tempfile::tempdir().unwrap();
+    let base = BenchDir::new();
     let (mut server, addr) = start_worker(base.path(), "[http]\nrate_per_s = 0\n");
     let mut http = Conn::open(&addr);
     let mut mcp = Conn::open(&addr);

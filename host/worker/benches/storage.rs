@@ -22,17 +22,14 @@ mod common;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::{Conn, micros, start_worker};
+use common::{BenchDir, Conn, micros, start_worker};
 use serde_json::{Value, json};
 
 const ROUNDS: usize = 3;
 const NO_RATE_LIMIT: &str = "[http]\nrate_per_s = 0\n";
 
 fn main() {
-    let base = match std::env::var_os("HEARTH_BENCH_DIR") {
-        Some(dir) => tempfile::tempdir_in(dir).unwrap(),
-        None => tempfile::tempdir().unwrap(),
-    };
+    let base = BenchDir::new();
     let large_mib: u64 = std::env::var("HEARTH_BENCH_MIB")
         .ok()
         .and_then(|v| v.parse().ok())

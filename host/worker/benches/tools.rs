@@ -20,7 +20,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Conn, report, start_worker};
+use common::{BenchDir, Conn, report, start_worker};
 use hearth_runtime::{Manifest, Mount, Runtime, RuntimeConfig, SessionView, ToolSource};
 use serde_json::json;
 
@@ -47,7 +47,7 @@ fn main() {
         println!("| {lang} | {:.1} MB |", size as f64 / 1e6);
     }
 
-    let base = tempfile::tempdir().unwrap();
+    let base = BenchDir::new();
     let config = format!("[http]\nrate_per_s = 0\n[tools]\noperator_token = \"{OPERATOR}\"\n");
     let (mut server, addr) = start_worker(base.path(), &config);
     let url = format!("http://{addr}");

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Conn, start_worker};
+use common::{BenchDir, Conn, start_worker};
 use serde_json::{Value, json};
 
 const FILES_PER_DIR: usize = 50;
@@ -43,7 +43,7 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(5_000);
     let dirs = files.div_ceil(FILES_PER_DIR);
-    let base = tempfile::tempdir().unwrap();
+    let base = BenchDir::new();
     let (server, addr) = start_worker(base.path(), "[http]\nrate_per_s = 0\n");
     let _server = KillOnDrop(server);
     let mut conn = Conn::open(&addr);
