@@ -7,7 +7,7 @@
 //! - c=1: one session, one connection, `CALLS` writes; p50 and calls/s.
 //! - c=64: 64 clients, each with its own connection and session, `PER_CLIENT` writes each over
 //!   four files; calls/s over the whole round.
-//! - c=64, the worker's CPU per call: its user and system time over the c=64 rounds (from
+//! - c=1 and c=64, the worker's CPU per call: its user and system time over those rounds (from
 //!   `/proc`) divided by their calls. Throughput on this VM swings with its neighbours (the
 //!   same binary has measured 0.57× and 0.73× in successive runs); the CPU a call costs the
 //!   worker is the steadier view of Hearth's own cost.
@@ -111,7 +111,7 @@ struct Side {
     c1_p50: Vec<Duration>,
     c1_rate: Vec<f64>,
     c64_rate: Vec<f64>,
-    /// The worker's CPU time over all c=1 and all c=64 rounds.
+    /// The worker's CPU time over all c=1 rounds, and over all c=64 rounds.
     c1_cpu: Duration,
     c64_cpu: Duration,
     errors: usize,
